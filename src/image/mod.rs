@@ -1,0 +1,1 @@
+//! Image decoding, resizing and overlays (being written).

@@ -1,0 +1,13 @@
+//! `gradcam`: Grad-CAM and its family for vision models, in Rust.
+//!
+//! Models are cut at a named layer ([`model::CamModel`]); the body runs without autograd and
+//! only the rest of the network runs with it, so a backward pass touches the head alone.
+
+pub mod error;
+pub mod io;
+pub mod model;
+pub mod weights;
+
+pub use error::{Error, Result};
+pub mod image;
+pub mod localize;

@@ -1,0 +1,1 @@
+//! Localization boxes from maps (being written).

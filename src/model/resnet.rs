@@ -1,0 +1,245 @@
+//! ResNet (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016) with
+//! torchvision's module names, so its checkpoints load as they are (ResNet v1.5: the stride of
+//! a bottleneck is on its 3x3 convolution).
+
+use std::ops::Range;
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use super::layers::{batch_norm, conv2d};
+use super::{CamModel, Layer, Preprocess, Rounding};
+
+const BN_EPS: f64 = 1e-5;
+
+/// A 1x1 convolution and BN that bring the skip connection to the block's output shape
+/// (torchvision's `downsample.0` and `downsample.1`).
+#[derive(Module, Debug)]
+pub struct Downsample {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+/// A residual block: BasicBlock (two 3x3 convolutions) or Bottleneck (1x1, 3x3, 1x1) when
+/// `conv3` is present.
+#[derive(Module, Debug)]
+pub struct Block {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    conv3: Option<Conv2d>,
+    bn3: Option<BatchNorm>,
+    downsample: Option<Downsample>,
+}
+
+impl Block {
+    fn basic(cin: usize, planes: usize, stride: usize, device: &Device) -> Self {
+        Block {
+            conv1: conv2d([cin, planes], 3, stride, 1, 1, false, device),
+            bn1: batch_norm(planes, BN_EPS, device),
+            conv2: conv2d([planes, planes], 3, 1, 1, 1, false, device),
+            bn2: batch_norm(planes, BN_EPS, device),
+            conv3: None,
+            bn3: None,
+            downsample: Downsample::when_needed(cin, planes, stride, device),
+        }
+    }
+
+    fn bottleneck(cin: usize, planes: usize, stride: usize, device: &Device) -> Self {
+        let cout = planes * 4;
+        Block {
+            conv1: conv2d([cin, planes], 1, 1, 0, 1, false, device),
+            bn1: batch_norm(planes, BN_EPS, device),
+            conv2: conv2d([planes, planes], 3, stride, 1, 1, false, device),
+            bn2: batch_norm(planes, BN_EPS, device),
+            conv3: Some(conv2d([planes, cout], 1, 1, 0, 1, false, device)),
+            bn3: Some(batch_norm(cout, BN_EPS, device)),
+            downsample: Downsample::when_needed(cin, cout, stride, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = relu(self.bn1.forward(self.conv1.forward(x.clone())));
+        let mut y = self.bn2.forward(self.conv2.forward(y));
+        if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
+            y = bn3.forward(conv3.forward(relu(y)));
+        }
+        let skip = match &self.downsample {
+            Some(d) => d.bn.forward(d.conv.forward(x)),
+            None => x,
+        };
+        relu(y + skip)
+    }
+}
+
+impl Downsample {
+    fn when_needed(cin: usize, cout: usize, stride: usize, device: &Device) -> Option<Self> {
+        (stride != 1 || cin != cout).then(|| Downsample {
+            conv: conv2d([cin, cout], 1, stride, 0, 1, false, device),
+            bn: batch_norm(cout, BN_EPS, device),
+        })
+    }
+}
+
+/// The shape of a ResNet: blocks per stage, block type, width of the first stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResNetConfig {
+    pub name: String,
+    pub blocks: [usize; 4],
+    pub bottleneck: bool,
+    /// Channels of the stem and of the first stage's blocks (64 in torchvision).
+    pub width: usize,
+    pub num_classes: usize,
+}
+
+impl ResNetConfig {
+    /// torchvision's `resnet18` ... `resnet152`.
+    pub fn named(name: &str, num_classes: usize) -> Option<Self> {
+        let (blocks, bottleneck) = match name {
+            "resnet18" => ([2, 2, 2, 2], false),
+            "resnet34" => ([3, 4, 6, 3], false),
+            "resnet50" => ([3, 4, 6, 3], true),
+            "resnet101" => ([3, 4, 23, 3], true),
+            "resnet152" => ([3, 8, 36, 3], true),
+            _ => return None,
+        };
+        Some(ResNetConfig {
+            name: name.to_string(),
+            blocks,
+            bottleneck,
+            width: 64,
+            num_classes,
+        })
+    }
+
+    /// Builds the network with random weights.
+    pub fn init(&self, device: &Device) -> ResNet {
+        let expansion = if self.bottleneck { 4 } else { 1 };
+        let mut layers = vec![
+            Layer::new("conv1", self.width, 2, Rounding::Ceil),
+            Layer::new("bn1", self.width, 2, Rounding::Ceil),
+            Layer::new("relu", self.width, 2, Rounding::Ceil),
+            Layer::new("maxpool", self.width, 4, Rounding::Ceil),
+        ];
+        let mut stages: [Vec<Block>; 4] = Default::default();
+        let mut cin = self.width;
+        let mut downsample = 4;
+        for (s, stage) in stages.iter_mut().enumerate() {
+            let planes = self.width << s;
+            for i in 0..self.blocks[s] {
+                let stride = if s > 0 && i == 0 { 2 } else { 1 };
+                downsample *= stride;
+                stage.push(if self.bottleneck {
+                    Block::bottleneck(cin, planes, stride, device)
+                } else {
+                    Block::basic(cin, planes, stride, device)
+                });
+                cin = planes * expansion;
+                layers.push(Layer::new(format!("layer{}.{i}", s + 1), cin, downsample, Rounding::Ceil));
+            }
+        }
+        let [layer1, layer2, layer3, layer4] = stages;
+        ResNet {
+            conv1: conv2d([3, self.width], 7, 2, 3, 1, false, device),
+            bn1: batch_norm(self.width, BN_EPS, device),
+            maxpool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+            fc: LinearConfig::new(cin, self.num_classes).init(device),
+            name: self.name.clone(),
+            layers,
+        }
+    }
+}
+
+/// A torchvision ResNet. Layers: `conv1`, `bn1`, `relu`, `maxpool`, then every block
+/// (`layer1.0` ... `layer4.2`); `layerN` stands for its last block. Default: `layer4`.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    maxpool: MaxPool2d,
+    layer1: Vec<Block>,
+    layer2: Vec<Block>,
+    layer3: Vec<Block>,
+    layer4: Vec<Block>,
+    fc: Linear,
+    #[module(skip)]
+    name: String,
+    #[module(skip)]
+    layers: Vec<Layer>,
+}
+
+impl ResNet {
+    fn block(&self, index: usize) -> &Block {
+        let mut index = index;
+        for stage in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
+            if index < stage.len() {
+                return &stage[index];
+            }
+            index -= stage.len();
+        }
+        unreachable!("stage index checked by the caller")
+    }
+}
+
+impl CamModel for ResNet {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    fn default_layer(&self) -> &str {
+        "layer4"
+    }
+
+    fn alias(&self, name: &str) -> Option<&str> {
+        let stage = match name {
+            "layer1" => &self.layer1,
+            "layer2" => &self.layer2,
+            "layer3" => &self.layer3,
+            "layer4" => &self.layer4,
+            _ => return None,
+        };
+        let last = format!("{name}.{}", stage.len() - 1);
+        self.layers.iter().find(|l| l.name == last).map(|l| l.name.as_str())
+    }
+
+    fn preprocess(&self) -> Preprocess {
+        Preprocess::IMAGENET
+    }
+
+    fn num_classes(&self) -> usize {
+        self.fc.weight.dims()[1]
+    }
+
+    fn forward_stages(&self, mut x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
+        for stage in range {
+            x = match stage {
+                0 => self.conv1.forward(x),
+                1 => self.bn1.forward(x),
+                2 => relu(x),
+                3 => self.maxpool.forward(x),
+                s => self.block(s - 4).forward(x),
+            };
+        }
+        x
+    }
+
+    fn classify(&self, features: Tensor<4>) -> Tensor<2> {
+        self.fc.forward(features.mean_dims(&[2, 3]).flatten(1, 3))
+    }
+}
