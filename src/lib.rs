@@ -11,3 +11,6 @@ pub mod weights;
 pub use error::{Error, Result};
 pub mod image;
 pub mod localize;
+pub mod cam;
+pub mod labels;
+pub mod explain;

@@ -1,1 +1,15 @@
-fn main() {}
+//! The `gradcam` command: a thin layer over the library.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("gradcam: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -8,13 +8,18 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv2d};
+use super::layers::{batch_norm, conv2d, relu};
 use super::{CamModel, Layer, Preprocess, Rounding};
 
 const BN_EPS: f64 = 1e-5;
+
+/// torchvision names the skip connection's layers by position (`downsample.0`, `downsample.1`).
+pub const KEY_REMAPS: crate::weights::KeyRemaps = &[
+    (r"\.downsample\.0\.", ".downsample.conv."),
+    (r"\.downsample\.1\.", ".downsample.bn."),
+];
 
 /// A 1x1 convolution and BN that bring the skip connection to the block's output shape
 /// (torchvision's `downsample.0` and `downsample.1`).

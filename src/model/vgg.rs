@@ -8,12 +8,17 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv2d};
+use super::layers::{batch_norm, conv2d, relu};
 use super::{CamModel, Layer, Preprocess, Rounding};
+
+/// torchvision's classifier is a Sequential with its Linear layers at 0, 3 and 6.
+pub const KEY_REMAPS: crate::weights::KeyRemaps = &[
+    (r"^classifier\.3\.", "classifier.1."),
+    (r"^classifier\.6\.", "classifier.2."),
+];
 
 /// One entry of torchvision's VGG configuration: a 3x3 convolution's width, or a 2x2 max-pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,7 +54,10 @@ fn check(result: &ApplyResult) -> std::result::Result<(), String> {
     let mut problems = Vec::new();
     if !result.errors.is_empty() {
         let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-        problems.push(format!("tensors that do not fit: {}", errors.join("; ")));
+        problems.push(format!(
+            "tensors that do not fit: {} (for a model fine-tuned on other classes, pass its --num-classes)",
+            errors.join("; ")
+        ));
     }
     if !result.missing.is_empty() {
         let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();

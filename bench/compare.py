@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""gradcam (Rust) against pytorch-grad-cam: same models, weights and inputs, alternating runs.
+
+Run it through bench/run.sh, which builds the Rust side first:
+
+    bench/run.sh                       # every case, 5 timed runs each, end-to-end on 100 images
+    bench/run.sh --reps 9 --cases resnet50
+    bench/run.sh --skip-e2e --skip-memory --cases "lite0 gradcam head"
+
+Per case, our side is examples/bench_cam in --serve mode (model loaded once, one warm-up run)
+and theirs is pytorch-grad-cam in this process (model and CAM object built once, one warm-up
+call). Then the timed runs alternate, one of ours, one of theirs, REPS times each, and the
+table gives the medians in ms per image and the ratio theirs / ours. After the timed runs the
+two sides' last maps are compared (max |difference|) and so are their top-1 classes.
+
+Models: EfficientNet-Lite0 with its real ImageNet weights (the file gradcam caches), and a
+ResNet-50 with random weights: torchvision's initialisation under torch.manual_seed(0), saved
+as a .pth (torchvision's key layout) in the cache directory and loaded by both sides. Inputs:
+a fixed-seed standard normal float32 array [8, 3, 224, 224] (numpy default_rng(0)), saved as
+.npy and read by both sides; batch 1 uses its first image.
+
+The end-to-end case runs `gradcam explain` over the first N images of
+../shared/data/imagenet-val-1300/images against torch_side.py's `e2e` loop (see there), each
+as its own process under /usr/bin/time -v: wall time per image (process start to exit,
+including model loading), the in-loop time per image, and the peak resident memory.
+
+Threads: torch.set_num_threads(THREADS) and RAYON_NUM_THREADS=THREADS for ours, THREADS from
+--threads (default 2).
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+# Our model name, layer, method, batch; `forward` is the forward pass alone (torch.no_grad()).
+CASES = [
+    ("efficientnet_lite0", "-", "forward", 1),
+    ("resnet50", "-", "forward", 1),
+    ("efficientnet_lite0", "-", "forward", 8),
+    ("resnet50", "-", "forward", 8),
+    ("efficientnet_lite0", "head", "gradcam", 1),
+    ("efficientnet_lite0", "head", "gradcam", 8),
+    ("efficientnet_lite0", "blocks.8", "gradcam", 1),
+    ("efficientnet_lite0", "blocks.8", "gradcam", 8),
+    ("resnet50", "layer4", "gradcam", 1),
+    ("resnet50", "layer4", "gradcam", 8),
+    ("resnet50", "layer3", "gradcam", 1),
+    ("resnet50", "layer3", "gradcam", 8),
+    ("efficientnet_lite0", "head", "gradcam++", 1),
+    ("resnet50", "layer4", "gradcam++", 1),
+    ("efficientnet_lite0", "head", "ablationcam", 1),
+]
+# pytorch-grad-cam's Ablation-CAM runs the whole network once per channel (2048 at layer4):
+# minutes per image on two cores. Only with --slow.
+SLOW_CASES = [("resnet50", "layer4", "ablationcam", 1)]
+SHORT = {"efficientnet_lite0": "lite0", "resnet50": "resnet50"}
+
+
+def case_name(model, layer, method, batch):
+    layer = "" if layer == "-" else f" {layer}"
+    return f"{SHORT.get(model, model)} {method}{layer} b{batch}"
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return float("nan")
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def loadavg():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def machine():
+    info = {"python": platform.python_version(), "nproc": os.cpu_count()}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for key in ("Model name", "CPU(s)", "Thread(s) per core"):
+            m = re.search(rf"^{re.escape(key)}:\s*(.+)$", lscpu, re.M)
+            if m:
+                info[key] = m.group(1).strip()
+    except FileNotFoundError:
+        pass
+    return info
+
+
+class Ours:
+    """examples/bench_cam in --serve mode."""
+
+    def __init__(self, bench_cam, model, weights, layer, method, batch, input_path, threads):
+        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        cmd = [str(bench_cam), model, str(weights), layer, method, str(batch), "0",
+               "--input", str(input_path), "--serve"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1, env=env)
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read().strip().splitlines()
+            self.proc.wait()
+            raise RuntimeError(err[-1] if err else f"bench_cam exited with {self.proc.returncode}")
+        self.ready = json.loads(line)["ready"]
+
+    def command(self, text):
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read().strip().splitlines()
+            raise RuntimeError(err[-1] if err else "bench_cam died")
+        out = json.loads(line)
+        if "error" in out:
+            raise RuntimeError(out["error"])
+        return out
+
+    def close(self):
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        self.proc.wait()
+
+
+def run_case(spec, ctx, reps, warmup):
+    import numpy as np
+    import torch_side
+
+    model, layer, method, batch = spec
+    weights = ctx["weights"][model]
+    torch_layer = layer
+    row = {"case": case_name(*spec), "model": model, "layer": layer, "method": method, "batch": batch,
+           "load_before": loadavg()}
+    try:
+        ours = Ours(ctx["bench_cam"], model, weights, layer, method, batch, ctx["input"], ctx["threads"])
+    except Exception as e:  # noqa: BLE001 -- a method we lack is skipped, not fatal
+        row["skipped"] = f"ours: {e}"
+        return row
+    try:
+        if layer == "-" and method != "forward":
+            torch_layer = ours.ready["layer"]
+        try:
+            theirs = torch_side.Case(model, weights, torch_layer, method, batch, ctx["input"])
+        except Exception as e:  # noqa: BLE001
+            row["skipped"] = f"theirs: {type(e).__name__}: {e}"
+            return row
+        for _ in range(max(warmup - 1, 0)):
+            ours.command("run")
+        for _ in range(warmup):
+            theirs.run()
+        ours_runs, theirs_ms = [], []
+        for _ in range(reps):
+            ours_runs.append(ours.command("run"))
+            theirs_ms.append(theirs.run() * 1e3 / batch)
+        row["ours_samples"] = [r["ms_per_image"] for r in ours_runs]
+        row["theirs_samples"] = theirs_ms
+        row["ours"] = median(row["ours_samples"])
+        row["theirs"] = median(theirs_ms)
+        row["ratio"] = row["theirs"] / row["ours"]
+        for part in ("forward", "backward", "postprocess"):
+            row[part] = median([r[part] for r in ours_runs])
+        row["ours_classes"] = ours_runs[-1]["classes"]
+        row["theirs_classes"] = theirs.classes
+        row["same_top1"] = row["ours_classes"] == row["theirs_classes"]
+        if method != "forward":
+            dump = Path(ctx["tmp"]) / "maps.npy"
+            ours.command(f"dump {dump}")
+            row["max_abs_diff"] = float(np.abs(np.load(dump) - theirs.maps).max())
+    finally:
+        ours.close()
+    row["load_after"] = loadavg()
+    return row
+
+
+def time_v(cmd, env=None):
+    """Runs cmd under /usr/bin/time -v: (wall s, peak RSS MiB, stdout, stderr)."""
+    start = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({p.returncode}): {p.stderr[-2000:]}")
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    rss = int(m.group(1)) / 1024 if m else float("nan")
+    return wall, rss, p.stdout, p.stderr
+
+
+def run_e2e(ctx, n_images, reps):
+    images = sorted(p for p in (ctx["shared"] / "data/imagenet-val-1300/images").iterdir()
+                    if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:n_images]
+    if not images:
+        return {"skipped": "no images in ../shared/data/imagenet-val-1300/images"}
+    n = len(images)
+    out_ours, out_theirs = Path(ctx["tmp"]) / "e2e-ours", Path(ctx["tmp"]) / "e2e-theirs"
+    env_ours = dict(os.environ, GRADCAM_TIMINGS="1", RAYON_NUM_THREADS=str(ctx["threads"]))
+    env_theirs = dict(os.environ, BENCH_THREADS=str(ctx["threads"]))
+    ours_cmd = [str(ctx["gradcam"]), "explain", "--out", str(out_ours),
+                "--weights", str(ctx["weights"]["efficientnet_lite0"]), *map(str, images)]
+    theirs_cmd = [sys.executable, str(HERE / "torch_side.py"), "e2e", str(out_theirs),
+                  str(ctx["weights"]["efficientnet_lite0"]), *map(str, images)]
+    rows = {"ours": [], "theirs": []}
+    load_before = loadavg()
+    for _ in range(reps):
+        for side, cmd, env, out in (("ours", ours_cmd, env_ours, out_ours),
+                                    ("theirs", theirs_cmd, env_theirs, out_theirs)):
+            shutil.rmtree(out, ignore_errors=True)
+            wall, rss, stdout, stderr = time_v(cmd, env)
+            r = {"wall_s": wall, "rss_mib": rss}
+            if side == "ours":
+                parts = re.findall(r"decode ([\d.]+) ms, forward ([\d.]+) ms, backward ([\d.]+) ms, "
+                                   r"postprocess ([\d.]+) ms", stderr)
+                sums = [sum(float(p[i]) for p in parts) for i in range(4)]
+                r.update(zip(("decode_ms", "forward_ms", "backward_ms", "postprocess_ms"), sums))
+                r["loop_ms_per_image"] = sum(sums) / n
+                r["files"] = len(list(out.iterdir()))
+            else:
+                r.update(json.loads(stdout.strip().splitlines()[-1]))
+                r["files"] = len(list(out.iterdir()))
+            rows[side].append(r)
+    res = {"images": n, "reps": reps, "load_before": load_before, "load_after": loadavg(), "runs": rows}
+    for side in ("ours", "theirs"):
+        res[side] = {
+            "wall_ms_per_image": median([r["wall_s"] for r in rows[side]]) * 1e3 / n,
+            "loop_ms_per_image": median([r["loop_ms_per_image"] for r in rows[side]]),
+            "rss_mib": median([r["rss_mib"] for r in rows[side]]),
+            "files": rows[side][-1]["files"],
+        }
+    for key in ("decode_ms", "forward_ms", "backward_ms", "postprocess_ms"):
+        res["ours"][key.replace("_ms", "_ms_per_image")] = median([r[key] for r in rows["ours"]]) / n
+    return res
+
+
+def run_memory(ctx, reps):
+    """Peak RSS of one case run as its own process on each side."""
+    rows = []
+    for model, layer in (("efficientnet_lite0", "head"), ("resnet50", "layer4")):
+        weights = str(ctx["weights"][model])
+        ours = [str(ctx["bench_cam"]), model, weights, layer, "gradcam", "8", str(reps),
+                "--input", str(ctx["input"])]
+        theirs = [sys.executable, str(HERE / "torch_side.py"), "case", model, weights, layer,
+                  "gradcam", "8", str(reps), str(ctx["input"])]
+        env_ours = dict(os.environ, RAYON_NUM_THREADS=str(ctx["threads"]))
+        env_theirs = dict(os.environ, BENCH_THREADS=str(ctx["threads"]))
+        _, rss_ours, _, _ = time_v(ours, env_ours)
+        _, rss_theirs, _, _ = time_v(theirs, env_theirs)
+        rows.append({"case": f"{SHORT[model]} gradcam {layer} b8 ({reps} runs + warm-up)",
+                     "ours_mib": rss_ours, "theirs_mib": rss_theirs})
+    return rows
+
+
+def prepare(ctx):
+    import numpy as np
+    import torch
+    import torchvision
+
+    cache = ctx["cache"]
+    cache.mkdir(parents=True, exist_ok=True)
+    lite0 = subprocess.run([str(ctx["bench_cam"]), "--lite0-path"], capture_output=True, text=True, check=True)
+    resnet = cache / "resnet50-random-seed0.pth"
+    if not resnet.exists():
+        torch.manual_seed(0)
+        tmp = resnet.with_suffix(".tmp")
+        torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp)
+        tmp.rename(resnet)
+    inp = cache / "input-8x3x224x224-seed0.npy"
+    if not inp.exists():
+        np.save(inp, np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32))
+    ctx["weights"] = {"efficientnet_lite0": Path(lite0.stdout.strip()), "resnet50": resnet}
+    ctx["input"] = inp
+
+
+def fmt(v, digits=1):
+    return "-" if v is None or v != v else f"{v:.{digits}f}"
+
+
+def report(ctx, rows, e2e, memory):
+    import torch
+    import pytorch_grad_cam
+
+    lines = []
+    m = ctx["machine"]
+    lines.append(f"Machine: {m.get('Model name', '?')}, {m.get('CPU(s)', '?')} CPUs; threads {ctx['threads']} "
+                 f"each side; torch {torch.__version__}, grad-cam "
+                 f"{getattr(pytorch_grad_cam, '__version__', '1.5.x')}; load average (1 min) "
+                 f"{fmt(ctx['load_start'], 2)} at start, {fmt(loadavg(), 2)} at end.")
+    lines.append("")
+    lines.append("| case | ours ms/img | theirs ms/img | ratio theirs/ours | ours forward / backward / post ms/img "
+                 "| max abs diff | same top-1 | load |")
+    lines.append("|---|---:|---:|---:|---|---:|---|---:|")
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['case']} | skipped: {r['skipped']} |  |  |  |  |  |  |")
+            continue
+        split = f"{fmt(r['forward'])} / {fmt(r['backward'])} / {fmt(r['postprocess'], 2)}"
+        diff = "-" if "max_abs_diff" not in r else f"{r['max_abs_diff']:.1e}"
+        lines.append(f"| {r['case']} | {fmt(r['ours'])} | {fmt(r['theirs'])} | {fmt(r['ratio'], 2)} | {split} "
+                     f"| {diff} | {'yes' if r['same_top1'] else 'NO'} | {fmt(r['load_before'], 1)} |")
+    if e2e and "skipped" not in e2e:
+        o, t = e2e["ours"], e2e["theirs"]
+        lines.append("")
+        lines.append(f"End to end, {e2e['images']} images, median of {e2e['reps']} alternating runs per side "
+                     f"(load {fmt(e2e['load_before'], 1)} -> {fmt(e2e['load_after'], 1)}):")
+        lines.append("")
+        lines.append("| | ours | theirs | ratio theirs/ours |")
+        lines.append("|---|---:|---:|---:|")
+        lines.append(f"| wall ms/image (process start to exit) | {fmt(o['wall_ms_per_image'])} | "
+                     f"{fmt(t['wall_ms_per_image'])} | {fmt(t['wall_ms_per_image'] / o['wall_ms_per_image'], 2)} |")
+        lines.append(f"| in-loop ms/image | {fmt(o['loop_ms_per_image'])} | {fmt(t['loop_ms_per_image'])} | "
+                     f"{fmt(t['loop_ms_per_image'] / o['loop_ms_per_image'], 2)} |")
+        lines.append(f"| peak RSS MiB | {fmt(o['rss_mib'], 0)} | {fmt(t['rss_mib'], 0)} | "
+                     f"{fmt(t['rss_mib'] / o['rss_mib'], 2)} |")
+        lines.append(f"| files written | {o['files']} | {t['files']} | |")
+        lines.append("")
+        lines.append(f"Ours in-loop split, ms/image: decode {fmt(o['decode_ms_per_image'], 2)}, forward "
+                     f"{fmt(o['forward_ms_per_image'])}, backward {fmt(o['backward_ms_per_image'], 2)}, "
+                     f"postprocess (incl. writing) {fmt(o['postprocess_ms_per_image'], 2)}.")
+    elif e2e:
+        lines.append(f"\nEnd to end: skipped ({e2e['skipped']})")
+    if memory:
+        lines.append("")
+        lines.append("| peak RSS, one process per case | ours MiB | theirs MiB |")
+        lines.append("|---|---:|---:|")
+        for r in memory:
+            lines.append(f"| {r['case']} | {fmt(r['ours_mib'], 0)} | {fmt(r['theirs_mib'], 0)} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5, help="timed runs per side and case (default 5)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed runs per side first (default 1)")
+    ap.add_argument("--threads", type=int, default=2, help="threads per side (default 2)")
+    ap.add_argument("--cases", default="", help="comma-separated substrings of case names, e.g. 'resnet50,lite0 forward'")
+    ap.add_argument("--slow", action="store_true", help="also run ResNet-50 Ablation-CAM (minutes per run for theirs)")
+    ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--e2e-images", type=int, default=100)
+    ap.add_argument("--e2e-reps", type=int, default=3)
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--bin-dir", type=Path, default=REPO / "target/release")
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache/gradcam-bench")))
+    ap.add_argument("--shared", type=Path, default=Path(os.environ.get("GRADCAM_SHARED", REPO.parent / "shared")))
+    ap.add_argument("--json", type=Path, help="also write every sample here")
+    args = ap.parse_args()
+
+    os.environ["BENCH_THREADS"] = str(args.threads)
+    os.environ["GRADCAM_SHARED"] = str(args.shared)
+    import torch  # after BENCH_THREADS; torch_side sets the thread count on import
+    import torch_side  # noqa: F401
+    torch.set_num_threads(args.threads)
+
+    ctx = {"bench_cam": args.bin_dir / "examples/bench_cam", "gradcam": args.bin_dir / "gradcam",
+           "cache": args.cache, "shared": args.shared, "threads": args.threads,
+           "machine": machine(), "load_start": loadavg()}
+    for b in (ctx["bench_cam"], ctx["gradcam"]):
+        if not b.exists():
+            sys.exit(f"{b} not found: run `cargo build --release --examples` (bench/run.sh does)")
+    if not Path("/usr/bin/time").exists() and not (args.skip_e2e and args.skip_memory):
+        sys.exit("/usr/bin/time not found (Debian: apt-get install time), or pass --skip-e2e --skip-memory")
+    prepare(ctx)
+
+    specs = CASES + (SLOW_CASES if args.slow else [])
+    filters = [f.strip() for f in args.cases.split(",") if f.strip()]
+    if filters:
+        specs = [s for s in specs if any(f in case_name(*s) for f in filters)]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gradcam-bench-") as tmp:
+        ctx["tmp"] = tmp
+        for spec in specs:
+            print(f"# {case_name(*spec)} ...", file=sys.stderr, flush=True)
+            row = run_case(spec, ctx, args.reps, args.warmup)
+            print(f"#   {json.dumps({k: v for k, v in row.items() if not k.endswith('samples')})}",
+                  file=sys.stderr, flush=True)
+            rows.append(row)
+        e2e = None
+        if not args.skip_e2e:
+            print("# end to end ...", file=sys.stderr, flush=True)
+            e2e = run_e2e(ctx, args.e2e_images, args.e2e_reps)
+        memory = None
+        if not args.skip_memory:
+            print("# peak memory ...", file=sys.stderr, flush=True)
+            memory = run_memory(ctx, 2)
+    text = report(ctx, rows, e2e, memory)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": ctx["machine"], "threads": args.threads, "reps": args.reps,
+                                         "cases": rows, "e2e": e2e, "memory": memory,
+                                         "weights": {k: str(v) for k, v in ctx["weights"].items()}},
+                                        indent=1))
+
+
+if __name__ == "__main__":
+    main()

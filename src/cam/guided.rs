@@ -1,0 +1,88 @@
+//! Guided backpropagation (Springenberg et al., "Striving for Simplicity: The All Convolutional
+//! Net", ICLR 2015 workshop) and Guided Grad-CAM (Selvaraju et al., ICCV 2017).
+//!
+//! Both give one 3-channel map per image at the input's resolution, so they live beside the
+//! [`Method`](super::Method) trait rather than in it.
+
+use burn::tensor::Tensor;
+
+use super::{Cam, Targets, batch_scores, flat, rows};
+use crate::error::{Error, Result};
+use crate::model::CamModel;
+use crate::model::guided::Guided;
+
+/// The guided-backpropagation gradient of each image's target score with respect to the
+/// network input: every ReLU (and ReLU6, on its pass-through range `0 < x < 6`) passes gradient
+/// back only where its input is positive and the incoming gradient is positive.
+///
+/// Returns one `[height, width, 3]` array per image, row-major with the channels last, as
+/// pytorch-grad-cam's `GuidedBackpropReLUModel` returns it (raw and signed; see [`deprocess`]
+/// to view it). pytorch-grad-cam guides only `torch.nn.ReLU` modules; we also guide ReLU6
+/// (EfficientNet-Lite), which it leaves plain.
+pub fn guided_backprop(
+    model: &dyn CamModel,
+    input: Tensor<4>,
+    targets: &Targets,
+) -> Result<Vec<Vec<f32>>> {
+    guided_gradients(model, input, targets, false)
+}
+
+/// Guided Grad-CAM: the guided-backpropagation gradient times the runner's final map (in
+/// [0, 1], at the input's resolution) for the same targets, `[height, width, 3]` per image.
+/// The runner's options apply to both (a counterfactual Guided Grad-CAM guides the negated
+/// score).
+pub fn guided_gradcam(cam: &Cam, input: Tensor<4>, targets: &Targets) -> Result<Vec<Vec<f32>>> {
+    let maps = cam.run(input.clone(), targets)?.maps;
+    let guided = guided_gradients(cam.model, input, targets, cam.options.counterfactual)?;
+    Ok(guided
+        .into_iter()
+        .zip(maps)
+        .map(|(g, m)| {
+            g.chunks(3)
+                .zip(m)
+                .flat_map(|(px, v)| px.iter().map(move |c| c * v))
+                .collect()
+        })
+        .collect())
+}
+
+fn guided_gradients(
+    model: &dyn CamModel,
+    input: Tensor<4>,
+    targets: &Targets,
+    counterfactual: bool,
+) -> Result<Vec<Vec<f32>>> {
+    let [batch, channels, height, width] = input.dims();
+    if batch == 0 {
+        return Err(Error::Invalid("empty batch".to_string()));
+    }
+    let leaf = input.without_autodiff().autodiff().require_grad();
+    let logits = {
+        let _guided = Guided::enable();
+        model.forward(leaf.clone())
+    };
+    let targets = targets.resolve(&rows(logits.clone().detach()), counterfactual)?;
+    let grads = batch_scores(&targets, logits, |i| i).sum().backward();
+    let gradient = leaf.grad(&grads).ok_or_else(|| {
+        Error::Invalid("the target score does not depend on the input".to_string())
+    })?;
+    let hwc = flat(gradient.permute([0, 2, 3, 1]));
+    Ok(hwc
+        .chunks(height * width * channels)
+        .map(<[f32]>::to_vec)
+        .collect())
+}
+
+/// pytorch-grad-cam's `deprocess_image`, to view a guided map: standardise
+/// (`(x - mean) / (std + 1e-5)`), scale by 0.1, shift by 0.5, clip to [0, 1], `u8(255 x)`.
+pub fn deprocess(map: &[f32]) -> Vec<u8> {
+    let n = map.len().max(1) as f64;
+    let mean = map.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let std = (map.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    map.iter()
+        .map(|&v| {
+            let x = ((v as f64 - mean) / (std + 1e-5) * 0.1 + 0.5).clamp(0.0, 1.0);
+            (x * 255.0) as u8
+        })
+        .collect()
+}

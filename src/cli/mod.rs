@@ -1,0 +1,60 @@
+//! Command-line parsing and the subcommands. Exit status: 0 when everything worked, 1 when
+//! some images failed, 2 on a fatal error.
+
+mod explain;
+mod models;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gradcam", version, about = "Grad-CAM and its family: see what a vision model looks at")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Explain images: top-5 classes, a CAM overlay, the map as .npy and a localization box.
+    Explain(explain::ExplainArgs),
+    /// List the models, their layers (with output shapes at the input size) and defaults.
+    Models(models::ModelsArgs),
+}
+
+/// Which model, with which weights.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model name (see `gradcam models`).
+    #[arg(long, short, default_value = "efficientnet_lite0")]
+    pub model: String,
+    /// Checkpoint (.pth or .safetensors with torchvision's keys). EfficientNet-Lite0 fetches
+    /// its ImageNet weights by itself; torchvision models also look in torchvision's cache.
+    #[arg(long, short)]
+    pub weights: Option<PathBuf>,
+    /// Number of classes of the checkpoint's classifier.
+    #[arg(long, default_value_t = 1000)]
+    pub num_classes: usize,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> anyhow::Result<Box<dyn gradcam::model::CamModel>> {
+        let device = burn::tensor::Device::flex();
+        Ok(gradcam::model::load(
+            &self.model,
+            self.weights.as_deref(),
+            self.num_classes,
+            &device,
+        )?)
+    }
+}
+
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Explain(args) => explain::run(args),
+        Command::Models(args) => models::run(args),
+    }
+}

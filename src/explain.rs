@@ -1,0 +1,287 @@
+//! The whole job for images: preprocess, run a CAM method, rank the classes, map each
+//! explanation back onto the original image, find its box, and write the outputs.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ::image::RgbImage;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::cam::{self, Cam, CamOptions, LayerMap, Method, Targets, Timings};
+use crate::error::{Error, Result};
+use crate::image::{draw_box, overlay, resize_bilinear, resize_map, to_input};
+use crate::io::{npy_bytes, write_atomic};
+use crate::labels;
+use crate::localize::{BBox, PAPER_THRESHOLD, localize};
+use crate::model::CamModel;
+
+/// Which classes to explain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classes {
+    /// The `k` highest-scoring classes of each image (1: pytorch-grad-cam's default).
+    Top(usize),
+    /// These classes, for every image.
+    These(Vec<usize>),
+}
+
+/// A model with a method and its layers, ready to explain images.
+pub struct Explainer {
+    pub model: Box<dyn CamModel>,
+    pub method: Box<dyn Method>,
+    /// Layer names as the user gave them (empty: the model's default layer).
+    pub layers: Vec<String>,
+    pub options: CamOptions,
+    /// Fraction of the map's maximum that delimits the localization segment.
+    pub box_threshold: f32,
+}
+
+/// A class and how the model scores it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub class: usize,
+    pub label: String,
+    pub logit: f32,
+    pub probability: f32,
+}
+
+/// One map of one image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassMap {
+    /// The explained class (absent for targets that are not about one class).
+    pub class: Option<usize>,
+    pub label: Option<String>,
+    /// The explained score (the logit; negated for a counterfactual).
+    pub score: f32,
+    /// The localization box in original-image pixels (inclusive), when the map is not empty.
+    #[serde(rename = "box")]
+    pub bbox: Option<BBox>,
+    /// The normalised map at network input resolution, row-major (as pytorch-grad-cam).
+    #[serde(skip)]
+    pub map: Vec<f32>,
+    /// The raw signed maps, one per layer, at layer resolution.
+    #[serde(skip)]
+    pub raw: Vec<LayerMap>,
+}
+
+/// Everything `explain` finds out about one image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub model: String,
+    pub method: String,
+    pub layers: Vec<String>,
+    pub counterfactual: bool,
+    /// Original image (width, height).
+    pub image_size: (u32, u32),
+    /// Network input (height, width).
+    pub input_size: (usize, usize),
+    pub top5: Vec<Prediction>,
+    pub explanations: Vec<ClassMap>,
+    /// Milliseconds, shared out evenly between the images of a batch.
+    pub timings: Timings,
+}
+
+impl Explainer {
+    /// An explainer for a loaded model; `method` by its command-line name, `layers` by name
+    /// (none: the model's default).
+    pub fn new(model: Box<dyn CamModel>, method: &str, layers: Vec<String>, options: CamOptions) -> Result<Self> {
+        let method = cam::method(method)?;
+        // Resolve the layers now so that a typo fails before any image is read.
+        Cam::new(model.as_ref(), method.as_ref(), &layers)?;
+        Ok(Explainer {
+            model,
+            method,
+            layers,
+            options,
+            box_threshold: PAPER_THRESHOLD,
+        })
+    }
+
+    /// The network input for one image: resized as Pillow's bilinear, normalised, CHW.
+    pub fn preprocess(&self, image: &RgbImage) -> Vec<f32> {
+        let p = self.model.preprocess();
+        let resized = resize_bilinear(image, p.size.1 as u32, p.size.0 as u32);
+        to_input(&resized, p.mean, p.std)
+    }
+
+    /// Explains a batch of images.
+    pub fn explain(&self, images: &[RgbImage], classes: &Classes) -> Result<Vec<Explanation>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (h, w) = self.model.preprocess().size;
+        let data: Vec<f32> = images.iter().flat_map(|img| self.preprocess(img)).collect();
+        let input = Tensor::<4>::from_data(TensorData::new(data, [images.len(), 3, h, w]), &Device::flex());
+        self.explain_tensor(input, images, classes)
+    }
+
+    /// Explains a prepared input `[batch, 3, H, W]`; `images` are the originals, for boxes.
+    pub fn explain_tensor(&self, input: Tensor<4>, images: &[RgbImage], classes: &Classes) -> Result<Vec<Explanation>> {
+        let num_classes = self.model.num_classes();
+        let sets: Vec<Targets> = match classes {
+            Classes::Top(k) => (0..(*k).clamp(1, num_classes)).map(Targets::Rank).collect(),
+            Classes::These(list) => list.iter().map(|&c| Targets::class(c)).collect(),
+        };
+        let cam = Cam::new(self.model.as_ref(), self.method.as_ref(), &self.layers)?.with_options(self.options);
+        let outputs = cam.run_many(input, &sets)?;
+        let layer_names: Vec<String> = cam.layers().iter().map(|&i| self.model.layers()[i].name.clone()).collect();
+        let batch = images.len() as f64;
+        let mut timings = Timings::default();
+        for out in &outputs {
+            timings.forward += out.timings.forward / batch;
+            timings.backward += out.timings.backward / batch;
+            timings.postprocess += out.timings.postprocess / batch;
+        }
+
+        let mut result = Vec::with_capacity(images.len());
+        for (b, image) in images.iter().enumerate() {
+            let start = Instant::now();
+            let size = (image.height() as usize, image.width() as usize);
+            let explanations = outputs
+                .iter()
+                .map(|out| {
+                    let full = resize_map(&out.maps[b], out.size, size);
+                    let bbox = localize(&full, size.1, size.0, self.box_threshold);
+                    let class = out.classes[b];
+                    ClassMap {
+                        class,
+                        label: class.map(|c| labels::name_of(c, num_classes)),
+                        score: out.scores[b],
+                        bbox,
+                        map: out.maps[b].clone(),
+                        raw: out
+                            .layers
+                            .iter()
+                            .map(|l| LayerMap {
+                                maps: vec![l.maps[b].clone()],
+                                ..l.clone()
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            let mut image_timings = timings;
+            image_timings.postprocess += start.elapsed().as_secs_f64() * 1e3;
+            result.push(Explanation {
+                model: self.model.name().to_string(),
+                method: self.method.name().to_string(),
+                layers: layer_names.clone(),
+                counterfactual: self.options.counterfactual,
+                image_size: (image.width(), image.height()),
+                input_size: outputs[0].size,
+                top5: top_k(&outputs[0].logits[b], 5, num_classes),
+                explanations,
+                timings: image_timings,
+            });
+        }
+        Ok(result)
+    }
+}
+
+/// The `k` best classes with their softmax probabilities.
+pub fn top_k(logits: &[f32], k: usize, num_classes: usize) -> Vec<Prediction> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let total: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    cam::ranked(logits)
+        .into_iter()
+        .take(k)
+        .map(|c| Prediction {
+            class: c,
+            label: labels::name_of(c, num_classes),
+            logit: logits[c],
+            probability: ((logits[c] as f64 - max).exp() / total) as f32,
+        })
+        .collect()
+}
+
+/// How the outputs of [`write_outputs`] look.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutputOptions {
+    /// Weight of the image in the overlay (pytorch-grad-cam's `image_weight`, 0.5).
+    pub image_weight: f32,
+    /// Draw the localization box on the overlay.
+    pub draw_box: bool,
+}
+
+impl Default for OutputOptions {
+    fn default() -> Self {
+        OutputOptions {
+            image_weight: 0.5,
+            draw_box: true,
+        }
+    }
+}
+
+/// The files written for one image, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OutputFiles {
+    pub overlay: Vec<PathBuf>,
+    pub cam: Vec<PathBuf>,
+    pub cam_raw: Vec<PathBuf>,
+    pub json: Option<PathBuf>,
+}
+
+/// Writes, atomically, into `dir`: `<stem>.<method>.jpg` (the overlay on the original image),
+/// `<stem>.cam.npy` (the map at network input resolution), `<stem>.cam_raw.npy` (the raw map
+/// at layer resolution; `<stem>.cam_raw.<layer>.npy` for several layers) and `<stem>.json`.
+/// With several classes, `.c<class>` follows the stem.
+pub fn write_outputs(
+    dir: &Path,
+    stem: &str,
+    image: &RgbImage,
+    explanation: &Explanation,
+    options: &OutputOptions,
+) -> Result<OutputFiles> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files = OutputFiles::default();
+    let several = explanation.explanations.len() > 1;
+    let (h, w) = explanation.input_size;
+    for (i, map) in explanation.explanations.iter().enumerate() {
+        let base = match (several, map.class) {
+            (false, _) => stem.to_string(),
+            (true, Some(c)) => format!("{stem}.c{c}"),
+            (true, None) => format!("{stem}.t{i}"),
+        };
+        let size = (image.height() as usize, image.width() as usize);
+        let mask = resize_map(&map.map, (h, w), size);
+        let mut picture = overlay(image, &mask, options.image_weight)?;
+        if options.draw_box
+            && let Some(b) = &map.bbox
+        {
+            let thickness = (image.width().max(image.height()) / 200).max(2);
+            draw_box(&mut picture, b, [0, 255, 0], thickness);
+        }
+        let path = dir.join(format!("{base}.{}.jpg", explanation.method));
+        write_atomic(&path, &encode_jpeg(&picture)?)?;
+        files.overlay.push(path);
+
+        let path = dir.join(format!("{base}.cam.npy"));
+        write_atomic(&path, &npy_bytes(&map.map, &[h, w]))?;
+        files.cam.push(path);
+        for raw in &map.raw {
+            let name = if map.raw.len() == 1 {
+                format!("{base}.cam_raw.npy")
+            } else {
+                format!("{base}.cam_raw.{}.npy", raw.layer)
+            };
+            let path = dir.join(name);
+            write_atomic(&path, &npy_bytes(&raw.maps[0], &[raw.height, raw.width]))?;
+            files.cam_raw.push(path);
+        }
+    }
+    let path = dir.join(format!("{stem}.json"));
+    let json = serde_json::json!({ "explanation": explanation, "files": &files });
+    let text = serde_json::to_string_pretty(&json).expect("serialisable");
+    write_atomic(&path, text.as_bytes())?;
+    files.json = Some(path);
+    Ok(files)
+}
+
+/// JPEG at quality 95.
+pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    ::image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95)
+        .encode_image(image)
+        .map_err(|e| Error::Invalid(format!("JPEG encoding failed: {e}")))?;
+    Ok(bytes)
+}

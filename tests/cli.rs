@@ -1,0 +1,203 @@
+//! The `gradcam` binary, run from outside as a user would: outputs, exit codes and the
+//! messages of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gradcam(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradcam")).args(args).output().expect("run gradcam")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cat_dog() -> String {
+    root().join("assets/cat_dog.jpg").display().to_string()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gradcam-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn explain_writes_overlay_maps_and_json() {
+    let dir = scratch("explain");
+    let out = gradcam(&["explain", &cat_dog(), "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("243  bull mastiff"), "{stdout}");
+    assert!(stdout.contains("box x1="), "{stdout}");
+    assert_eq!(
+        files_in(&dir),
+        ["cat_dog.cam.npy", "cat_dog.cam_raw.npy", "cat_dog.gradcam.jpg", "cat_dog.json"]
+    );
+    let (cam, shape) = gradcam::io::read_npy(&dir.join("cat_dog.cam.npy")).unwrap();
+    assert_eq!(shape, [224, 224]);
+    assert!(cam.iter().all(|v| (0.0..=1.0).contains(v)));
+    let (_, raw_shape) = gradcam::io::read_npy(&dir.join("cat_dog.cam_raw.npy")).unwrap();
+    assert_eq!(raw_shape, [7, 7]);
+    let overlay = image::open(dir.join("cat_dog.gradcam.jpg")).unwrap();
+    assert_eq!((overlay.width(), overlay.height()), (640, 480));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cat_dog.json")).unwrap()).unwrap();
+    let e = &json["explanation"];
+    assert_eq!(e["model"], "efficientnet_lite0");
+    assert_eq!(e["layers"][0], "head");
+    assert_eq!(e["top5"][0]["class"], 243);
+    assert_eq!(e["explanations"][0]["class"], 243);
+    assert!(e["explanations"][0]["box"]["x2"].as_u64().unwrap() < 640);
+}
+
+#[test]
+fn class_by_name_top_k_and_json_on_stdout() {
+    let dir = scratch("classes");
+    let out = gradcam(&["explain", &cat_dog(), "--out", dir.to_str().unwrap(), "--class", "tabby", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["explanation"]["explanations"][0]["class"], 281);
+    assert_eq!(json["explanation"]["explanations"][0]["label"], "tabby");
+
+    let dir = scratch("topk");
+    let out = gradcam(&["explain", &cat_dog(), "--out", dir.to_str().unwrap(), "--top-k", "2", "--no-box"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let names = files_in(&dir);
+    assert!(names.contains(&"cat_dog.c243.gradcam.jpg".to_string()), "{names:?}");
+    assert!(names.contains(&"cat_dog.c242.gradcam.jpg".to_string()), "{names:?}");
+}
+
+#[test]
+fn unreadable_and_corrupt_images_fail_cleanly_and_the_rest_goes_on() {
+    let dir = scratch("bad");
+    let text = dir.join("notes.jpg");
+    std::fs::write(&text, "this is not an image").unwrap();
+    let bytes = std::fs::read(root().join("assets/cat_dog.jpg")).unwrap();
+    let truncated = dir.join("truncated.jpg");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let out_dir = dir.join("out");
+    let out = gradcam(&[
+        "explain",
+        "/nonexistent/photo.jpg",
+        text.to_str().unwrap(),
+        truncated.to_str().unwrap(),
+        &cat_dog(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "some images failed: exit 1");
+    let err = stderr(&out);
+    assert!(err.contains("/nonexistent/photo.jpg"), "{err}");
+    assert!(err.contains("notes.jpg"), "{err}");
+    assert!(err.contains("truncated.jpg"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The good image was still explained, and nothing was written for the bad ones.
+    let names = files_in(&out_dir);
+    assert!(names.contains(&"cat_dog.gradcam.jpg".to_string()), "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("cat_dog.")), "{names:?}");
+}
+
+#[test]
+fn huge_image_is_refused_before_decoding() {
+    let dir = scratch("huge");
+    let out = gradcam(&["explain", &cat_dog(), "--out", dir.to_str().unwrap(), "--max-pixels", "1000"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("640") && err.contains("480") && err.contains("1000"), "{err}");
+}
+
+#[test]
+fn unknown_layer_lists_the_valid_ones() {
+    let out = gradcam(&["explain", &cat_dog(), "--out", "/tmp/unused", "--layer", "layer4"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("unknown layer `layer4`") && err.contains("blocks.15, head"), "{err}");
+}
+
+#[test]
+fn class_out_of_range_and_unknown_names_are_errors() {
+    let out = gradcam(&["explain", &cat_dog(), "--out", "/tmp/unused", "--class", "1000"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("class 1000 is out of range"), "{}", stderr(&out));
+    let out = gradcam(&["explain", &cat_dog(), "--out", "/tmp/unused", "--class", "unicorn"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no ImageNet class is called `unicorn`"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_model_and_method_list_the_choices() {
+    let out = gradcam(&["explain", &cat_dog(), "--model", "alexnet"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown model `alexnet`") && stderr(&out).contains("resnet50"));
+    let out = gradcam(&["explain", &cat_dog(), "--method", "magiccam"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown method `magiccam`") && stderr(&out).contains("gradcam"));
+}
+
+#[test]
+fn torchvision_model_without_checkpoint_says_what_to_pass() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+        .args(["explain", &cat_dog(), "--model", "resnet50"])
+        .env("TORCH_HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("--weights") && err.contains("resnet50"), "{err}");
+}
+
+#[test]
+fn mismatched_checkpoint_names_the_tensors() {
+    let fixture = root().join("tests/fixtures/resnet_basic.pth");
+    let out = gradcam(&["explain", &cat_dog(), "--model", "resnet18", "--weights", fixture.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("conv1.weight") && err.contains("resnet_basic.pth"), "{err}");
+}
+
+#[test]
+fn missing_pip_is_explained() {
+    let cache = scratch("nocache");
+    let out = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+        .args(["explain", &cat_dog(), "--out", cache.join("out").to_str().unwrap()])
+        .env("GRADCAM_CACHE", &cache)
+        .env("GRADCAM_PYTHON", "/nonexistent/python3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("pip") && err.contains("--weights"), "{err}");
+    assert!(!cache.join("out").exists(), "no output for a failed run");
+}
+
+#[test]
+fn models_lists_layers_with_shapes() {
+    let out = gradcam(&["models", "resnet50"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = |name: &str| -> String {
+        let line = text.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap();
+        line.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    assert_eq!(row("layer4.2"), "layer4.2 2048 x 7 x 7 (default)", "{text}");
+    assert_eq!(row("layer3.5"), "layer3.5 1024 x 14 x 14", "{text}");
+    let out = gradcam(&["models", "vgg16", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["models"][0]["default_layer"], "features.29");
+    assert_eq!(json["models"][0]["layers"][29]["shape"], serde_json::json!([512, 14, 14]));
+}
