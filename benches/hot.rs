@@ -29,8 +29,12 @@ const WARM_UP: Duration = Duration::from_millis(300);
 
 fn main() {
     // cargo passes `--bench`; anything else not starting with '-' is a name filter.
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let selected = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     let device = Device::flex();
     println!(
         "{:<44} {:>12} {:>12} {:>12}  (per iteration; {SAMPLES} samples of >= {} ms)",
@@ -41,9 +45,13 @@ fn main() {
         MIN_SAMPLE.as_millis()
     );
 
-    let wants_models = ["forward", "backward"].iter().any(|k| selected(k)) || filters.iter().any(|f| f.contains("lite0") || f.contains("resnet50"));
+    let wants_models = ["forward", "backward"].iter().any(|k| selected(k))
+        || filters
+            .iter()
+            .any(|f| f.contains("lite0") || f.contains("resnet50"));
     if wants_models {
-        let lite0 = gradcam::weights::lite0::load(None, &device).expect("EfficientNet-Lite0 weights");
+        let lite0 =
+            gradcam::weights::lite0::load(None, &device).expect("EfficientNet-Lite0 weights");
         let resnet50 = ResNetConfig::named("resnet50", 1000)
             .expect("resnet50")
             .init(&device)
@@ -58,11 +66,15 @@ fn main() {
                     black_box(logits.into_data());
                 });
             }
-            let layer = model.layer_index(model.default_layer()).expect("default layer");
+            let layer = model
+                .layer_index(model.default_layer())
+                .expect("default layer");
             let id = format!("head_backward/{name}/{}", model.default_layer());
             if selected(&id) {
                 let activations = model.forward_to(input.clone(), layer);
-                bench(&id, || black_box(head_backward(model, layer, activations.clone())));
+                bench(&id, || {
+                    black_box(head_backward(model, layer, activations.clone()));
+                });
             }
         }
     }

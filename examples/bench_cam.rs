@@ -115,7 +115,11 @@ fn main() -> anyhow::Result<()> {
                 })
             }
             None => {
-                let logits: Vec<f32> = model.forward(input.clone()).into_data().iter::<f32>().collect();
+                let logits: Vec<f32> = model
+                    .forward(input.clone())
+                    .into_data()
+                    .iter::<f32>()
+                    .collect();
                 let total = ms(start);
                 let classes = logits
                     .chunks(model.num_classes())
@@ -172,27 +176,46 @@ fn main() -> anyhow::Result<()> {
             } else if line == "quit" || line.is_empty() {
                 break;
             } else {
-                println!("{}", serde_json::json!({ "error": format!("unknown command {line:?}") }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": format!("unknown command {line:?}") })
+                );
             }
             std::io::stdout().flush()?;
         }
         return Ok(());
     }
 
-    let samples: Vec<Sample> = (0..args.reps).map(|_| run(&mut last)).collect::<anyhow::Result<_>>()?;
+    let samples: Vec<Sample> = (0..args.reps)
+        .map(|_| run(&mut last))
+        .collect::<anyhow::Result<_>>()?;
     if let Some(path) = &args.dump {
         dump(last.as_ref(), path)?;
     }
-    let per_image = |f: fn(&Sample) -> f64| -> Vec<f64> { samples.iter().map(|s| f(s) / args.batch as f64).collect() };
+    let per_image = |f: fn(&Sample) -> f64| -> Vec<f64> {
+        samples.iter().map(|s| f(s) / args.batch as f64).collect()
+    };
     let totals = per_image(|s| s.total);
     let mut result = header;
     let fields = result.as_object_mut().expect("an object");
     fields.insert("reps".into(), args.reps.into());
     fields.insert("median_ms_per_image".into(), median(&totals).into());
-    fields.insert("min_ms_per_image".into(), totals.iter().copied().fold(f64::INFINITY, f64::min).into());
-    fields.insert("forward_ms_per_image".into(), median(&per_image(|s| s.forward)).into());
-    fields.insert("backward_ms_per_image".into(), median(&per_image(|s| s.backward)).into());
-    fields.insert("postprocess_ms_per_image".into(), median(&per_image(|s| s.postprocess)).into());
+    fields.insert(
+        "min_ms_per_image".into(),
+        totals.iter().copied().fold(f64::INFINITY, f64::min).into(),
+    );
+    fields.insert(
+        "forward_ms_per_image".into(),
+        median(&per_image(|s| s.forward)).into(),
+    );
+    fields.insert(
+        "backward_ms_per_image".into(),
+        median(&per_image(|s| s.backward)).into(),
+    );
+    fields.insert(
+        "postprocess_ms_per_image".into(),
+        median(&per_image(|s| s.postprocess)).into(),
+    );
     fields.insert("samples_ms_per_image".into(), totals.into());
     fields.insert(
         "classes".into(),
@@ -210,8 +233,18 @@ fn parse(raw: Vec<String>) -> anyhow::Result<Args> {
     let mut it = raw.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--input" => input = Some(PathBuf::from(it.next().ok_or_else(|| anyhow::anyhow!("--input needs a path"))?)),
-            "--dump" => dump = Some(PathBuf::from(it.next().ok_or_else(|| anyhow::anyhow!("--dump needs a path"))?)),
+            "--input" => {
+                input = Some(PathBuf::from(
+                    it.next()
+                        .ok_or_else(|| anyhow::anyhow!("--input needs a path"))?,
+                ))
+            }
+            "--dump" => {
+                dump = Some(PathBuf::from(
+                    it.next()
+                        .ok_or_else(|| anyhow::anyhow!("--dump needs a path"))?,
+                ))
+            }
             "--serve" => serve = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -250,7 +283,10 @@ fn make_input(model: &dyn CamModel, args: &Args, device: &Device) -> anyhow::Res
                 args.batch
             );
             let per = shape[1] * shape[2] * shape[3];
-            (data[..args.batch * per].to_vec(), [args.batch, 3, shape[2], shape[3]])
+            (
+                data[..args.batch * per].to_vec(),
+                [args.batch, 3, shape[2], shape[3]],
+            )
         }
         None => (normal(args.batch * 3 * h * w, 0), [args.batch, 3, h, w]),
     };
@@ -278,7 +314,10 @@ fn dump(last: Option<&Last>, path: &Path) -> anyhow::Result<()> {
     let last = last.ok_or_else(|| anyhow::anyhow!("nothing ran yet"))?;
     anyhow::ensure!(!last.maps.is_empty(), "the forward case makes no maps");
     let data: Vec<f32> = last.maps.concat();
-    std::fs::write(path, npy_bytes(&data, &[last.maps.len(), last.size.0, last.size.1]))?;
+    std::fs::write(
+        path,
+        npy_bytes(&data, &[last.maps.len(), last.size.0, last.size.1]),
+    )?;
     Ok(())
 }
 
@@ -289,7 +328,11 @@ fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn rayon_threads() -> usize {

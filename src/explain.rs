@@ -14,7 +14,7 @@ use crate::image::{draw_box, overlay, resize_bilinear, resize_map, to_input};
 use crate::io::{npy_bytes, write_atomic};
 use crate::labels;
 use crate::localize::{BBox, PAPER_THRESHOLD, localize};
-use crate::model::CamModel;
+use crate::model::{CamModel, Preprocess};
 
 /// Which classes to explain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,9 +99,7 @@ impl Explainer {
 
     /// The network input for one image: resized as Pillow's bilinear, normalised, CHW.
     pub fn preprocess(&self, image: &RgbImage) -> Vec<f32> {
-        let p = self.model.preprocess();
-        let resized = resize_bilinear(image, p.size.1 as u32, p.size.0 as u32);
-        to_input(&resized, p.mean, p.std)
+        preprocess_with(&self.model.preprocess(), image)
     }
 
     /// Explains a batch of images.
@@ -176,6 +174,13 @@ impl Explainer {
         }
         Ok(result)
     }
+}
+
+/// The network input for one image as a model with preprocessing `p` wants it (what
+/// [`Explainer::preprocess`] does, without the model, for worker threads).
+pub fn preprocess_with(p: &Preprocess, image: &RgbImage) -> Vec<f32> {
+    let resized = resize_bilinear(image, p.size.1 as u32, p.size.0 as u32);
+    to_input(&resized, p.mean, p.std)
 }
 
 /// The `k` best classes with their softmax probabilities.

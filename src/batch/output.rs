@@ -1,0 +1,225 @@
+//! Which files are written for an image (`--format`), and writing them.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use ::image::RgbImage;
+
+use crate::error::{Error, Result};
+use crate::explain::{Explanation, OutputFiles, encode_jpeg};
+use crate::image::{draw_box, overlay, resize_map};
+use crate::io::{npy_bytes, write_atomic};
+
+/// The overlay's file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverlayFormat {
+    /// JPEG at quality 95.
+    Jpg,
+    /// PNG (lossless, larger).
+    Png,
+}
+
+impl OverlayFormat {
+    pub fn extension(&self) -> &'static str {
+        match self {
+            OverlayFormat::Jpg => "jpg",
+            OverlayFormat::Png => "png",
+        }
+    }
+}
+
+/// The outputs of one image, from a comma-separated list: `jpg` or `png` (the overlay),
+/// `npy` (the map at network input resolution), `raw` (the raw signed map at layer
+/// resolution), `json` (everything about the image), `box` (the box drawn on the overlay).
+/// The default, `jpg,npy,raw,json,box`, is what `gradcam explain` always wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    pub overlay: Option<OverlayFormat>,
+    pub npy: bool,
+    pub raw: bool,
+    pub json: bool,
+    pub draw_box: bool,
+}
+
+impl Default for Format {
+    fn default() -> Self {
+        Format {
+            overlay: Some(OverlayFormat::Jpg),
+            npy: true,
+            raw: true,
+            json: true,
+            draw_box: true,
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Format> {
+        let mut f = Format {
+            overlay: None,
+            npy: false,
+            raw: false,
+            json: false,
+            draw_box: false,
+        };
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let overlay = match item.to_ascii_lowercase().as_str() {
+                "jpg" | "jpeg" => Some(OverlayFormat::Jpg),
+                "png" => Some(OverlayFormat::Png),
+                "npy" | "cam" => {
+                    f.npy = true;
+                    None
+                }
+                "raw" | "cam_raw" => {
+                    f.raw = true;
+                    None
+                }
+                "json" => {
+                    f.json = true;
+                    None
+                }
+                "box" => {
+                    f.draw_box = true;
+                    None
+                }
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "unknown output format `{item}`; choose from jpg, png, npy, raw, json, box"
+                    )));
+                }
+            };
+            if let Some(o) = overlay {
+                if f.overlay.is_some_and(|old| old != o) {
+                    return Err(Error::Invalid(
+                        "--format takes one overlay format: jpg or png".into(),
+                    ));
+                }
+                f.overlay = Some(o);
+            }
+        }
+        if f.overlay.is_none() && !f.npy && !f.raw && !f.json {
+            return Err(Error::Invalid(format!(
+                "--format `{text}` selects no output; choose from jpg, png, npy, raw, json, box"
+            )));
+        }
+        if f.draw_box && f.overlay.is_none() {
+            return Err(Error::Invalid(
+                "--format: `box` is drawn on the overlay: add jpg or png".into(),
+            ));
+        }
+        Ok(f)
+    }
+}
+
+/// Writes, atomically, into `dir` the outputs `format` selects for the image called `name`
+/// (which may contain `/`): `<name>.<method>.jpg|png`, `<name>.cam.npy`, `<name>.cam_raw.npy`
+/// (`<name>.cam_raw.<layer>.npy` for several layers) and, last, `<name>.json`. With several
+/// classes, `.c<class>` follows the name. The same files as [`crate::explain::write_outputs`]
+/// with the default format.
+pub fn write(
+    dir: &Path,
+    name: &str,
+    image: &RgbImage,
+    explanation: &Explanation,
+    format: &Format,
+    image_weight: f32,
+) -> Result<OutputFiles> {
+    let base_path = dir.join(name);
+    let parent = base_path.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let mut files = OutputFiles::default();
+    let several = explanation.explanations.len() > 1;
+    let (h, w) = explanation.input_size;
+    for (i, map) in explanation.explanations.iter().enumerate() {
+        let base = match (several, map.class) {
+            (false, _) => name.to_string(),
+            (true, Some(c)) => format!("{name}.c{c}"),
+            (true, None) => format!("{name}.t{i}"),
+        };
+        if let Some(kind) = format.overlay {
+            let size = (image.height() as usize, image.width() as usize);
+            let mask = resize_map(&map.map, (h, w), size);
+            let mut picture = overlay(image, &mask, image_weight)?;
+            if format.draw_box
+                && let Some(b) = &map.bbox
+            {
+                let thickness = (image.width().max(image.height()) / 200).max(2);
+                draw_box(&mut picture, b, [0, 255, 0], thickness);
+            }
+            let bytes = match kind {
+                OverlayFormat::Jpg => encode_jpeg(&picture)?,
+                OverlayFormat::Png => encode_png(&picture)?,
+            };
+            let path = dir.join(format!(
+                "{base}.{}.{}",
+                explanation.method,
+                kind.extension()
+            ));
+            write_atomic(&path, &bytes)?;
+            files.overlay.push(path);
+        }
+        if format.npy {
+            let path = dir.join(format!("{base}.cam.npy"));
+            write_atomic(&path, &npy_bytes(&map.map, &[h, w]))?;
+            files.cam.push(path);
+        }
+        if format.raw {
+            for raw in &map.raw {
+                let file = if map.raw.len() == 1 {
+                    format!("{base}.cam_raw.npy")
+                } else {
+                    format!("{base}.cam_raw.{}.npy", raw.layer)
+                };
+                let path = dir.join(file);
+                write_atomic(&path, &npy_bytes(&raw.maps[0], &[raw.height, raw.width]))?;
+                files.cam_raw.push(path);
+            }
+        }
+    }
+    if format.json {
+        let path = dir.join(format!("{name}.json"));
+        let json = serde_json::json!({ "explanation": explanation, "files": &files });
+        let text = serde_json::to_string_pretty(&json).expect("serialisable");
+        write_atomic(&path, text.as_bytes())?;
+        files.json = Some(path);
+    }
+    Ok(files)
+}
+
+/// PNG, default compression.
+pub fn encode_png(image: &RgbImage) -> Result<Vec<u8>> {
+    use ::image::ImageEncoder;
+    let mut bytes = Vec::new();
+    ::image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            ::image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| Error::Invalid(format!("PNG encoding failed: {e}")))?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!(
+            "jpg,npy,raw,json,box".parse::<Format>().unwrap(),
+            Format::default()
+        );
+        let f: Format = "png, json".parse().unwrap();
+        assert_eq!(f.overlay, Some(OverlayFormat::Png));
+        assert!(f.json && !f.npy && !f.raw && !f.draw_box);
+        assert!("jpg,png".parse::<Format>().is_err());
+        assert!("gif".parse::<Format>().is_err());
+        assert!("box".parse::<Format>().is_err());
+        assert!("npy,box".parse::<Format>().is_err());
+        assert!("".parse::<Format>().is_err());
+    }
+}

@@ -1,0 +1,258 @@
+//! One image with one method: the maps, the boxes, the pointing game and the perturbation
+//! measures, as one [`Record`].
+
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::Settings;
+use super::dataset::Sample;
+use super::metrics::{argmax, best_iou, pointing_hit, softmax};
+use super::perturb::{Normal, blur, impute, path_images, relevance_order, road_keep, step_counts};
+use crate::cam::{Cam, Method, Targets, ranked};
+use crate::error::Result;
+use crate::image::{RgbImage, resize_bilinear, resize_map, to_input};
+use crate::localize::{BBox, PAPER_THRESHOLD, localize};
+use crate::model::CamModel;
+
+/// What one map of one ground-truth class gives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassResult {
+    pub class: usize,
+    /// Best IoU of the map's box with the class's boxes, at each of the settings' thresholds.
+    pub iou: Vec<f32>,
+    /// The box at the paper's threshold (15%), in the image's pixels.
+    #[serde(rename = "box")]
+    pub bbox: Option<BBox>,
+    /// The map's maximum `(x, y)` in the image's pixels.
+    pub point: Option<(u32, u32)>,
+    /// Whether the maximum is within the tolerance of a box of the class.
+    pub hit: bool,
+}
+
+/// The perturbation measures of the top-1 class's map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Faithfulness {
+    /// The class probability as pixels are deleted (most relevant first), one value per step
+    /// from the image (x = 0) to the baseline (x = 1).
+    pub deletion: Vec<f32>,
+    /// The class probability as pixels are inserted into the blurred image.
+    pub insertion: Vec<f32>,
+    /// ROAD, most relevant first: the probability after removing each fraction.
+    pub road_morf: Vec<f32>,
+    /// ROAD, least relevant first.
+    pub road_lerf: Vec<f32>,
+}
+
+/// Everything measured on one image with one method: one line of `results.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub image: String,
+    pub method: String,
+    /// The image's ground-truth classes.
+    pub classes: Vec<usize>,
+    /// (width, height) of the evaluated image.
+    pub size: (u32, u32),
+    /// The model's five best classes, best first, and their softmax probabilities.
+    pub top5: Vec<usize>,
+    pub top5_prob: Vec<f32>,
+    /// One entry per ground-truth class.
+    pub maps: Vec<ClassResult>,
+    /// The top-1 class, whose map the confidence measures use.
+    pub class: usize,
+    /// Its probability on the image (`Y`) and on the image times its map (`O`).
+    pub y: f64,
+    pub o: f64,
+    /// Deletion, Insertion and ROAD, for the images within the faithfulness limit.
+    pub faithfulness: Option<Faithfulness>,
+    /// Milliseconds to make one map (body forward, head and method), as `explain` would.
+    pub map_ms: f64,
+    /// Milliseconds for all of this record's work.
+    pub total_ms: f64,
+}
+
+/// An image ready for the methods: decoded, resized, normalised.
+pub struct Prepared {
+    pub image: RgbImage,
+    /// The network input, `3 x H x W`.
+    pub input: Vec<f32>,
+    /// For the faithfulness measures: the blurred input.
+    pub blurred: Option<Vec<f32>>,
+    /// The ends of the curves, the same for every method: the top-1 class's probability on the
+    /// blurred input and on the baseline, computed once.
+    ends: std::cell::OnceCell<(f64, f64)>,
+}
+
+/// Runs the measures of one image and one method.
+pub struct Evaluator<'a> {
+    pub model: &'a dyn CamModel,
+    pub settings: &'a Settings,
+    /// Perturbed inputs per forward pass.
+    pub batch: usize,
+}
+
+impl Evaluator<'_> {
+    /// Decodes and preprocesses an image (and blurs it when `faithfulness`).
+    pub fn prepare(&self, sample: &Sample, faithfulness: bool) -> Result<Prepared> {
+        let image = crate::image::load(&sample.path, crate::image::MAX_PIXELS)?;
+        let p = self.model.preprocess();
+        let resized = resize_bilinear(&image, p.size.1 as u32, p.size.0 as u32);
+        let input = to_input(&resized, p.mean, p.std);
+        let blurred = faithfulness.then(|| blur(&input, 3, p.size.0, p.size.1));
+        Ok(Prepared {
+            image,
+            input,
+            blurred,
+            ends: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// Softmax probabilities of `class` for `count` inputs laid end to end in `data`, in
+    /// forward passes of at most `batch` inputs.
+    pub fn probabilities(&self, data: &[f32], class: usize) -> Vec<f64> {
+        let (h, w) = self.model.preprocess().size;
+        let one = 3 * h * w;
+        let count = data.len() / one;
+        let mut out = Vec::with_capacity(count);
+        let device = Device::flex();
+        for start in (0..count).step_by(self.batch.max(1)) {
+            let n = self.batch.max(1).min(count - start);
+            let chunk = data[start * one..(start + n) * one].to_vec();
+            let x = Tensor::<4>::from_data(TensorData::new(chunk, [n, 3, h, w]), &device);
+            let logits: Vec<f32> = self.model.forward(x).into_data().iter::<f32>().collect();
+            let classes = logits.len() / n;
+            out.extend(logits.chunks(classes).map(|row| softmax(row)[class]));
+        }
+        out
+    }
+
+    /// Measures one image with one method.
+    pub fn evaluate(&self, sample: &Sample, prepared: &Prepared, method: &dyn Method, faithful: bool) -> Result<Record> {
+        let start = Instant::now();
+        let s = self.settings;
+        let (h, w) = self.model.preprocess().size;
+        let x = Tensor::<4>::from_data(TensorData::new(prepared.input.clone(), [1, 3, h, w]), &Device::flex());
+        // One map per ground-truth class (localization, pointing), then the top-1 class's map
+        // (confidence measures); when the top-1 is a ground-truth class the two are the same.
+        let mut sets: Vec<Targets> = sample.classes.iter().map(|&c| Targets::class(c)).collect();
+        sets.push(Targets::Rank(0));
+        let cam = Cam::new(self.model, method, &s.layers)?;
+        let outputs = cam.run_many(x, &sets)?;
+        let map_ms = outputs.iter().map(|o| o.timings.forward).sum::<f64>()
+            + outputs[0].timings.backward
+            + outputs[0].timings.postprocess;
+
+        let logits = &outputs[0].logits[0];
+        let probs = softmax(logits);
+        let top5: Vec<usize> = ranked(logits).into_iter().take(5).collect();
+        let size = (prepared.image.width(), prepared.image.height());
+        let (iw, ih) = (size.0 as usize, size.1 as usize);
+
+        let mut maps = Vec::with_capacity(sample.classes.len());
+        for (&class, out) in sample.classes.iter().zip(&outputs) {
+            let gt = sample.boxes_of(class, size);
+            let full = resize_map(&out.maps[0], out.size, (ih, iw));
+            let iou = s
+                .thresholds
+                .iter()
+                .map(|&t| best_iou(localize(&full, iw, ih, t).as_ref(), &gt))
+                .collect();
+            let point = argmax(&full, iw);
+            maps.push(ClassResult {
+                class,
+                iou,
+                bbox: localize(&full, iw, ih, PAPER_THRESHOLD),
+                point,
+                hit: point.is_some_and(|p| pointing_hit(p, &gt, s.pointing_tolerance)),
+            });
+        }
+
+        // The top-1 map: confidence measures, and the perturbation curves when asked.
+        let class = top5[0];
+        let map = &outputs.last().expect("the top-1 set").maps[0];
+        let y = probs[class];
+        let masked: Vec<f32> = prepared
+            .input
+            .chunks(h * w)
+            .flat_map(|channel| channel.iter().zip(map).map(|(v, m)| v * m))
+            .collect();
+        let mut inputs = masked;
+        let mut faith_layout = None;
+        if faithful && let Some(blurred) = &prepared.blurred {
+            let order = relevance_order(map);
+            let counts = step_counts(h * w, s.steps);
+            let inner = &counts[1..counts.len() - 1];
+            let zeros = vec![s.deletion_baseline; prepared.input.len()];
+            inputs.extend(path_images(&prepared.input, &zeros, &order, inner));
+            inputs.extend(path_images(blurred, &prepared.input, &order, inner));
+            // ROAD: every removal is imputed independently, in parallel.
+            // pytorch-grad-cam's percentile is the share of pixels kept: 100 - removed.
+            let jobs: Vec<(f64, bool)> = s
+                .road_removed
+                .iter()
+                .flat_map(|&r| [(100.0 - r, true), (100.0 - r, false)])
+                .collect();
+            let input = prepared.input.as_slice();
+            let imputed: Vec<Vec<f32>> = {
+                use rayon::prelude::*;
+                jobs.par_iter()
+                    .map(|&(percentile, morf)| {
+                        let keep = road_keep(map, percentile, morf);
+                        let seed = s.seed ^ hash(&[&sample.name, method.name(), &format!("{percentile}{morf}")]);
+                        impute(input, &keep, h, w, s.road_noise, &mut Normal::new(seed))
+                    })
+                    .collect()
+            };
+            inputs.extend(imputed.into_iter().flatten());
+            faith_layout = Some((inner.len(), blurred));
+        }
+        let p = self.probabilities(&inputs, class);
+        let o = p[0];
+        let faithfulness = faith_layout.map(|(steps, blurred)| {
+            // The curve ends are the same for every method: the image, the baseline, the blur.
+            let (p_blur, p_zero) = *prepared.ends.get_or_init(|| {
+                let baseline = vec![s.deletion_baseline; prepared.input.len()];
+                let p = self.probabilities(&[blurred.as_slice(), &baseline].concat(), class);
+                (p[0], p[1])
+            });
+            let del = &p[1..1 + steps];
+            let ins = &p[1 + steps..1 + 2 * steps];
+            let road = &p[1 + 2 * steps..];
+            let f = |v: f64| v as f32;
+            Faithfulness {
+                deletion: std::iter::once(y).chain(del.iter().copied()).chain([p_zero]).map(f).collect(),
+                insertion: std::iter::once(p_blur).chain(ins.iter().copied()).chain([y]).map(f).collect(),
+                road_morf: road.iter().step_by(2).copied().map(f).collect(),
+                road_lerf: road.iter().skip(1).step_by(2).copied().map(f).collect(),
+            }
+        });
+        Ok(Record {
+            image: sample.name.clone(),
+            method: method.name().to_string(),
+            classes: sample.classes.clone(),
+            size,
+            top5_prob: top5.iter().map(|&c| probs[c] as f32).collect(),
+            top5,
+            maps,
+            class,
+            y,
+            o,
+            faithfulness,
+            map_ms,
+            total_ms: start.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+}
+
+/// FNV-1a over the parts, for seeds that depend on the image and the method only.
+fn hash(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain([0xff]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}

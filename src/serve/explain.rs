@@ -1,0 +1,576 @@
+//! `POST /v1/explain`, `GET /v1/models` and `GET /v1/classes`.
+
+use std::time::Instant;
+
+use ::image::codecs::png::PngEncoder;
+use ::image::{ExtendedColorType, ImageEncoder, RgbImage};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::multipart::MultipartError;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+use super::shared::Shared;
+use crate::cam::{self, CamOptions, METHOD_NAMES};
+use crate::explain::{ClassMap, Classes, Explainer, Prediction};
+use crate::image::{JET, draw_box, overlay, resize_map};
+use crate::io::npy_bytes;
+use crate::labels;
+use crate::localize::{BBox, PAPER_THRESHOLD};
+use crate::model::CamModel;
+
+/// The most maps one request may ask for (`class` values or `top_k`): each costs a backward
+/// pass and its images.
+pub const MAX_CLASSES: usize = 10;
+
+/// The longest parameter a form field may hold (the image aside).
+const MAX_FIELD_BYTES: usize = 4096;
+
+/// The heat-map PNG is the map at the image's size, shrunk to fit this many pixels a side.
+const HEATMAP_MAX_SIDE: u32 = 1024;
+
+/// The parameters `POST /v1/explain` takes, from the query string or form fields.
+const PARAMETERS: &[&str] = &[
+    "method",
+    "layer",
+    "class",
+    "top_k",
+    "counterfactual",
+    "eigen_smooth",
+    "aug_smooth",
+    "image_weight",
+    "box",
+    "box_threshold",
+    "overlay",
+    "heatmap",
+    "map",
+];
+
+/// How the normalised map (at network input size) is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapFormat {
+    /// Not at all (the default; the raw per-layer maps are always returned).
+    None,
+    /// As JSON numbers, row-major, with its shape.
+    Json,
+    /// As a base64 `.npy` file (float32, C order).
+    Npy,
+}
+
+/// The validated parameters of one explain request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub method: String,
+    /// Layer names (empty: the model's default layer).
+    pub layers: Vec<String>,
+    pub classes: Classes,
+    pub options: CamOptions,
+    /// Weight of the image in the server-made overlay, in [0, 1].
+    pub image_weight: f32,
+    /// Draw the box on the overlay.
+    pub draw_box: bool,
+    pub box_threshold: f32,
+    /// Return the overlay on the original image (PNG, base64).
+    pub overlay: bool,
+    /// Return the heat map alone (JET colours, PNG, base64), for blending client-side.
+    pub heatmap: bool,
+    pub map: MapFormat,
+}
+
+impl Params {
+    /// Parses `name=value` pairs (query string first, then form fields; for single values the
+    /// last wins, `layer` and `class` accumulate and take comma lists), checked against `model`.
+    pub fn parse(pairs: &[(String, String)], model: &dyn CamModel) -> Result<Params, ApiError> {
+        let mut method = "gradcam".to_string();
+        let mut layers = Vec::new();
+        let mut classes = Vec::new();
+        let mut top_k = None;
+        let mut options = CamOptions::default();
+        let mut p = Params {
+            method: String::new(),
+            layers: Vec::new(),
+            classes: Classes::Top(1),
+            options,
+            image_weight: 0.5,
+            draw_box: true,
+            box_threshold: PAPER_THRESHOLD,
+            overlay: true,
+            heatmap: true,
+            map: MapFormat::None,
+        };
+        for (name, value) in pairs {
+            let value = value.trim();
+            match name.as_str() {
+                "method" => method = value.to_string(),
+                "layer" | "layers" => layers.extend(list(value)),
+                "class" | "classes" => classes.extend(list(value)),
+                "top_k" => top_k = Some(number::<usize>(name, value)?),
+                "counterfactual" => options.counterfactual = boolean(name, value)?,
+                "eigen_smooth" => options.eigen_smooth = boolean(name, value)?,
+                "aug_smooth" => options.aug_smooth = boolean(name, value)?,
+                "image_weight" => p.image_weight = fraction(name, value)?,
+                "box" => p.draw_box = boolean(name, value)?,
+                "box_threshold" => p.box_threshold = fraction(name, value)?,
+                "overlay" => p.overlay = boolean(name, value)?,
+                "heatmap" => p.heatmap = boolean(name, value)?,
+                "map" => {
+                    p.map = match value {
+                        "" | "none" => MapFormat::None,
+                        "json" => MapFormat::Json,
+                        "npy" => MapFormat::Npy,
+                        _ => {
+                            return Err(bad(format!(
+                                "map must be none, json or npy, got `{value}`"
+                            )));
+                        }
+                    }
+                }
+                "image" => {
+                    return Err(bad(
+                        "the image goes in the multipart field `image` or the body, not the query",
+                    ));
+                }
+                "file" => {
+                    return Err(bad(
+                        "unknown field `file`: send the image in the multipart field `image`",
+                    ));
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "unknown parameter `{name}`; valid: {}",
+                        PARAMETERS.join(", ")
+                    )));
+                }
+            }
+        }
+        cam::method(&method)?;
+        for layer in &layers {
+            model.layer_index(layer)?;
+        }
+        p.classes = match (classes.is_empty(), top_k) {
+            (true, None) => Classes::Top(1),
+            (true, Some(k)) if (1..=MAX_CLASSES).contains(&k) => Classes::Top(k),
+            (true, Some(k)) => {
+                return Err(bad(format!("top_k must be in 1..={MAX_CLASSES}, got {k}")));
+            }
+            (false, Some(_)) => return Err(bad("give either class or top_k, not both")),
+            (false, None) if classes.len() > MAX_CLASSES => {
+                return Err(bad(format!(
+                    "at most {MAX_CLASSES} classes per request, got {}",
+                    classes.len()
+                )));
+            }
+            (false, None) => Classes::These(
+                classes
+                    .iter()
+                    .map(|c| labels::class(c, model.num_classes()))
+                    .collect::<crate::Result<_>>()?,
+            ),
+        };
+        p.method = method;
+        p.layers = layers;
+        p.options = options;
+        Ok(p)
+    }
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(message.into())
+}
+
+/// Non-empty items of a comma list.
+fn list(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ApiError> {
+    value
+        .parse()
+        .map_err(|_| bad(format!("{name} must be a number, got `{value}`")))
+}
+
+/// A number in [0, 1].
+fn fraction(name: &str, value: &str) -> Result<f32, ApiError> {
+    let v: f32 = number(name, value)?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(bad(format!("{name} must be in [0, 1], got {value}")))
+    }
+}
+
+/// `true`/`1`/`yes`/`on`, or present without a value (a checkbox), or `false`/`0`/`no`/`off`.
+fn boolean(name: &str, value: &str) -> Result<bool, ApiError> {
+    match value.to_ascii_lowercase().as_str() {
+        "" | "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(bad(format!("{name} must be true or false, got `{value}`"))),
+    }
+}
+
+/// The query's pairs, the form's text fields, and the image (a form's `image` field, or the
+/// whole body when the request is not a form).
+async fn read_request(
+    request: Request,
+) -> Result<(Vec<(String, String)>, Option<Bytes>), ApiError> {
+    let Query(mut pairs) = Query::<Vec<(String, String)>>::try_from_uri(request.uri())
+        .map_err(|e| bad(format!("malformed query string: {}", e.body_text())))?;
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    if !multipart {
+        let bytes = Bytes::from_request(request, &()).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(0)
+            } else {
+                bad("could not read the request body")
+            }
+        })?;
+        return Ok((pairs, (!bytes.is_empty()).then_some(bytes)));
+    }
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| bad(format!("malformed multipart form: {}", e.body_text())))?;
+    let mut image = None;
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "image" {
+            if image.is_some() {
+                return Err(bad("one image per request: the field `image` is repeated"));
+            }
+            image = Some(field.bytes().await.map_err(multipart_error)?);
+        } else {
+            let value = field.bytes().await.map_err(multipart_error)?;
+            if value.len() > MAX_FIELD_BYTES {
+                return Err(bad(format!(
+                    "the form field `{name}` is longer than {MAX_FIELD_BYTES} bytes"
+                )));
+            }
+            pairs.push((name, String::from_utf8_lossy(&value).into_owned()));
+        }
+    }
+    Ok((pairs, image.filter(|b| !b.is_empty())))
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(0),
+        StatusCode::BAD_REQUEST => bad(format!("malformed multipart form: {}", e.body_text())),
+        _ => bad("could not read the request body"),
+    }
+}
+
+/// `POST /v1/explain`.
+pub(super) async fn explain(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let start = Instant::now();
+    // Admitted before the body is read, so that the bodies held in memory are bounded too:
+    // at most `workers + queue` of them.
+    let ticket = state.admit().ok_or(ApiError::Overloaded)?;
+    let (pairs, image) = read_request(request).await.map_err(|e| match e {
+        ApiError::TooLarge(_) => ApiError::TooLarge(state.config().max_body_bytes),
+        e => e,
+    })?;
+    let params = Params::parse(&pairs, state.model().as_ref())?;
+    let image = image.ok_or_else(|| {
+        bad("no image: send it in the multipart field `image`, or as the request body (not a form)")
+    })?;
+
+    let waiting = Instant::now();
+    let permit = state
+        .inner
+        .workers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    let queue = ms(waiting);
+    let worker_state = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        // Held until the work is done, even if the request times out meanwhile.
+        let _held = (ticket, permit);
+        run(&worker_state, &params, &image)
+    })
+    .await;
+    match result {
+        Ok(Ok(mut body)) => {
+            body.timings.queue = queue;
+            body.timings.total = ms(start);
+            Ok(Json(body).into_response())
+        }
+        Ok(Err(e)) => Err(e),
+        Err(e) => {
+            eprintln!("gradcam serve: explain failed: {e}");
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+#[derive(Debug, Serialize)]
+struct ExplainResponse {
+    model: String,
+    method: String,
+    layers: Vec<String>,
+    counterfactual: bool,
+    image: ImageSize,
+    /// Network input (height, width): the shape of `map`.
+    input_size: [usize; 2],
+    top5: Vec<Prediction>,
+    /// One per explained class, in the order asked (or of rank for `top_k`).
+    explanations: Vec<MapOut>,
+    timings: ServeTimings,
+}
+
+#[derive(Debug, Serialize)]
+struct ImageSize {
+    width: u32,
+    height: u32,
+}
+
+/// Milliseconds.
+#[derive(Debug, Default, Serialize)]
+struct ServeTimings {
+    /// Reading the body is not counted; waiting for a worker is.
+    queue: f64,
+    decode: f64,
+    forward: f64,
+    backward: f64,
+    postprocess: f64,
+    /// Resizing, colouring and PNG-encoding the images.
+    encode: f64,
+    total: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct MapOut {
+    class: Option<usize>,
+    label: Option<String>,
+    /// The explained score (logit; negated for a counterfactual).
+    score: f32,
+    /// In original-image pixels, inclusive; null when the map is empty.
+    #[serde(rename = "box")]
+    bbox: Option<BBox>,
+    /// The overlay on the original image, as pytorch-grad-cam's `show_cam_on_image`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overlay_png: Option<String>,
+    /// The map alone in JET colours, at the image's aspect (at most 1024 pixels a side).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heatmap_png: Option<String>,
+    /// The normalised map at network input size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    map: Option<MapData>,
+    /// The raw signed map of each layer, at the layer's resolution.
+    raw: Vec<RawMap>,
+}
+
+#[derive(Debug, Serialize)]
+struct MapData {
+    shape: [usize; 2],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    npy_base64: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RawMap {
+    layer: String,
+    shape: [usize; 2],
+    data: Vec<f32>,
+}
+
+/// The blocking part: decode, explain, draw and encode.
+fn run(state: &AppState, p: &Params, bytes: &[u8]) -> Result<ExplainResponse, ApiError> {
+    let start = Instant::now();
+    let image = crate::image::decode(bytes, state.config().max_pixels)?;
+    let decode = ms(start);
+
+    let model = Box::new(Shared(state.model().clone()));
+    let mut explainer = Explainer::new(model, &p.method, p.layers.clone(), p.options)?;
+    explainer.box_threshold = p.box_threshold;
+    let explanation = explainer
+        .explain(std::slice::from_ref(&image), &p.classes)?
+        .pop()
+        .ok_or(ApiError::Internal)?;
+
+    let start = Instant::now();
+    let explanations = explanation
+        .explanations
+        .iter()
+        .map(|m| render(&image, explanation.input_size, m, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let t = explanation.timings;
+    Ok(ExplainResponse {
+        model: explanation.model,
+        method: explanation.method,
+        layers: explanation.layers,
+        counterfactual: explanation.counterfactual,
+        image: ImageSize {
+            width: image.width(),
+            height: image.height(),
+        },
+        input_size: [explanation.input_size.0, explanation.input_size.1],
+        top5: explanation.top5,
+        explanations,
+        timings: ServeTimings {
+            decode,
+            forward: t.forward,
+            backward: t.backward,
+            postprocess: t.postprocess,
+            encode: ms(start),
+            ..Default::default()
+        },
+    })
+}
+
+/// The images and arrays of one map.
+fn render(
+    image: &RgbImage,
+    input: (usize, usize),
+    m: &ClassMap,
+    p: &Params,
+) -> Result<MapOut, ApiError> {
+    let (w, h) = image.dimensions();
+    let overlay_png = if p.overlay {
+        let mask = resize_map(&m.map, input, (h as usize, w as usize));
+        let mut picture = overlay(image, &mask, p.image_weight)?;
+        if p.draw_box
+            && let Some(b) = &m.bbox
+        {
+            draw_box(&mut picture, b, [0, 255, 0], (w.max(h) / 200).max(2));
+        }
+        Some(BASE64.encode(png(&picture)?))
+    } else {
+        None
+    };
+    let heatmap_png = if p.heatmap {
+        let scale = (HEATMAP_MAX_SIDE as f64 / w.max(h) as f64).min(1.0);
+        let hw = ((w as f64 * scale).round() as u32).max(1);
+        let hh = ((h as f64 * scale).round() as u32).max(1);
+        let mask = resize_map(&m.map, input, (hh as usize, hw as usize));
+        // The colour of a value as in the overlay: JET[u8(255 * v)], truncated and saturated.
+        let pixels = mask
+            .iter()
+            .flat_map(|&v| JET[(255.0f32 * v) as u8 as usize])
+            .collect();
+        let heat = RgbImage::from_raw(hw, hh, pixels).ok_or(ApiError::Internal)?;
+        Some(BASE64.encode(png(&heat)?))
+    } else {
+        None
+    };
+    let shape = [input.0, input.1];
+    let map = match p.map {
+        MapFormat::None => None,
+        MapFormat::Json => Some(MapData {
+            shape,
+            data: Some(m.map.clone()),
+            npy_base64: None,
+        }),
+        MapFormat::Npy => Some(MapData {
+            shape,
+            data: None,
+            npy_base64: Some(BASE64.encode(npy_bytes(&m.map, &shape))),
+        }),
+    };
+    Ok(MapOut {
+        class: m.class,
+        label: m.label.clone(),
+        score: m.score,
+        bbox: m.bbox,
+        overlay_png,
+        heatmap_png,
+        map,
+        raw: m
+            .raw
+            .iter()
+            .map(|l| RawMap {
+                layer: l.layer.clone(),
+                shape: [l.height, l.width],
+                data: l.maps.first().cloned().unwrap_or_default(),
+            })
+            .collect(),
+    })
+}
+
+fn png(image: &RgbImage) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    PngEncoder::new(&mut bytes)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| {
+            eprintln!("gradcam serve: PNG encoding failed: {e}");
+            ApiError::Internal
+        })?;
+    Ok(bytes)
+}
+
+/// `GET /v1/models`.
+pub(super) async fn models(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let m = state.model();
+    let size = m.preprocess().size;
+    let layers: Vec<_> = m
+        .layers()
+        .iter()
+        .map(|l| serde_json::json!({ "name": l.name, "shape": l.output_shape(size) }))
+        .collect();
+    let c = state.config();
+    Json(serde_json::json!({
+        "models": [{
+            "name": m.name(),
+            "input_size": [size.0, size.1],
+            "num_classes": m.num_classes(),
+            "default_layer": m.default_layer(),
+            "layers": layers,
+        }],
+        "methods": METHOD_NAMES,
+        "default_method": "gradcam",
+        "parameters": PARAMETERS,
+        "limits": {
+            "max_body_bytes": c.max_body_bytes,
+            "max_pixels": c.max_pixels,
+            "timeout_s": c.timeout.as_secs_f64(),
+            "workers": c.workers,
+            "queue": c.queue,
+            "max_classes": MAX_CLASSES,
+        },
+    }))
+}
+
+/// `GET /v1/classes`: index, short name and synonyms of every class.
+pub(super) async fn classes(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let n = state.model().num_classes();
+    let imagenet = labels::imagenet();
+    let classes: Vec<_> = (0..n)
+        .map(|i| {
+            let names = imagenet.get(i).filter(|_| n == 1000).map(|l| l.full_name);
+            serde_json::json!({ "class": i, "label": labels::name_of(i, n), "names": names })
+        })
+        .collect();
+    Json(serde_json::json!({ "classes": classes }))
+}
