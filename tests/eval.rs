@@ -38,7 +38,11 @@ fn best_iou_takes_the_best_ground_truth_box() {
     let b = bb(0, 0, 9, 9);
     // Same box: 1; half overlap: 50 / 150; disjoint: 0.
     assert_eq!(best_iou(Some(&b), &[bb(0, 0, 9, 9)]), 1.0);
-    assert!(close(best_iou(Some(&b), &[bb(20, 20, 30, 30), bb(5, 0, 14, 9)]) as f64, 1.0 / 3.0, 1e-6));
+    assert!(close(
+        best_iou(Some(&b), &[bb(20, 20, 30, 30), bb(5, 0, 14, 9)]) as f64,
+        1.0 / 3.0,
+        1e-6
+    ));
     assert_eq!(best_iou(Some(&b), &[bb(10, 10, 12, 12)]), 0.0);
     assert_eq!(best_iou(None, &[b]), 0.0);
     assert_eq!(best_iou(Some(&b), &[]), 0.0);
@@ -58,7 +62,11 @@ fn pointing_game_with_tolerance() {
     assert!(!pointing_hit((30, 30), &[], 15.0));
     assert_eq!(distance_to_box((0, 0), &bb(3, 4, 9, 9)), 5.0);
     // Several boxes: any one will do.
-    assert!(pointing_hit((100, 100), &[bb(0, 0, 1, 1), bb(90, 90, 95, 95)], 15.0));
+    assert!(pointing_hit(
+        (100, 100),
+        &[bb(0, 0, 1, 1), bb(90, 90, 95, 95)],
+        15.0
+    ));
 }
 
 #[test]
@@ -78,12 +86,19 @@ fn area_under_known_curves() {
     assert!(close(auc(&xs, &falling), 0.5, 1e-12));
     assert!(close(auc_uniform(&line), 0.5, 1e-12));
     // A step from 1 to 0 between x = 0.3 and 0.4: 0.3 + 0.1 / 2.
-    let step: Vec<f64> = xs.iter().map(|&x| if x <= 0.3 { 1.0 } else { 0.0 }).collect();
+    let step: Vec<f64> = xs
+        .iter()
+        .map(|&x| if x <= 0.3 { 1.0 } else { 0.0 })
+        .collect();
     assert!(close(auc(&xs, &step), 0.35, 1e-12));
     assert!(close(auc_uniform(&step), 0.35, 1e-12));
     // A constant: its value. Uneven x: trapezoids of their own widths.
     assert!(close(auc(&xs, &[0.7; 11]), 0.7, 1e-12));
-    assert!(close(auc(&[0.0, 0.1, 1.0], &[0.0, 1.0, 1.0]), 0.05 + 0.9, 1e-12));
+    assert!(close(
+        auc(&[0.0, 0.1, 1.0], &[0.0, 1.0, 1.0]),
+        0.05 + 0.9,
+        1e-12
+    ));
     assert_eq!(auc_uniform(&[0.4]), 0.0);
 }
 
@@ -95,7 +110,10 @@ fn average_drop_and_increase_of_known_confidences() {
         m.update(y, o);
     }
     let s = m.summary();
-    assert!(close(s.average_drop, (50.0 + 0.0 + 50.0 + 0.0) / 4.0, 1e-9), "{s:?}");
+    assert!(
+        close(s.average_drop, (50.0 + 0.0 + 50.0 + 0.0) / 4.0, 1e-9),
+        "{s:?}"
+    );
     assert!(close(s.increase, 25.0, 1e-9), "{s:?}");
     assert!(close(drop_in_confidence(0.8, 0.2), 75.0, 1e-9));
     assert_eq!(drop_in_confidence(0.0, 0.2), 0.0);
@@ -110,7 +128,10 @@ fn classification_and_localization_errors() {
     c.update(&[9], &[3, 1, 2, 4, 5]); // wrong
     c.update(&[1, 7], &[7, 0, 0, 0, 0]); // one of two classes
     let e = c.summary();
-    assert!(close(e.top1, 50.0, 1e-9) && close(e.top5, 25.0, 1e-9), "{e:?}");
+    assert!(
+        close(e.top1, 50.0, 1e-9) && close(e.top5, 25.0, 1e-9),
+        "{e:?}"
+    );
 
     // Two thresholds; IoUs per (class, threshold).
     let mut l = LocalizationMetric::new(&[0.1, 0.2]);
@@ -131,7 +152,9 @@ fn classification_and_localization_errors() {
 #[test]
 fn pointing_curves_road_and_time_accumulate() {
     let mut p = PointingGame::default();
-    [true, false, true, true].into_iter().for_each(|h| p.update(h));
+    [true, false, true, true]
+        .into_iter()
+        .for_each(|h| p.update(h));
     assert!(close(p.summary(), 75.0, 1e-9));
 
     let mut d = CurveMetric::new(vec![0.0, 0.5, 1.0]);
@@ -147,8 +170,14 @@ fn pointing_curves_road_and_time_accumulate() {
     r.update(0.5, &[0.5, 0.1], &[0.5, 0.3]);
     let s = r.summary();
     // MoRF changes: (-0.2 + 0) / 2 = -0.1 and (-0.6 - 0.4) / 2 = -0.5; LeRF: 0 and -0.2.
-    assert!(close(s.morf[0], -0.1, 1e-12) && close(s.morf[1], -0.5, 1e-12), "{s:?}");
-    assert!(close(s.lerf[0], 0.0, 1e-12) && close(s.lerf[1], -0.2, 1e-12), "{s:?}");
+    assert!(
+        close(s.morf[0], -0.1, 1e-12) && close(s.morf[1], -0.5, 1e-12),
+        "{s:?}"
+    );
+    assert!(
+        close(s.lerf[0], 0.0, 1e-12) && close(s.lerf[1], -0.2, 1e-12),
+        "{s:?}"
+    );
     assert!(close(s.morf_mean, -0.3, 1e-12) && close(s.lerf_mean, -0.1, 1e-12));
     assert!(close(s.combined, 0.1, 1e-12));
 
@@ -162,7 +191,11 @@ fn pointing_curves_road_and_time_accumulate() {
 fn softmax_sums_to_one() {
     let p = softmax(&[1.0, 2.0, 3.0]);
     assert!(close(p.iter().sum::<f64>(), 1.0, 1e-12));
-    assert!(close(p[2], (3.0f64).exp() / (1.0f64.exp() + 2.0f64.exp() + 3.0f64.exp()), 1e-12));
+    assert!(close(
+        p[2],
+        (3.0f64).exp() / (1.0f64.exp() + 2.0f64.exp() + 3.0f64.exp()),
+        1e-12
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,7 +261,11 @@ fn road_noise_is_seeded_and_small() {
 
 fn write_png(path: &Path, w: u32, h: u32, seed: u8) {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 7 + seed as u32) as u8, (y * 5) as u8, ((x + y) * 3 + seed as u32 * 40) as u8])
+        image::Rgb([
+            (x * 7 + seed as u32) as u8,
+            (y * 5) as u8,
+            ((x + y) * 3 + seed as u32 * 40) as u8,
+        ])
     });
     img.save(path).unwrap();
 }
@@ -237,7 +274,8 @@ fn write_png(path: &Path, w: u32, h: u32, seed: u8) {
 fn csv_dataset(name: &str, n: usize) -> PathBuf {
     let dir = scratch(name);
     std::fs::create_dir_all(dir.join("images")).unwrap();
-    let mut csv = String::from("file,class_idx,synset,name,orig_w,orig_h,boxes_orig_xyxy,boxes_227_xyxy\n");
+    let mut csv =
+        String::from("file,class_idx,synset,name,orig_w,orig_h,boxes_orig_xyxy,boxes_227_xyxy\n");
     for i in 0..n {
         let file = format!("img_{i:02}.png");
         write_png(&dir.join("images").join(&file), 227, 227, i as u8);
@@ -259,7 +297,10 @@ fn csv_dataset_uses_the_227_boxes() {
     let s = &d.samples[1];
     assert_eq!(s.name, "img_01.png");
     assert_eq!(s.classes, [1]);
-    assert_eq!(s.boxes_of(1, (227, 227)), [bb(10, 20, 150, 200), bb(0, 0, 5, 5)]);
+    assert_eq!(
+        s.boxes_of(1, (227, 227)),
+        [bb(10, 20, 150, 200), bb(0, 0, 5, 5)]
+    );
     // For an image of the original size, the original boxes.
     assert_eq!(s.boxes_of(1, (454, 454))[0], bb(20, 40, 300, 400));
     assert!(s.boxes_of(2, (227, 227)).is_empty());
@@ -268,7 +309,9 @@ fn csv_dataset_uses_the_227_boxes() {
 }
 
 fn xml(file: &str, objects: &[(&str, [u32; 4])]) -> String {
-    let mut s = format!("<annotation><folder>x</folder><filename>{file}</filename><size><width>64</width><height>48</height><depth>3</depth></size>");
+    let mut s = format!(
+        "<annotation><folder>x</folder><filename>{file}</filename><size><width>64</width><height>48</height><depth>3</depth></size>"
+    );
     for (name, b) in objects {
         s.push_str(&format!(
             "<object><name>{name}</name><difficult>0</difficult><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>",
@@ -290,18 +333,35 @@ fn imagenet_xml_dataset() {
     // n01440764 is class 0 (tench), n02123045 is 281 (tabby); ILSVRC leaves out the extension.
     std::fs::write(
         ann.join("ILSVRC2012_val_00000001.xml"),
-        xml("ILSVRC2012_val_00000001", &[("n02123045", [1, 2, 30, 40]), ("n02123045", [40, 5, 63, 47])]),
+        xml(
+            "ILSVRC2012_val_00000001",
+            &[
+                ("n02123045", [1, 2, 30, 40]),
+                ("n02123045", [40, 5, 63, 47]),
+            ],
+        ),
     )
     .unwrap();
-    std::fs::write(ann.join("ILSVRC2012_val_00000002.xml"), xml("ILSVRC2012_val_00000002", &[("n01440764", [0, 0, 10, 10])]))
-        .unwrap();
+    std::fs::write(
+        ann.join("ILSVRC2012_val_00000002.xml"),
+        xml("ILSVRC2012_val_00000002", &[("n01440764", [0, 0, 10, 10])]),
+    )
+    .unwrap();
     let d = Dataset::open(&dir, None, 1000).unwrap();
     assert_eq!(d.format, Format::ImagenetXml);
     assert_eq!(d.samples.len(), 2);
     let s = &d.samples[0];
-    assert!(s.path.ends_with("Data/CLS-LOC/val/ILSVRC2012_val_00000001.png"), "{}", s.path.display());
+    assert!(
+        s.path
+            .ends_with("Data/CLS-LOC/val/ILSVRC2012_val_00000001.png"),
+        "{}",
+        s.path.display()
+    );
     assert_eq!(s.classes, [281]);
-    assert_eq!(s.boxes_of(281, (64, 48)), [bb(1, 2, 30, 40), bb(40, 5, 63, 47)]);
+    assert_eq!(
+        s.boxes_of(281, (64, 48)),
+        [bb(1, 2, 30, 40), bb(40, 5, 63, 47)]
+    );
     assert_eq!(d.samples[1].classes, [0]);
     // Synsets need an ImageNet model.
     assert!(Dataset::open(&dir, None, 10).is_err());
@@ -317,7 +377,14 @@ fn voc_xml_dataset() {
     write_png(&jpg.join("2007_000027.png"), 64, 48, 3);
     std::fs::write(
         ann.join("2007_000027.xml"),
-        xml("2007_000027.jpg", &[("dog", [1, 1, 20, 20]), ("person", [10, 10, 64, 48]), ("unicorn", [1, 1, 2, 2])]),
+        xml(
+            "2007_000027.jpg",
+            &[
+                ("dog", [1, 1, 20, 20]),
+                ("person", [10, 10, 64, 48]),
+                ("unicorn", [1, 1, 2, 2]),
+            ],
+        ),
     )
     .unwrap();
     // A 20-class model: VOC's order. VOC's 1-based boxes become 0-based.
@@ -342,7 +409,10 @@ fn voc_xml_dataset() {
 fn unknown_dataset_format_is_explained() {
     let dir = scratch("empty");
     let err = Dataset::open(&dir, None, 1000).unwrap_err().to_string();
-    assert!(err.contains("annotations.csv") && err.contains("XML"), "{err}");
+    assert!(
+        err.contains("annotations.csv") && err.contains("XML"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -410,7 +480,15 @@ fn run_writes_a_report_and_resumes() {
     .unwrap();
     assert_eq!((out.evaluated, out.resumed, calls), (6, 0, 6));
     assert!(out.failures.is_empty(), "{:?}", out.failures);
-    for f in ["report.md", "report.json", "results.jsonl", "settings.json", "localization_threshold.png", "deletion_insertion.png", "road.png"] {
+    for f in [
+        "report.md",
+        "report.json",
+        "results.jsonl",
+        "settings.json",
+        "localization_threshold.png",
+        "deletion_insertion.png",
+        "road.png",
+    ] {
         assert!(report.join(f).is_file(), "{f} missing");
     }
     let r = &out.report;
@@ -429,7 +507,10 @@ fn run_writes_a_report_and_resumes() {
         assert!(m.deletion.mean.iter().all(|v| (0.0..=1.0).contains(v)));
     }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
-    assert!(md.contains("| gradcam |") && md.contains("| eigencam |"), "{md}");
+    assert!(
+        md.contains("| gradcam |") && md.contains("| eigencam |"),
+        "{md}"
+    );
     let png = image::open(report.join("deletion_insertion.png")).unwrap();
     assert!(png.width() >= 1000);
     let lines = std::fs::read_to_string(report.join("results.jsonl")).unwrap();
@@ -452,12 +533,20 @@ fn run_writes_a_report_and_resumes() {
     std::fs::write(report.join("results.jsonl"), cut).unwrap();
     let third = eval::run(model.as_ref(), &dataset, &cfg, &mut |_| {}).unwrap();
     assert_eq!((third.evaluated, third.resumed), (1, 5));
-    assert_eq!(std::fs::read_to_string(report.join("results.jsonl")).unwrap().lines().count(), 6);
+    assert_eq!(
+        std::fs::read_to_string(report.join("results.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        6
+    );
 
     // Other settings are refused: their numbers would not mix.
     let mut other = config(&report, &dataset, &["gradcam"]);
     other.settings.steps = 8;
-    let err = eval::run(model.as_ref(), &dataset, &other, &mut |_| {}).unwrap_err().to_string();
+    let err = eval::run(model.as_ref(), &dataset, &other, &mut |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("steps"), "{err}");
 
     // Raising the faithfulness limit redoes the pairs that lack it; more methods add pairs.
@@ -473,8 +562,13 @@ fn unknown_method_fails_before_any_work() {
     let report = scratch("bad-method-report");
     let dataset = Dataset::open(&data, None, 10).unwrap();
     let cfg = config(&report, &dataset, &["nosuchcam"]);
-    let err = eval::run(tiny_model().as_ref(), &dataset, &cfg, &mut |_| {}).unwrap_err().to_string();
-    assert!(err.contains("nosuchcam") && err.contains("gradcam"), "{err}");
+    let err = eval::run(tiny_model().as_ref(), &dataset, &cfg, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nosuchcam") && err.contains("gradcam"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -501,7 +595,11 @@ fn cli_eval_with_lite0() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     // cat_dog.jpg resized is not needed: any size works; the CSV's original boxes are used
     // (tabby cat and bull mastiff, rough boxes in the 640x480 original).
-    std::fs::copy(root.join("assets/cat_dog.jpg"), data.join("images/cat_dog.jpg")).unwrap();
+    std::fs::copy(
+        root.join("assets/cat_dog.jpg"),
+        data.join("images/cat_dog.jpg"),
+    )
+    .unwrap();
     let (w, h) = image::image_dimensions(root.join("assets/cat_dog.jpg")).unwrap();
     std::fs::write(
         data.join("annotations.csv"),
@@ -514,7 +612,14 @@ fn cli_eval_with_lite0() {
     .unwrap();
     let report = scratch("cli-report");
     let out = Command::new(env!("CARGO_BIN_EXE_gradcam"))
-        .args(["eval", "--dataset", data.to_str().unwrap(), "--method", "gradcam", "--report"])
+        .args([
+            "eval",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--method",
+            "gradcam",
+            "--report",
+        ])
         .arg(&report)
         .args(["--faithfulness-limit", "1", "--steps", "4", "--road", "50"])
         .output()
@@ -524,11 +629,16 @@ fn cli_eval_with_lite0() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("| gradcam |"), "{stdout}");
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
+            .unwrap();
     let m = &json["methods"][0];
     // cat_dog.jpg: the top-1 is 243, bull mastiff: classification is right.
     assert_eq!(json["classification"]["top1"], 0.0, "{json}");
     assert_eq!(m["faithfulness_images"], 1);
-    assert!(json["command"].as_str().unwrap().starts_with("gradcam eval --dataset"));
+    assert!(
+        json["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("gradcam eval --dataset")
+    );
 }
-

@@ -32,16 +32,24 @@ impl Toy {
     fn new(device: &Device) -> Self {
         let mut conv1 = Conv2dConfig::new([1, 2], [3, 3]).init(device);
         conv1.weight = Param::from_tensor(Tensor::ones([2, 1, 3, 3], device));
-        conv1.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(vec![-50f32, -75.0], [2]), device)));
+        conv1.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![-50f32, -75.0], [2]),
+            device,
+        )));
         let mut fc = LinearConfig::new(8, 4).init(device);
         // burn stores Linear weights as [in, out]: inputs 0..5 add, 5..8 subtract.
-        let w: Vec<f32> = (0..8).flat_map(|i| [if i < 5 { 1.0 } else { -1.0 }; 4]).collect();
+        let w: Vec<f32> = (0..8)
+            .flat_map(|i| [if i < 5 { 1.0 } else { -1.0 }; 4])
+            .collect();
         fc.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, [8, 4]), device));
         fc.bias = Some(Param::from_tensor(Tensor::zeros([4], device)));
         Toy {
             conv1,
             fc,
-            layers: vec![Layer::new("conv1", 2, 1, Rounding::Ceil), Layer::new("relu", 2, 1, Rounding::Ceil)],
+            layers: vec![
+                Layer::new("conv1", 2, 1, Rounding::Ceil),
+                Layer::new("relu", 2, 1, Rounding::Ceil),
+            ],
         }
     }
 }
@@ -57,14 +65,22 @@ impl CamModel for Toy {
         "conv1"
     }
     fn preprocess(&self) -> Preprocess {
-        Preprocess { size: (4, 4), mean: [0.0; 3], std: [1.0; 3] }
+        Preprocess {
+            size: (4, 4),
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        }
     }
     fn num_classes(&self) -> usize {
         4
     }
     fn forward_stages(&self, mut x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
         for stage in range {
-            x = if stage == 0 { self.conv1.forward(x) } else { relu(x) };
+            x = if stage == 0 {
+                self.conv1.forward(x)
+            } else {
+                relu(x)
+            };
         }
         x
     }
@@ -88,10 +104,18 @@ fn captum_toy_model_raw_gradcam() {
     assert_eq!((raw.height, raw.width), (2, 2));
     let expected = [11.25, 13.5, 20.25, 22.5];
     for (got, want) in raw.maps[0].iter().zip(expected) {
-        assert!((got - want).abs() < 1e-5, "raw map {:?} != {expected:?}", raw.maps[0]);
+        assert!(
+            (got - want).abs() < 1e-5,
+            "raw map {:?} != {expected:?}",
+            raw.maps[0]
+        );
     }
     // The score explained is the first logit: 0 + 4 + 31 + 40 - (0 + 0 + 6 + 15) = 54.
-    assert!((out.scores[0] - 54.0).abs() < 1e-4, "score {}", out.scores[0]);
+    assert!(
+        (out.scores[0] - 54.0).abs() < 1e-4,
+        "score {}",
+        out.scores[0]
+    );
     // Normalised to the 4x4 input: min-max of the raw map, then resized; the corners keep
     // the extreme values 0 and 1.
     assert_eq!(out.maps[0].len(), 16);
@@ -102,10 +126,18 @@ fn captum_toy_model_raw_gradcam() {
 fn counterfactual_negates_the_gradients() {
     let device = Device::flex();
     let model = Toy::new(&device);
-    let options = gradcam::cam::CamOptions { counterfactual: true, ..Default::default() };
-    let cam = Cam::new(&model, &GradCam, &["conv1"]).unwrap().with_options(options);
+    let options = gradcam::cam::CamOptions {
+        counterfactual: true,
+        ..Default::default()
+    };
+    let cam = Cam::new(&model, &GradCam, &["conv1"])
+        .unwrap()
+        .with_options(options);
     let out = cam.run(toy_input(&device), &Targets::class(0)).unwrap();
-    for (got, want) in out.layers[0].maps[0].iter().zip([-11.25, -13.5, -20.25, -22.5]) {
+    for (got, want) in out.layers[0].maps[0]
+        .iter()
+        .zip([-11.25, -13.5, -20.25, -22.5])
+    {
         assert!((got - want).abs() < 1e-5, "{:?}", out.layers[0].maps[0]);
     }
     assert!((out.scores[0] + 54.0).abs() < 1e-4);
@@ -116,7 +148,10 @@ fn class_out_of_range_is_an_error() {
     let device = Device::flex();
     let model = Toy::new(&device);
     let cam = Cam::new(&model, &GradCam, &["conv1"]).unwrap();
-    let err = cam.run(toy_input(&device), &Targets::class(4)).err().unwrap();
+    let err = cam
+        .run(toy_input(&device), &Targets::class(4))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("class 4 is out of range"), "{err}");
 }
 
@@ -124,6 +159,12 @@ fn class_out_of_range_is_an_error() {
 fn unknown_layer_lists_the_valid_ones() {
     let device = Device::flex();
     let model = Toy::new(&device);
-    let err = Cam::new(&model, &GradCam, &["conv9"]).err().unwrap().to_string();
-    assert!(err.contains("unknown layer `conv9`") && err.contains("conv1, relu"), "{err}");
+    let err = Cam::new(&model, &GradCam, &["conv9"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("unknown layer `conv9`") && err.contains("conv1, relu"),
+        "{err}"
+    );
 }

@@ -12,11 +12,15 @@ use gradcam::model::{CamModel, EfficientNetLite};
 
 fn model() -> &'static EfficientNetLite {
     static MODEL: OnceLock<EfficientNetLite> = OnceLock::new();
-    MODEL.get_or_init(|| gradcam::weights::lite0::load(None, &Device::flex()).expect("EfficientNet-Lite0 weights"))
+    MODEL.get_or_init(|| {
+        gradcam::weights::lite0::load(None, &Device::flex()).expect("EfficientNet-Lite0 weights")
+    })
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lite0").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lite0")
+        .join(name)
 }
 
 fn input(image: &str) -> Tensor<4> {
@@ -26,13 +30,20 @@ fn input(image: &str) -> Tensor<4> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
 fn logits_match_pytorch() {
     for image in ["cat_dog", "both"] {
-        let logits: Vec<f32> = model().forward(input(image)).into_data().iter::<f32>().collect();
+        let logits: Vec<f32> = model()
+            .forward(input(image))
+            .into_data()
+            .iter::<f32>()
+            .collect();
         let (expected, _) = read_npy(&fixture(&format!("{image}.logits.npy"))).unwrap();
         let diff = max_abs_diff(&logits, &expected);
         eprintln!("{image}: logits max abs diff {diff:e}");
@@ -57,12 +68,26 @@ fn gradcam_matches_pytorch_grad_cam() {
 #[test]
 fn cat_dog_photo_top1_is_bull_mastiff_and_maps_find_each_animal() {
     use gradcam::explain::{Classes, Explainer};
-    let image = gradcam::image::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/cat_dog.jpg"), gradcam::image::MAX_PIXELS).unwrap();
+    let image = gradcam::image::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/cat_dog.jpg"),
+        gradcam::image::MAX_PIXELS,
+    )
+    .unwrap();
     assert_eq!(image.dimensions(), (640, 480));
     let model = Box::new(gradcam::weights::lite0::load(None, &Device::flex()).unwrap());
     let explainer = Explainer::new(model, "gradcam", vec![], Default::default()).unwrap();
-    let explanation = explainer.explain(std::slice::from_ref(&image), &Classes::These(vec![243, 281])).unwrap().remove(0);
-    assert_eq!(explanation.top5[0].class, 243, "top-5: {:?}", explanation.top5);
+    let explanation = explainer
+        .explain(
+            std::slice::from_ref(&image),
+            &Classes::These(vec![243, 281]),
+        )
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        explanation.top5[0].class, 243,
+        "top-5: {:?}",
+        explanation.top5
+    );
     assert_eq!(explanation.top5[0].label, "bull mastiff");
 
     // Where each animal is in the 640x480 photo (x1, y1, x2, y2), by eye: the dog sits at the
@@ -70,10 +95,23 @@ fn cat_dog_photo_top1_is_bull_mastiff_and_maps_find_each_animal() {
     let dog = (150.0, 0.0, 500.0, 280.0);
     let cat = (80.0, 300.0, 600.0, 480.0);
     for (map, (x1, y1, x2, y2)) in explanation.explanations.iter().zip([dog, cat]) {
-        let argmax = map.map.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let argmax = map
+            .map
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         // The map is at the 224x224 input: back to photo coordinates.
-        let (x, y) = ((argmax % 224) as f32 * 640.0 / 224.0, (argmax / 224) as f32 * 480.0 / 224.0);
-        assert!(x >= x1 && x <= x2 && y >= y1 && y <= y2, "class {:?}: maximum at ({x}, {y})", map.class);
+        let (x, y) = (
+            (argmax % 224) as f32 * 640.0 / 224.0,
+            (argmax / 224) as f32 * 480.0 / 224.0,
+        );
+        assert!(
+            x >= x1 && x <= x2 && y >= y1 && y <= y2,
+            "class {:?}: maximum at ({x}, {y})",
+            map.class
+        );
         assert!(map.bbox.is_some());
     }
 }
@@ -83,12 +121,24 @@ fn cat_dog_photo_top1_is_bull_mastiff_and_maps_find_each_animal() {
 #[test]
 fn preprocessing_is_close_to_the_reference_input() {
     use gradcam::explain::Explainer;
-    let image = gradcam::image::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/cat_dog.jpg"), gradcam::image::MAX_PIXELS).unwrap();
+    let image = gradcam::image::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/cat_dog.jpg"),
+        gradcam::image::MAX_PIXELS,
+    )
+    .unwrap();
     let model = Box::new(EfficientNetLite::lite0(1000, &Device::flex()));
     let explainer = Explainer::new(model, "gradcam", vec![], Default::default()).unwrap();
     let ours = explainer.preprocess(&image);
     let (reference, _) = read_npy(&fixture("cat_dog.input.npy")).unwrap();
-    let mean_diff = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).sum::<f32>() / ours.len() as f32;
-    eprintln!("mean abs diff to the reference input: {mean_diff}, max {}", max_abs_diff(&ours, &reference));
+    let mean_diff = ours
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f32>()
+        / ours.len() as f32;
+    eprintln!(
+        "mean abs diff to the reference input: {mean_diff}, max {}",
+        max_abs_diff(&ours, &reference)
+    );
     assert!(mean_diff < 1e-3, "mean abs diff {mean_diff}");
 }

@@ -13,7 +13,9 @@ use gradcam::model::{CamModel, ResNet, ResNetConfig, Vgg, VggConfig, resnet, vgg
 use gradcam::weights::load_into;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn resnet_config(name: &str) -> ResNetConfig {
@@ -21,7 +23,13 @@ fn resnet_config(name: &str) -> ResNetConfig {
         "resnet_small" => ([2, 1, 1, 2], true),
         _ => ([1, 1, 1, 1], false),
     };
-    ResNetConfig { name: name.into(), blocks, bottleneck, width: 8, num_classes: 10 }
+    ResNetConfig {
+        name: name.into(),
+        blocks,
+        bottleneck,
+        width: 8,
+        num_classes: 10,
+    }
 }
 
 fn vgg_config(name: &str) -> VggConfig {
@@ -42,7 +50,12 @@ fn resnet(name: &str, file: &str) -> ResNet {
 
 fn vgg(name: &str) -> Vgg {
     let mut model = vgg_config(name).init(&Device::flex());
-    load_into(&mut model, &fixture(&format!("{name}.pth")), vgg::KEY_REMAPS).unwrap();
+    load_into(
+        &mut model,
+        &fixture(&format!("{name}.pth")),
+        vgg::KEY_REMAPS,
+    )
+    .unwrap();
     model.valid()
 }
 
@@ -57,11 +70,18 @@ fn input(name: &str) -> Tensor<4> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn check_logits(model: &dyn CamModel, name: &str) {
-    let logits: Vec<f32> = model.forward(input(name)).into_data().iter::<f32>().collect();
+    let logits: Vec<f32> = model
+        .forward(input(name))
+        .into_data()
+        .iter::<f32>()
+        .collect();
     let diff = max_abs_diff(&logits, &npy(&format!("{name}.logits.npy")).0);
     eprintln!("{name}: logits max abs diff {diff:e}");
     assert!(diff <= 1e-4, "{name}: logits differ by {diff}");
@@ -69,13 +89,19 @@ fn check_logits(model: &dyn CamModel, name: &str) {
 
 /// Grad-CAM at `layers` (fused when several) against pytorch-grad-cam's map in `file`.
 fn check_gradcam(model: &dyn CamModel, name: &str, layers: &[&str], file: &str) {
-    let out = Cam::new(model, &GradCam, layers).unwrap().run(input(name), &Targets::Rank(0)).unwrap();
+    let out = Cam::new(model, &GradCam, layers)
+        .unwrap()
+        .run(input(name), &Targets::Rank(0))
+        .unwrap();
     let (expected, shape) = npy(file);
     assert_eq!(shape, [2, 64, 64]);
     let ours: Vec<f32> = out.maps.concat();
     let diff = max_abs_diff(&ours, &expected);
     eprintln!("{file}: max abs diff {diff:e}");
-    assert!(diff <= 1e-4, "{file}: Grad-CAM differs from pytorch-grad-cam by {diff}");
+    assert!(
+        diff <= 1e-4,
+        "{file}: Grad-CAM differs from pytorch-grad-cam by {diff}"
+    );
 }
 
 #[test]
@@ -85,7 +111,10 @@ fn resnet_bottleneck_matches_pytorch_grad_cam() {
     for (layers, file) in [
         (&["layer4"][..], "resnet_small.gradcam.layer4.npy"),
         (&["layer3"][..], "resnet_small.gradcam.layer3.npy"),
-        (&["layer3", "layer4"][..], "resnet_small.gradcam.layer3+layer4.npy"),
+        (
+            &["layer3", "layer4"][..],
+            "resnet_small.gradcam.layer3+layer4.npy",
+        ),
     ] {
         check_gradcam(&model, "resnet_small", layers, file);
     }
@@ -95,8 +124,18 @@ fn resnet_bottleneck_matches_pytorch_grad_cam() {
 fn resnet_basic_block_matches_pytorch_grad_cam() {
     let model = resnet("resnet_basic", "resnet_basic.pth");
     check_logits(&model, "resnet_basic");
-    check_gradcam(&model, "resnet_basic", &["layer4"], "resnet_basic.gradcam.layer4.npy");
-    check_gradcam(&model, "resnet_basic", &["layer3.0"], "resnet_basic.gradcam.layer3.npy");
+    check_gradcam(
+        &model,
+        "resnet_basic",
+        &["layer4"],
+        "resnet_basic.gradcam.layer4.npy",
+    );
+    check_gradcam(
+        &model,
+        "resnet_basic",
+        &["layer3.0"],
+        "resnet_basic.gradcam.layer3.npy",
+    );
 }
 
 #[test]
@@ -113,7 +152,12 @@ fn vgg_matches_pytorch_grad_cam() {
         assert_eq!(model.default_layer(), format!("features.{last_relu}"));
         for index in [last_relu, last] {
             let layer = format!("features.{index}");
-            check_gradcam(&model, name, &[&layer], &format!("{name}.gradcam.{layer}.npy"));
+            check_gradcam(
+                &model,
+                name,
+                &[&layer],
+                &format!("{name}.gradcam.{layer}.npy"),
+            );
         }
     }
 }
@@ -125,8 +169,14 @@ fn checkpoint_of_another_shape_names_the_tensors() {
     let err = load_into(&mut model, &fixture("resnet_basic.pth"), resnet::KEY_REMAPS)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("layer1.0.conv3.weight"), "missing tensor not named: {err}");
-    assert!(err.contains("layer1.0.conv1.weight"), "mismatched shape not named: {err}");
+    assert!(
+        err.contains("layer1.0.conv3.weight"),
+        "missing tensor not named: {err}"
+    );
+    assert!(
+        err.contains("layer1.0.conv1.weight"),
+        "mismatched shape not named: {err}"
+    );
 
     // A classifier with another number of classes.
     let mut config = resnet_config("resnet_basic");
@@ -135,14 +185,24 @@ fn checkpoint_of_another_shape_names_the_tensors() {
     let err = load_into(&mut model, &fixture("resnet_basic.pth"), resnet::KEY_REMAPS)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("fc.weight") && err.contains("--num-classes"), "{err}");
+    assert!(
+        err.contains("fc.weight") && err.contains("--num-classes"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_checkpoint_is_a_clear_error() {
     let mut model = resnet_config("resnet_basic").init(&Device::flex());
-    let err = load_into(&mut model, Path::new("/nonexistent/resnet18.pth"), resnet::KEY_REMAPS)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("/nonexistent/resnet18.pth") && err.contains("no such file"), "{err}");
+    let err = load_into(
+        &mut model,
+        Path::new("/nonexistent/resnet18.pth"),
+        resnet::KEY_REMAPS,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("/nonexistent/resnet18.pth") && err.contains("no such file"),
+        "{err}"
+    );
 }

@@ -7,7 +7,7 @@ use ::image::RgbImage;
 
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, OutputFiles, encode_jpeg};
-use crate::image::{draw_box, overlay, resize_map};
+use crate::image::{draw_box, overlay, resize_bilinear, resize_map};
 use crate::io::{npy_bytes, write_atomic};
 
 /// The overlay's file format.
@@ -116,8 +116,7 @@ impl FromStr for Format {
 /// Writes, atomically, into `dir` the outputs `format` selects for the image called `name`
 /// (which may contain `/`): `<name>.<method>.jpg|png`, `<name>.cam.npy`, `<name>.cam_raw.npy`
 /// (`<name>.cam_raw.<layer>.npy` for several layers) and, last, `<name>.json`. With several
-/// classes, `.c<class>` follows the name. The same files as [`crate::explain::write_outputs`]
-/// with the default format.
+/// classes, `.c<class>` follows the name.
 pub fn write(
     dir: &Path,
     name: &str,
@@ -140,8 +139,16 @@ pub fn write(
         };
         if let Some(kind) = format.overlay {
             let size = (image.height() as usize, image.width() as usize);
-            let mask = resize_map(&map.map, (h, w), size);
-            let mut picture = overlay(image, &mask, image_weight)?;
+            let mut picture = match &map.guided {
+                // The guided methods show their input-gradient image, at the photo's size.
+                Some(guided) => {
+                    let pixels = crate::cam::deprocess(guided);
+                    let small = RgbImage::from_raw(w as u32, h as u32, pixels)
+                        .expect("a [height, width, 3] guided map");
+                    resize_bilinear(&small, image.width(), image.height())
+                }
+                None => overlay(image, &resize_map(&map.map, (h, w), size), image_weight)?,
+            };
             if format.draw_box
                 && let Some(b) = &map.bbox
             {
@@ -164,6 +171,11 @@ pub fn write(
             let path = dir.join(format!("{base}.cam.npy"));
             write_atomic(&path, &npy_bytes(&map.map, &[h, w]))?;
             files.cam.push(path);
+            if let Some(guided) = &map.guided {
+                let path = dir.join(format!("{base}.{}.npy", explanation.method));
+                write_atomic(&path, &npy_bytes(guided, &[h, w, 3]))?;
+                files.cam.push(path);
+            }
         }
         if format.raw {
             for raw in &map.raw {

@@ -46,7 +46,8 @@ pub fn guided_gradcam(cam: &Cam, input: Tensor<4>, targets: &Targets) -> Result<
         .collect())
 }
 
-fn guided_gradients(
+/// [`guided_backprop`] of the target scores, negated first for a counterfactual.
+pub(crate) fn guided_gradients(
     model: &dyn CamModel,
     input: Tensor<4>,
     targets: &Targets,

@@ -35,6 +35,7 @@ pub use eigen_grad_cam::EigenGradCam;
 pub use grad_cam::GradCam;
 pub use grad_cam_elementwise::GradCamElementWise;
 pub use grad_cam_plus_plus::GradCamPlusPlus;
+pub(crate) use guided::guided_gradients;
 pub use guided::{deprocess, guided_backprop, guided_gradcam};
 pub use hires_cam::HiResCam;
 pub use layer_cam::LayerCam;
@@ -235,7 +236,11 @@ pub struct Cam<'a> {
 
 impl<'a> Cam<'a> {
     /// A runner for `layers` (names or aliases; none means the model's default layer).
-    pub fn new<S: AsRef<str>>(model: &'a dyn CamModel, method: &'a dyn Method, layers: &[S]) -> Result<Self> {
+    pub fn new<S: AsRef<str>>(
+        model: &'a dyn CamModel,
+        method: &'a dyn Method,
+        layers: &[S],
+    ) -> Result<Self> {
         let layers = if layers.is_empty() {
             vec![model.layer_index(model.default_layer())?]
         } else {
@@ -265,7 +270,9 @@ impl<'a> Cam<'a> {
 
     /// Maps for one set of targets.
     pub fn run(&self, input: Tensor<4>, targets: &Targets) -> Result<CamOutput> {
-        Ok(self.run_many(input, std::slice::from_ref(targets))?.remove(0))
+        Ok(self
+            .run_many(input, std::slice::from_ref(targets))?
+            .remove(0))
     }
 
     /// Maps for several sets of targets (e.g. the top-k classes): the body runs once per
@@ -398,9 +405,9 @@ impl<'a> Cam<'a> {
             let scores = batch_scores(&targets, logits, |i| i);
             let values = flat(scores.clone().detach());
             let grads = scores.sum().backward();
-            let gradients = leaf
-                .grad(&grads)
-                .ok_or_else(|| Error::Invalid("the target score does not depend on the layer".to_string()))?;
+            let gradients = leaf.grad(&grads).ok_or_else(|| {
+                Error::Invalid("the target score does not depend on the layer".to_string())
+            })?;
             (rows, targets, values, Some(gradients))
         } else {
             let logits = self.model.forward_from(activations.clone(), layer);
@@ -443,7 +450,11 @@ impl<'a> Cam<'a> {
 
 /// The target score of each output row `[n, classes]`, row `i` scored by the target of
 /// image `image_of(i)`: shape `[n]`.
-pub fn batch_scores(targets: &[Arc<dyn Target>], outputs: Tensor<2>, image_of: impl Fn(usize) -> usize) -> Tensor<1> {
+pub fn batch_scores(
+    targets: &[Arc<dyn Target>],
+    outputs: Tensor<2>,
+    image_of: impl Fn(usize) -> usize,
+) -> Tensor<1> {
     let n = outputs.dims()[0];
     let rows: Vec<Tensor<1>> = (0..n)
         .map(|i| targets[image_of(i)].score(outputs.clone().narrow(0, i, 1).flatten(0, 1)))

@@ -1,10 +1,10 @@
 //! Score-CAM (Wang et al., "Score-CAM: Score-Weighted Visual Explanations for Convolutional
 //! Neural Networks", CVPR workshops 2020), as pytorch-grad-cam's `ScoreCAM`.
 
-use burn::tensor::{Int, Tensor, TensorData};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::{CamInput, ChannelWeights, flat};
 use crate::error::Result;
@@ -56,8 +56,8 @@ impl ChannelWeights for ScoreCam {
             // is often a third of the channels).
             let values = flat(activations.clone());
             let plane = values.len() / channels;
-            let (active, silent): (Vec<usize>, Vec<usize>) =
-                (0..channels).partition(|&k| values[k * plane..(k + 1) * plane].iter().any(|&v| v != 0.0));
+            let (active, silent): (Vec<usize>, Vec<usize>) = (0..channels)
+                .partition(|&k| values[k * plane..(k + 1) * plane].iter().any(|&v| v != 0.0));
             let mut scores = vec![None; channels];
             if !silent.is_empty() {
                 let zero = cam.model.forward(input.clone().zeros_like());

@@ -82,7 +82,10 @@ pub struct CosineSimilarity {
 impl Target for CosineSimilarity {
     fn score(&self, output: Tensor<1>) -> Tensor<1> {
         let n = self.reference.len();
-        let reference = Tensor::<1>::from_data(TensorData::new(self.reference.clone(), [n]), &output.device());
+        let reference = Tensor::<1>::from_data(
+            TensorData::new(self.reference.clone(), [n]),
+            &output.device(),
+        );
         let dot = (output.clone() * reference.clone()).sum();
         let norms = output.square().sum().sqrt() * reference.square().sum().sqrt();
         dot / norms.clamp_min(1e-8)

@@ -41,7 +41,11 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 16)]
     pub steps: usize,
     /// ROAD: percentages of pixels removed (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "10,20,30,40,50,60,70,80,90")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,20,30,40,50,60,70,80,90"
+    )]
     pub road: Vec<f64>,
     /// Seed of ROAD's imputation noise.
     #[arg(long, default_value_t = 0)]
@@ -58,7 +62,10 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let model = args.model.load().with_context(|| format!("loading {}", args.model.model))?;
+    let model = args
+        .model
+        .load()
+        .with_context(|| format!("loading {}", args.model.model))?;
     let class_names = match &args.class_names {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -72,7 +79,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let dataset = Dataset::open(&args.dataset, class_names.as_deref(), model.num_classes())?;
     let methods = if args.methods.is_empty() {
-        eval::DEFAULT_METHODS.iter().map(|s| s.to_string()).collect()
+        eval::DEFAULT_METHODS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
         args.methods.clone()
     };
@@ -80,9 +90,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     settings.steps = args.steps;
     settings.road_removed = args.road.clone();
     settings.seed = args.seed;
-    if args.model.weights.is_some() {
+    if let Some(weights) = &args.model.weights {
         // Other weights make other numbers: keep them apart from the built-in ones.
-        settings.model = format!("{} ({})", model.name(), args.model.weights.as_ref().unwrap().display());
+        settings.model = format!("{} ({})", model.name(), weights.display());
     }
     let images = args.limit.unwrap_or(usize::MAX).min(dataset.samples.len());
     eprintln!(
@@ -95,7 +105,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         args.faithfulness_limit.min(images)
     );
     if dataset.skipped_objects > 0 {
-        eprintln!("gradcam eval: {} object(s) skipped: their class is not the model's", dataset.skipped_objects);
+        eprintln!(
+            "gradcam eval: {} object(s) skipped: their class is not the model's",
+            dataset.skipped_objects
+        );
     }
     let config = EvalConfig {
         settings,
@@ -119,9 +132,18 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     );
     println!("{}", outcome.report.table());
     for f in &outcome.failures {
-        eprintln!("gradcam: {} {}: {}", f.image, f.method.as_deref().unwrap_or(""), f.error);
+        eprintln!(
+            "gradcam: {} {}: {}",
+            f.image,
+            f.method.as_deref().unwrap_or(""),
+            f.error
+        );
     }
-    Ok(if outcome.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if outcome.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The command as typed (program name shortened to `gradcam`), for the report.
@@ -156,7 +178,11 @@ impl Bar {
     }
 
     fn show(&mut self, p: &Progress) {
-        let every = if self.tty { Duration::from_millis(200) } else { Duration::from_secs(30) };
+        let every = if self.tty {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(30)
+        };
         if p.done < p.total && self.last.is_some_and(|t| t.elapsed() < every) {
             return;
         }

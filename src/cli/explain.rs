@@ -56,6 +56,9 @@ pub struct ExplainArgs {
     /// Replace the channel sum by the first principal component.
     #[arg(long)]
     pub eigen_smooth: bool,
+    /// Test-time augmentation: mean of the maps of 6 flipped and rescaled inputs.
+    #[arg(long)]
+    pub aug_smooth: bool,
     /// Weight of the image in the overlay, in [0, 1].
     #[arg(long, default_value_t = 0.5)]
     pub image_weight: f32,
@@ -163,6 +166,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         "classes": match &classes { Classes::Top(k) => serde_json::json!({ "top": k }), Classes::These(c) => serde_json::json!(c) },
         "counterfactual": args.counterfactual,
         "eigen_smooth": args.eigen_smooth,
+        "aug_smooth": args.aug_smooth,
         "image_weight": args.image_weight,
         "box_threshold": args.box_threshold,
         "format": format_id(&format),
@@ -214,7 +218,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         let options = CamOptions {
             counterfactual: args.counterfactual,
             eigen_smooth: args.eigen_smooth,
-            ..Default::default()
+            aug_smooth: args.aug_smooth,
         };
         let mut explainer = Explainer::new(model, &args.method, args.layers.clone(), options)?;
         explainer.box_threshold = args.box_threshold;

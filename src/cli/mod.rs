@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gradcam", version, about = "Grad-CAM and its family: see what a vision model looks at")]
+#[command(
+    name = "gradcam",
+    version,
+    about = "Grad-CAM and its family: see what a vision model looks at"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

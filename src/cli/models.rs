@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use burn::tensor::Device;
 use clap::Args;
 use gradcam::cam::METHOD_NAMES;
+use gradcam::explain::Guided;
 use gradcam::model::{self, MODEL_NAMES};
 
 #[derive(Args, Debug)]
@@ -40,7 +41,12 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<ExitCode> {
             "layers": layers,
         }));
         if !args.json {
-            println!("{name}  (input {}x{}, default layer {})", size.0, size.1, m.default_layer());
+            println!(
+                "{name}  (input {}x{}, default layer {})",
+                size.0,
+                size.1,
+                m.default_layer()
+            );
             for (i, l) in m.layers().iter().enumerate() {
                 let [c, h, w] = l.output_shape(size);
                 let mark = if i == default { "  (default)" } else { "" };
@@ -49,10 +55,14 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if args.json {
-        let out = serde_json::json!({ "models": all, "methods": METHOD_NAMES });
+        let out = serde_json::json!({ "models": all, "methods": METHOD_NAMES, "input_gradient_methods": Guided::NAMES });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("methods: {}", METHOD_NAMES.join(", "));
+        println!(
+            "methods: {}, {}",
+            METHOD_NAMES.join(", "),
+            Guided::NAMES.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

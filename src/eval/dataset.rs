@@ -145,7 +145,10 @@ impl Dataset {
     /// model's.
     pub fn open(dir: &Path, class_names: Option<&[String]>, num_classes: usize) -> Result<Dataset> {
         if !dir.is_dir() {
-            return Err(Error::Invalid(format!("dataset {}: not a directory", dir.display())));
+            return Err(Error::Invalid(format!(
+                "dataset {}: not a directory",
+                dir.display()
+            )));
         }
         let csv = dir.join("annotations.csv");
         let mut dataset = if csv.is_file() {
@@ -155,7 +158,10 @@ impl Dataset {
         };
         dataset.samples.sort_by(|a, b| a.name.cmp(&b.name));
         if dataset.samples.is_empty() {
-            return Err(Error::Invalid(format!("dataset {}: no labelled image found", dir.display())));
+            return Err(Error::Invalid(format!(
+                "dataset {}: no labelled image found",
+                dir.display()
+            )));
         }
         Ok(dataset)
     }
@@ -199,9 +205,14 @@ pub fn parse_boxes(text: &str) -> std::result::Result<Vec<BBox>, String> {
         .map(|s| {
             let v: Vec<f64> = s
                 .split_whitespace()
-                .map(|x| x.parse::<f64>().map_err(|_| format!("bad number `{x}` in box `{s}`")))
+                .map(|x| {
+                    x.parse::<f64>()
+                        .map_err(|_| format!("bad number `{x}` in box `{s}`"))
+                })
                 .collect::<std::result::Result<_, _>>()?;
-            let v: [f64; 4] = v.try_into().map_err(|_| format!("box `{s}` has not 4 numbers"))?;
+            let v: [f64; 4] = v
+                .try_into()
+                .map_err(|_| format!("box `{s}` has not 4 numbers"))?;
             bbox_from(v, 0.0).ok_or_else(|| format!("empty box `{s}`"))
         })
         .collect()
@@ -239,9 +250,16 @@ fn read_csv(dir: &Path, path: &Path, num_classes: usize) -> Result<Dataset> {
     let b227_col = col("boxes_227_xyxy");
     let (w_col, h_col) = (col("orig_w"), col("orig_h"));
     if orig_col.is_none() && b227_col.is_none() {
-        return Err(invalid(path, "no `boxes_orig_xyxy` or `boxes_227_xyxy` column"));
+        return Err(invalid(
+            path,
+            "no `boxes_orig_xyxy` or `boxes_227_xyxy` column",
+        ));
     }
-    let images = if dir.join("images").is_dir() { dir.join("images") } else { dir.to_path_buf() };
+    let images = if dir.join("images").is_dir() {
+        dir.join("images")
+    } else {
+        dir.to_path_buf()
+    };
     let mut samples = Vec::new();
     for (i, line) in lines.enumerate() {
         let row = csv_fields(line);
@@ -252,7 +270,9 @@ fn read_csv(dir: &Path, path: &Path, num_classes: usize) -> Result<Dataset> {
             .parse()
             .map_err(|_| line_err(format!("bad class_idx `{}`", at(class_col))))?;
         if class >= num_classes {
-            return Err(line_err(format!("class {class} is out of range for a model with {num_classes} classes")));
+            return Err(line_err(format!(
+                "class {class} is out of range for a model with {num_classes} classes"
+            )));
         }
         let mut box_sets = Vec::new();
         if let Some(c) = b227_col {
@@ -278,7 +298,10 @@ fn read_csv(dir: &Path, path: &Path, num_classes: usize) -> Result<Dataset> {
                 .filter(|(b, _)| !b.is_empty())
                 .map(|(boxes, size)| BoxSet {
                     size,
-                    boxes: boxes.into_iter().map(|bbox| GtBox { class, bbox }).collect(),
+                    boxes: boxes
+                        .into_iter()
+                        .map(|bbox| GtBox { class, bbox })
+                        .collect(),
                 })
                 .collect(),
         });
@@ -346,7 +369,9 @@ fn elements<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
 /// Reads a Pascal-VOC-style annotation (VOC or ILSVRC).
 pub fn parse_xml(xml: &str) -> std::result::Result<XmlAnnotation, String> {
     let xml = strip_comments(xml);
-    let filename = element(&xml, "filename").map(|s| s.to_string()).filter(|s| !s.is_empty());
+    let filename = element(&xml, "filename")
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty());
     let size = element(&xml, "size").and_then(|s| {
         let w = element(s, "width")?.parse().ok()?;
         let h = element(s, "height")?.parse().ok()?;
@@ -354,16 +379,26 @@ pub fn parse_xml(xml: &str) -> std::result::Result<XmlAnnotation, String> {
     });
     let mut objects = Vec::new();
     for object in elements(&xml, "object") {
-        let name = element(object, "name").ok_or("an <object> without <name>")?.to_string();
-        let bndbox = element(object, "bndbox").ok_or_else(|| format!("object `{name}` without <bndbox>"))?;
+        let name = element(object, "name")
+            .ok_or("an <object> without <name>")?
+            .to_string();
+        let bndbox =
+            element(object, "bndbox").ok_or_else(|| format!("object `{name}` without <bndbox>"))?;
         let mut v = [0.0; 4];
         for (slot, tag) in v.iter_mut().zip(["xmin", "ymin", "xmax", "ymax"]) {
-            let text = element(bndbox, tag).ok_or_else(|| format!("object `{name}`: no <{tag}>"))?;
-            *slot = text.parse().map_err(|_| format!("object `{name}`: bad <{tag}> `{text}`"))?;
+            let text =
+                element(bndbox, tag).ok_or_else(|| format!("object `{name}`: no <{tag}>"))?;
+            *slot = text
+                .parse()
+                .map_err(|_| format!("object `{name}`: bad <{tag}> `{text}`"))?;
         }
         objects.push(XmlObject { name, bndbox: v });
     }
-    Ok(XmlAnnotation { filename, size, objects })
+    Ok(XmlAnnotation {
+        filename,
+        size,
+        objects,
+    })
 }
 
 fn strip_comments(xml: &str) -> String {
@@ -385,7 +420,7 @@ fn is_synset(name: &str) -> bool {
     name.len() == 9 && name.starts_with('n') && name[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
-const IMAGE_EXTENSIONS: [&str; 6] = ["jpeg", "jpg", "png", "bmp", "webp", "JPEG"];
+const IMAGE_EXTENSIONS: [&str; 5] = ["jpeg", "jpg", "png", "bmp", "webp"];
 
 /// Files under `dir` (recursively, not following links), sorted.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
@@ -436,8 +471,15 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
             annotations.push((xml, ann));
         }
     }
-    let all_synsets = annotations.iter().flat_map(|(_, a)| &a.objects).all(|o| is_synset(&o.name));
-    let format = if all_synsets { Format::ImagenetXml } else { Format::VocXml };
+    let all_synsets = annotations
+        .iter()
+        .flat_map(|(_, a)| &a.objects)
+        .all(|o| is_synset(&o.name));
+    let format = if all_synsets {
+        Format::ImagenetXml
+    } else {
+        Format::VocXml
+    };
 
     // Class lookup.
     let synsets: HashMap<&str, usize> = labels::imagenet()
@@ -461,7 +503,12 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         _ => Vec::new(),
     };
     let norm = |s: &str| s.trim().to_lowercase();
-    let by_name: HashMap<String, usize> = names.iter().enumerate().rev().map(|(i, n)| (norm(n), i)).collect();
+    let by_name: HashMap<String, usize> = names
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, n)| (norm(n), i))
+        .collect();
     if format == Format::ImagenetXml && num_classes != 1000 {
         return Err(Error::Invalid(format!(
             "dataset {}: ImageNet synsets need a 1000-class ImageNet model, this one has {num_classes}",
@@ -472,11 +519,18 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
     let mut samples = Vec::new();
     let mut skipped = 0;
     for (xml, ann) in annotations {
-        let xml_stem = xml.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let wanted = ann
-            .filename
-            .as_deref()
-            .map(|f| Path::new(f).file_stem().and_then(|s| s.to_str()).unwrap_or(f).to_string());
+        let xml_stem = xml
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let wanted = ann.filename.as_deref().map(|f| {
+            Path::new(f)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or(f)
+                .to_string()
+        });
         let candidates = wanted
             .as_ref()
             .and_then(|w| images.get(w))
@@ -485,20 +539,31 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         // Of several images with the stem, prefer the one that shares the most path prefix.
         let path = candidates
             .iter()
-            .max_by_key(|p| p.components().zip(xml.components()).take_while(|(a, b)| a == b).count())
+            .max_by_key(|p| {
+                p.components()
+                    .zip(xml.components())
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            })
             .expect("non-empty")
             .to_path_buf();
         let mut boxes = Vec::new();
         for o in &ann.objects {
             let class = match format {
                 Format::ImagenetXml => synsets.get(o.name.as_str()).copied(),
-                _ => by_name.get(&norm(&o.name)).copied().filter(|&c| c < num_classes),
+                _ => by_name
+                    .get(&norm(&o.name))
+                    .copied()
+                    .filter(|&c| c < num_classes),
             };
             let shift = if format == Format::VocXml { 1.0 } else { 0.0 };
             match (class, bbox_from(o.bndbox, shift)) {
                 (Some(class), Some(bbox)) => boxes.push(GtBox { class, bbox }),
                 (None, _) if format == Format::ImagenetXml => {
-                    return Err(invalid(xml, format!("`{}` is not an ImageNet-1k synset", o.name)));
+                    return Err(invalid(
+                        xml,
+                        format!("`{}` is not an ImageNet-1k synset", o.name),
+                    ));
                 }
                 _ => skipped += 1,
             }
@@ -539,8 +604,24 @@ mod tests {
     #[test]
     fn boxes_parse_and_round() {
         let b = parse_boxes("9.1 105.9 50.4 176.8;168.9 114.4 226.5 135.6").unwrap();
-        assert_eq!(b[0], BBox { x1: 9, y1: 106, x2: 50, y2: 177 });
-        assert_eq!(b[1], BBox { x1: 169, y1: 114, x2: 227, y2: 136 });
+        assert_eq!(
+            b[0],
+            BBox {
+                x1: 9,
+                y1: 106,
+                x2: 50,
+                y2: 177
+            }
+        );
+        assert_eq!(
+            b[1],
+            BBox {
+                x1: 169,
+                y1: 114,
+                x2: 227,
+                y2: 136
+            }
+        );
         assert!(parse_boxes("1 2 3").is_err());
         assert!(parse_boxes("5 5 1 1").is_err());
     }
@@ -586,11 +667,35 @@ mod tests {
             classes: vec![3],
             box_sets: vec![BoxSet {
                 size: Some((200, 100)),
-                boxes: vec![GtBox { class: 3, bbox: BBox { x1: 0, y1: 0, x2: 99, y2: 49 } }],
+                boxes: vec![GtBox {
+                    class: 3,
+                    bbox: BBox {
+                        x1: 0,
+                        y1: 0,
+                        x2: 99,
+                        y2: 49,
+                    },
+                }],
             }],
         };
-        assert_eq!(s.boxes_of(3, (100, 50)), [BBox { x1: 0, y1: 0, x2: 49, y2: 24 }]);
-        assert_eq!(s.boxes_of(3, (200, 100)), [BBox { x1: 0, y1: 0, x2: 99, y2: 49 }]);
+        assert_eq!(
+            s.boxes_of(3, (100, 50)),
+            [BBox {
+                x1: 0,
+                y1: 0,
+                x2: 49,
+                y2: 24
+            }]
+        );
+        assert_eq!(
+            s.boxes_of(3, (200, 100)),
+            [BBox {
+                x1: 0,
+                y1: 0,
+                x2: 99,
+                y2: 49
+            }]
+        );
         assert!(s.boxes_of(4, (200, 100)).is_empty());
     }
 }

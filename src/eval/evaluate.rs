@@ -128,11 +128,20 @@ impl Evaluator<'_> {
     }
 
     /// Measures one image with one method.
-    pub fn evaluate(&self, sample: &Sample, prepared: &Prepared, method: &dyn Method, faithful: bool) -> Result<Record> {
+    pub fn evaluate(
+        &self,
+        sample: &Sample,
+        prepared: &Prepared,
+        method: &dyn Method,
+        faithful: bool,
+    ) -> Result<Record> {
         let start = Instant::now();
         let s = self.settings;
         let (h, w) = self.model.preprocess().size;
-        let x = Tensor::<4>::from_data(TensorData::new(prepared.input.clone(), [1, 3, h, w]), &Device::flex());
+        let x = Tensor::<4>::from_data(
+            TensorData::new(prepared.input.clone(), [1, 3, h, w]),
+            &Device::flex(),
+        );
         // One map per ground-truth class (localization, pointing), then the top-1 class's map
         // (confidence measures); when the top-1 is a ground-truth class the two are the same.
         let mut sets: Vec<Targets> = sample.classes.iter().map(|&c| Targets::class(c)).collect();
@@ -199,7 +208,8 @@ impl Evaluator<'_> {
                 jobs.par_iter()
                     .map(|&(percentile, morf)| {
                         let keep = road_keep(map, percentile, morf);
-                        let seed = s.seed ^ hash(&[&sample.name, method.name(), &format!("{percentile}{morf}")]);
+                        let seed = s.seed
+                            ^ hash(&[&sample.name, method.name(), &format!("{percentile}{morf}")]);
                         impute(input, &keep, h, w, s.road_noise, &mut Normal::new(seed))
                     })
                     .collect()
@@ -221,8 +231,16 @@ impl Evaluator<'_> {
             let road = &p[1 + 2 * steps..];
             let f = |v: f64| v as f32;
             Faithfulness {
-                deletion: std::iter::once(y).chain(del.iter().copied()).chain([p_zero]).map(f).collect(),
-                insertion: std::iter::once(p_blur).chain(ins.iter().copied()).chain([y]).map(f).collect(),
+                deletion: std::iter::once(y)
+                    .chain(del.iter().copied())
+                    .chain([p_zero])
+                    .map(f)
+                    .collect(),
+                insertion: std::iter::once(p_blur)
+                    .chain(ins.iter().copied())
+                    .chain([y])
+                    .map(f)
+                    .collect(),
                 road_morf: road.iter().step_by(2).copied().map(f).collect(),
                 road_lerf: road.iter().skip(1).step_by(2).copied().map(f).collect(),
             }

@@ -56,7 +56,13 @@ pub fn pointing_hit(point: (u32, u32), gt: &[BBox], tolerance: f32) -> bool {
 ///
 /// If `xs` and `ys` differ in length.
 pub fn auc(xs: &[f64], ys: &[f64]) -> f64 {
-    assert_eq!(xs.len(), ys.len(), "auc: {} x values for {} y values", xs.len(), ys.len());
+    assert_eq!(
+        xs.len(),
+        ys.len(),
+        "auc: {} x values for {} y values",
+        xs.len(),
+        ys.len()
+    );
     xs.windows(2)
         .zip(ys.windows(2))
         .map(|(x, y)| (x[1] - x[0]) * (y[0] + y[1]) / 2.0)
@@ -85,7 +91,11 @@ pub fn softmax(logits: &[f32]) -> Vec<f64> {
 /// class probability on the image and `o` on the image multiplied by the map (Chattopadhyay
 /// et al., Grad-CAM++, WACV 2018). 0 when `y <= 0`.
 pub fn drop_in_confidence(y: f64, o: f64) -> f64 {
-    if y <= 0.0 { 0.0 } else { (y - o).max(0.0) / y * 100.0 }
+    if y <= 0.0 {
+        0.0
+    } else {
+        (y - o).max(0.0) / y * 100.0
+    }
 }
 
 /// Whether the map raised the confidence (the Increase in Confidence counts these): `o > y`.
@@ -109,7 +119,11 @@ pub struct TopErrors {
 }
 
 fn percent(part: usize, whole: usize) -> f64 {
-    if whole == 0 { f64::NAN } else { 100.0 * part as f64 / whole as f64 }
+    if whole == 0 {
+        f64::NAN
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
 }
 
 impl ClassificationMetric {
@@ -182,8 +196,11 @@ impl LocalizationMetric {
 
     /// The errors at the threshold closest to `threshold`.
     pub fn at(&self, threshold: f32) -> Option<TopErrors> {
-        let t = (0..self.thresholds.len())
-            .min_by(|&a, &b| (self.thresholds[a] - threshold).abs().total_cmp(&(self.thresholds[b] - threshold).abs()))?;
+        let t = (0..self.thresholds.len()).min_by(|&a, &b| {
+            (self.thresholds[a] - threshold)
+                .abs()
+                .total_cmp(&(self.thresholds[b] - threshold).abs())
+        })?;
         Some(self.summary()[t])
     }
 }
@@ -234,7 +251,11 @@ impl ConfidenceMetric {
 
     pub fn summary(&self) -> Confidence {
         Confidence {
-            average_drop: if self.images == 0 { f64::NAN } else { self.drop_sum / self.images as f64 },
+            average_drop: if self.images == 0 {
+                f64::NAN
+            } else {
+                self.drop_sum / self.images as f64
+            },
             increase: percent(self.increases, self.images),
         }
     }
@@ -288,7 +309,11 @@ impl CurveMetric {
         CurveSummary {
             xs: self.xs.clone(),
             mean: self.sum.iter().map(|s| s / n).collect(),
-            auc: if self.images == 0 { f64::NAN } else { self.auc_sum / n },
+            auc: if self.images == 0 {
+                f64::NAN
+            } else {
+                self.auc_sum / n
+            },
         }
     }
 }
@@ -341,8 +366,14 @@ impl RoadMetric {
             return false;
         }
         self.images += 1;
-        self.morf_sum.iter_mut().zip(morf).for_each(|(s, p)| *s += p - before);
-        self.lerf_sum.iter_mut().zip(lerf).for_each(|(s, p)| *s += p - before);
+        self.morf_sum
+            .iter_mut()
+            .zip(morf)
+            .for_each(|(s, p)| *s += p - before);
+        self.lerf_sum
+            .iter_mut()
+            .zip(lerf)
+            .for_each(|(s, p)| *s += p - before);
         true
     }
 
@@ -378,6 +409,10 @@ impl TimeMetric {
 
     /// Milliseconds per image.
     pub fn summary(&self) -> f64 {
-        if self.images == 0 { f64::NAN } else { self.sum_ms / self.images as f64 }
+        if self.images == 0 {
+            f64::NAN
+        } else {
+            self.sum_ms / self.images as f64
+        }
     }
 }

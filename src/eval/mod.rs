@@ -47,7 +47,15 @@ use crate::localize::PAPER_THRESHOLD;
 use crate::model::CamModel;
 
 /// The methods evaluated when none is named.
-pub const DEFAULT_METHODS: &[&str] = &["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "ablationcam"];
+pub const DEFAULT_METHODS: &[&str] = &[
+    "gradcam",
+    "gradcam++",
+    "xgradcam",
+    "layercam",
+    "hirescam",
+    "eigencam",
+    "ablationcam",
+];
 
 /// The localization thresholds: 0.05, 0.10, ..., 0.50.
 pub fn default_thresholds() -> Vec<f32> {
@@ -168,14 +176,24 @@ pub fn run(
     if config.methods.is_empty() {
         return Err(Error::Invalid("no method to evaluate".into()));
     }
-    let methods: Vec<Box<dyn cam::Method>> = config.methods.iter().map(|m| cam::method(m)).collect::<Result<_>>()?;
+    let methods: Vec<Box<dyn cam::Method>> = config
+        .methods
+        .iter()
+        .map(|m| cam::method(m))
+        .collect::<Result<_>>()?;
     for m in &methods {
         Cam::new(model, m.as_ref(), &settings.layers)?;
     }
     if settings.steps < 2 {
-        return Err(Error::Invalid("Deletion/Insertion need at least 2 steps".into()));
+        return Err(Error::Invalid(
+            "Deletion/Insertion need at least 2 steps".into(),
+        ));
     }
-    if settings.road_removed.iter().any(|r| !(0.0..=100.0).contains(r)) {
+    if settings
+        .road_removed
+        .iter()
+        .any(|r| !(0.0..=100.0).contains(r))
+    {
         return Err(Error::Invalid("ROAD percentages must be in 0..=100".into()));
     }
     std::fs::create_dir_all(&config.report_dir).map_err(|e| Error::io(&config.report_dir, e))?;
@@ -186,7 +204,11 @@ pub fn run(
         records.insert((r.image.clone(), r.method.clone()), r);
     }
 
-    let samples: Vec<&Sample> = dataset.samples.iter().take(config.limit.unwrap_or(usize::MAX)).collect();
+    let samples: Vec<&Sample> = dataset
+        .samples
+        .iter()
+        .take(config.limit.unwrap_or(usize::MAX))
+        .collect();
     let faithful = |i: usize| i < config.faithfulness_limit;
     let done = |records: &HashMap<(String, String), Record>, i: usize, s: &Sample, m: &str| {
         records
@@ -218,11 +240,14 @@ pub fn run(
     let mut evaluated = 0;
     let mut count = resumed;
     // Time spent per kind of pair, for the estimate of the time left.
-    let (mut faith_time, mut faith_n, mut plain_time, mut plain_n) = (0.0f64, 0usize, 0.0f64, 0usize);
+    let (mut faith_time, mut faith_n, mut plain_time, mut plain_n) =
+        (0.0f64, 0usize, 0.0f64, 0usize);
     let mut last_report = Instant::now();
     for (i, sample) in samples.iter().enumerate() {
-        let pending: Vec<&Box<dyn cam::Method>> =
-            methods.iter().filter(|m| !done(&records, i, sample, m.name())).collect();
+        let pending: Vec<&Box<dyn cam::Method>> = methods
+            .iter()
+            .filter(|m| !done(&records, i, sample, m.name()))
+            .collect();
         if pending.is_empty() {
             continue;
         }
@@ -272,7 +297,9 @@ pub fn run(
                 (f, p) => {
                     let f = f.unwrap_or_else(|| p.unwrap() * 30.0);
                     let p = p.unwrap_or(f / 30.0);
-                    Some(Duration::from_secs_f64(f * todo_faith as f64 + p * todo_plain as f64))
+                    Some(Duration::from_secs_f64(
+                        f * todo_faith as f64 + p * todo_plain as f64,
+                    ))
                 }
             };
             progress(&Progress {
@@ -284,7 +311,10 @@ pub fn run(
                 elapsed: start.elapsed(),
                 eta,
             });
-            if config.report_every.is_some_and(|every| last_report.elapsed() >= every) {
+            if config
+                .report_every
+                .is_some_and(|every| last_report.elapsed() >= every)
+            {
                 let report = Report::new(dataset, config, &samples, &records, &failures);
                 report::write(&config.report_dir, &report)?;
                 last_report = Instant::now();
@@ -318,7 +348,12 @@ fn check_settings(config: &EvalConfig) -> Result<()> {
                 .expect("an object")
                 .iter()
                 .filter(|(k, v)| a.get(k.as_str()) != Some(v))
-                .map(|(k, v)| format!("{k}: {} before, {v} now", a.get(k.as_str()).unwrap_or(&serde_json::Value::Null)))
+                .map(|(k, v)| {
+                    format!(
+                        "{k}: {} before, {v} now",
+                        a.get(k.as_str()).unwrap_or(&serde_json::Value::Null)
+                    )
+                })
                 .collect();
             return Err(Error::Invalid(format!(
                 "{} holds results made with other settings ({}); use another --report directory, \
@@ -346,5 +381,9 @@ pub(crate) fn paper_index(thresholds: &[f32]) -> Option<usize> {
 /// Unique names, in order.
 pub(crate) fn unique(names: &[String]) -> Vec<String> {
     let mut seen = HashSet::new();
-    names.iter().filter(|n| seen.insert(n.as_str())).cloned().collect()
+    names
+        .iter()
+        .filter(|n| seen.insert(n.as_str()))
+        .cloned()
+        .collect()
 }

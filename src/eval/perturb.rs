@@ -32,9 +32,16 @@ pub fn step_counts(pixels: usize, steps: usize) -> Vec<usize> {
 /// Deletion: `start` = the image, `finish` = the baseline (zeros in normalised space, the
 /// dataset mean). Insertion: `start` = the blurred image, `finish` = the image.
 pub fn path_images(start: &[f32], finish: &[f32], order: &[u32], counts: &[usize]) -> Vec<f32> {
-    assert_eq!(start.len(), finish.len(), "path_images: start and finish differ in size");
+    assert_eq!(
+        start.len(),
+        finish.len(),
+        "path_images: start and finish differ in size"
+    );
     let n = order.len();
-    assert!(n > 0 && start.len() % n == 0, "path_images: the order does not fit the image");
+    assert!(
+        n > 0 && start.len().is_multiple_of(n),
+        "path_images: the order does not fit the image"
+    );
     let channels = start.len() / n;
     let mut current = start.to_vec();
     let mut done = 0;
@@ -60,7 +67,9 @@ pub fn path_images(start: &[f32], finish: &[f32], order: &[u32], counts: &[usize
 /// A normalised 1-D Gaussian of `taps` taps (odd) and standard deviation `sigma`.
 pub fn gaussian_kernel(taps: usize, sigma: f64) -> Vec<f32> {
     let r = (taps / 2) as f64;
-    let k: Vec<f64> = (0..taps).map(|i| (-(i as f64 - r).powi(2) / (2.0 * sigma * sigma)).exp()).collect();
+    let k: Vec<f64> = (0..taps)
+        .map(|i| (-(i as f64 - r).powi(2) / (2.0 * sigma * sigma)).exp())
+        .collect();
     let total: f64 = k.iter().sum();
     k.into_iter().map(|v| (v / total) as f32).collect()
 }
@@ -119,7 +128,11 @@ pub fn percentile(values: &[f32], p: f64) -> f64 {
     let t = rank - lo as f64;
     let (a, b) = (v[lo], v[hi]);
     // NumPy's `_lerp`: `a + (b - a) * t`, or `b - (b - a) * (1 - t)` when t >= 0.5.
-    if t >= 0.5 { b - (b - a) * (1.0 - t) } else { a + (b - a) * t }
+    if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    }
 }
 
 /// Which pixels ROAD keeps (true) for pytorch-grad-cam's `percentile`: most relevant first
@@ -164,7 +177,10 @@ pub struct Normal {
 
 impl Normal {
     pub fn new(seed: u64) -> Self {
-        Normal { state: seed, spare: None }
+        Normal {
+            state: seed,
+            spare: None,
+        }
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -207,10 +223,20 @@ impl Normal {
 /// # Panics
 ///
 /// If `keep.len() != h * w` or `image.len()` is not a multiple of it.
-pub fn impute(image: &[f32], keep: &[bool], h: usize, w: usize, noise: f32, rng: &mut Normal) -> Vec<f32> {
+pub fn impute(
+    image: &[f32],
+    keep: &[bool],
+    h: usize,
+    w: usize,
+    noise: f32,
+    rng: &mut Normal,
+) -> Vec<f32> {
     let n = h * w;
     assert_eq!(keep.len(), n, "impute: the mask is not {h}x{w}");
-    assert!(n > 0 && image.len() % n == 0, "impute: the image is not C x {h} x {w}");
+    assert!(
+        n > 0 && image.len().is_multiple_of(n),
+        "impute: the image is not C x {h} x {w}"
+    );
     let channels = image.len() / n;
     let values: Vec<f64> = image.iter().map(|&v| v as f64).collect();
     let solved = solve_harmonic(&values, keep, channels, h, w);
@@ -269,7 +295,10 @@ fn solve_harmonic(values: &[f64], keep: &[bool], channels: usize, h: usize, w: u
         a.diag.push(diag);
         a.row_start.push(a.cols.len());
     }
-    let positions: Vec<(u32, u32)> = unknown.iter().map(|&i| ((i / w) as u32, (i % w) as u32)).collect();
+    let positions: Vec<(u32, u32)> = unknown
+        .iter()
+        .map(|&i| ((i / w) as u32, (i % w) as u32))
+        .collect();
     let hierarchy = Hierarchy::new(a, positions);
     // All channels at once: unknown k, channel c at k * channels + c.
     let mut b = vec![0.0; m * channels];
@@ -384,7 +413,8 @@ impl Hierarchy {
         let mut a = a;
         while a.len() > COARSEST {
             // Aggregates: unknowns in the same 2x2 block of the grid.
-            let coarse_pos: Vec<(u32, u32)> = positions.iter().map(|&(y, x)| (y / 2, x / 2)).collect();
+            let coarse_pos: Vec<(u32, u32)> =
+                positions.iter().map(|&(y, x)| (y / 2, x / 2)).collect();
             let mut order: Vec<u32> = (0..a.len() as u32).collect();
             order.sort_by_key(|&k| coarse_pos[k as usize]);
             let mut parent = vec![0u32; a.len()];
@@ -458,8 +488,14 @@ impl Hierarchy {
                 dense[i * m + j] = v / d;
             }
         }
-        levels.push(Level { a, parent: Vec::new() });
-        Hierarchy { levels, chol: dense }
+        levels.push(Level {
+            a,
+            parent: Vec::new(),
+        });
+        Hierarchy {
+            levels,
+            chol: dense,
+        }
     }
 
     fn matrix(&self) -> &Csr {
@@ -518,14 +554,26 @@ impl Hierarchy {
 /// Preconditioned conjugate gradients on the hierarchy's finest matrix for `nc` interleaved
 /// right-hand sides at once (each with its own step sizes), from the initial `x`, until every
 /// `|b_c - A x_c| <= tol * |b_c|` or `max_iter` iterations. Returns the iterations done.
-fn preconditioned_cg(hierarchy: &Hierarchy, b: &[f64], x: &mut [f64], nc: usize, tol: f64, max_iter: usize) -> usize {
+fn preconditioned_cg(
+    hierarchy: &Hierarchy,
+    b: &[f64],
+    x: &mut [f64],
+    nc: usize,
+    tol: f64,
+    max_iter: usize,
+) -> usize {
     if nc > MAX_CHANNELS {
         // In groups of at most MAX_CHANNELS channels.
         let m = b.len() / nc;
         let mut most = 0;
         for start in (0..nc).step_by(MAX_CHANNELS) {
             let g = MAX_CHANNELS.min(nc - start);
-            let pick = |v: &[f64]| (0..m).flat_map(|k| (0..g).map(move |c| (k, c))).map(|(k, c)| v[k * nc + start + c]).collect::<Vec<_>>();
+            let pick = |v: &[f64]| {
+                (0..m)
+                    .flat_map(|k| (0..g).map(move |c| (k, c)))
+                    .map(|(k, c)| v[k * nc + start + c])
+                    .collect::<Vec<_>>()
+            };
             let bg = pick(b);
             let mut xg = pick(x);
             most = most.max(preconditioned_cg(hierarchy, &bg, &mut xg, g, tol, max_iter));
@@ -568,7 +616,9 @@ fn preconditioned_cg(hierarchy: &Hierarchy, b: &[f64], x: &mut [f64], nc: usize,
     for iter in 1..=max_iter {
         a.matvec(&p, &mut ap, nc);
         let pap = dots(&p, &ap);
-        let alpha: Vec<f64> = (0..nc).map(|c| if pap[c] > 0.0 { rz[c] / pap[c] } else { 0.0 }).collect();
+        let alpha: Vec<f64> = (0..nc)
+            .map(|c| if pap[c] > 0.0 { rz[c] / pap[c] } else { 0.0 })
+            .collect();
         for (((x, r), p), ap) in x
             .chunks_exact_mut(nc)
             .zip(r.chunks_exact_mut(nc))
@@ -585,7 +635,9 @@ fn preconditioned_cg(hierarchy: &Hierarchy, b: &[f64], x: &mut [f64], nc: usize,
         }
         hierarchy.vcycle(0, &r, &mut z, nc);
         let rz_new = dots(&r, &z);
-        let beta: Vec<f64> = (0..nc).map(|c| if rz[c] > 0.0 { rz_new[c] / rz[c] } else { 0.0 }).collect();
+        let beta: Vec<f64> = (0..nc)
+            .map(|c| if rz[c] > 0.0 { rz_new[c] / rz[c] } else { 0.0 })
+            .collect();
         rz = rz_new;
         for (p, z) in p.chunks_exact_mut(nc).zip(z.chunks_exact(nc)) {
             for c in 0..nc {
@@ -602,7 +654,10 @@ mod tests {
 
     #[test]
     fn order_is_descending_and_stable() {
-        assert_eq!(relevance_order(&[0.1, 0.9, 0.5, 0.9, f32::NAN]), [1, 3, 2, 0, 4]);
+        assert_eq!(
+            relevance_order(&[0.1, 0.9, 0.5, 0.9, f32::NAN]),
+            [1, 3, 2, 0, 4]
+        );
     }
 
     #[test]
@@ -630,7 +685,11 @@ mod tests {
         let v = [4.0, 1.0, 3.0, 2.0];
         let want = [1.0, 1.3, 2.5, 3.7, 4.0];
         for (p, w) in [0.0, 10.0, 50.0, 90.0, 100.0].into_iter().zip(want) {
-            assert!((percentile(&v, p) - w).abs() < 1e-12, "{p}: {} vs {w}", percentile(&v, p));
+            assert!(
+                (percentile(&v, p) - w).abs() < 1e-12,
+                "{p}: {} vs {w}",
+                percentile(&v, p)
+            );
         }
     }
 
@@ -673,7 +732,9 @@ mod tests {
         // A plane is its own weighted mean of the 8 symmetric neighbours: remove an inner block
         // (every removed pixel has all its neighbours inside the image) and get it back.
         let (h, w) = (20, 30);
-        let img: Vec<f32> = (0..h * w).map(|i| (i % w) as f32 * 0.5 + (i / w) as f32).collect();
+        let img: Vec<f32> = (0..h * w)
+            .map(|i| (i % w) as f32 * 0.5 + (i / w) as f32)
+            .collect();
         let keep: Vec<bool> = (0..h * w)
             .map(|i| !(5..25).contains(&(i % w)) || !(2..h - 2).contains(&(i / w)))
             .collect();
@@ -695,7 +756,10 @@ mod tests {
         let xs: Vec<f64> = (0..20000).map(|_| g.sample()).collect();
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
     }
 
     #[test]

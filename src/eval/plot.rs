@@ -49,7 +49,9 @@ fn register_font() {
 fn range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -79,12 +81,18 @@ pub fn panels_png(title: &str, panels: &[Panel], width: u32, height: u32) -> Res
     let image = ::image::RgbImage::from_raw(total_w, total_h, buffer).expect("buffer size");
     let mut bytes = Vec::new();
     image
-        .write_to(&mut std::io::Cursor::new(&mut bytes), ::image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            ::image::ImageFormat::Png,
+        )
         .map_err(|e| draw_err(e.to_string()))?;
     Ok(bytes)
 }
 
-fn draw_panel<DB: DrawingBackend>(panel: &Panel, area: &DrawingArea<DB, plotters::coord::Shift>) -> std::result::Result<(), String> {
+fn draw_panel<DB: DrawingBackend>(
+    panel: &Panel,
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+) -> std::result::Result<(), String> {
     let points = || panel.series.iter().flat_map(|(_, p)| p.iter());
     let (x0, x1) = range(points().map(|p| p.0), 0.02);
     let (y0, y1) = range(points().map(|p| p.1), 0.06);
@@ -114,7 +122,12 @@ fn draw_panel<DB: DrawingBackend>(panel: &Panel, area: &DrawingArea<DB, plotters
             .draw_series(LineSeries::new(pts.iter().copied(), style))
             .map_err(|e| e.to_string())?
             .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], ShapeStyle::from(&color).stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(
+                    vec![(x, y), (x + 22, y)],
+                    ShapeStyle::from(&color).stroke_width(3),
+                )
+            });
         chart
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|e| e.to_string())?;
@@ -179,7 +192,10 @@ pub fn write_plots(dir: &Path, report: &Report) -> Result<()> {
     )?;
     write_atomic(&dir.join("localization_threshold.png"), &png)?;
 
-    let faith: Vec<_> = methods.iter().filter(|m| m.faithfulness_images > 0).collect();
+    let faith: Vec<_> = methods
+        .iter()
+        .filter(|m| m.faithfulness_images > 0)
+        .collect();
     if faith.is_empty() {
         return Ok(());
     }
@@ -221,8 +237,18 @@ pub fn write_plots(dir: &Path, report: &Report) -> Result<()> {
         faith
             .iter()
             .map(|m| {
-                let (v, mean) = if morf { (&m.road.morf, m.road.morf_mean) } else { (&m.road.lerf, m.road.lerf_mean) };
-                let pts = m.road.removed.iter().copied().zip(v.iter().copied()).collect();
+                let (v, mean) = if morf {
+                    (&m.road.morf, m.road.morf_mean)
+                } else {
+                    (&m.road.lerf, m.road.lerf_mean)
+                };
+                let pts = m
+                    .road
+                    .removed
+                    .iter()
+                    .copied()
+                    .zip(v.iter().copied())
+                    .collect();
                 (format!("{} ({mean:+.3})", m.method), pts)
             })
             .collect()

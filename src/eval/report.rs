@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::dataset::{Dataset, Format, Sample};
 use super::metrics::{
-    ClassificationMetric, Confidence, ConfidenceMetric, CurveMetric, CurveSummary, LocalizationMetric,
-    PointingGame, RoadMetric, RoadSummary, TimeMetric, TopErrors,
+    ClassificationMetric, Confidence, ConfidenceMetric, CurveMetric, CurveSummary,
+    LocalizationMetric, PointingGame, RoadMetric, RoadSummary, TimeMetric, TopErrors,
 };
 use super::{EvalConfig, Failure, Record, Settings, paper_index, plot, unique};
 use crate::error::Result;
@@ -89,7 +89,10 @@ impl Report {
                 compute += r.total_ms / 1e3;
                 classification.update(&r.classes, &r.top5);
                 localization.update(&r.top5, |c, t| {
-                    r.maps.iter().find(|m| m.class == c).and_then(|m| m.iou.get(t).copied())
+                    r.maps
+                        .iter()
+                        .find(|m| m.class == c)
+                        .and_then(|m| m.iou.get(t).copied())
                 });
                 for m in &r.maps {
                     pointing.update(m.hit);
@@ -139,7 +142,10 @@ impl Report {
             faithfulness_limit: config.faithfulness_limit.min(samples.len()),
             command: config.command.clone(),
             settings: s.clone(),
-            classification: methods.iter().find(|m| m.images > 0).map(|m| m.classification),
+            classification: methods
+                .iter()
+                .find(|m| m.images > 0)
+                .map(|m| m.classification),
             methods,
             failures: failures.to_vec(),
             compute_seconds: compute,
@@ -183,9 +189,18 @@ impl Report {
         if let Some(c) = &self.command {
             let _ = writeln!(md, "Command:\n\n    {c}\n");
         }
-        let layers = if s.layers.is_empty() { "the model's default".to_string() } else { s.layers.join(" + ") };
+        let layers = if s.layers.is_empty() {
+            "the model's default".to_string()
+        } else {
+            s.layers.join(" + ")
+        };
         let n = self.methods.iter().map(|m| m.images).max().unwrap_or(0);
-        let nf = self.methods.iter().map(|m| m.faithfulness_images).max().unwrap_or(0);
+        let nf = self
+            .methods
+            .iter()
+            .map(|m| m.faithfulness_images)
+            .max()
+            .unwrap_or(0);
         let _ = writeln!(
             md,
             "Dataset: `{}` ({}), {} of {} images evaluated; Deletion, Insertion and ROAD on the first {}. \
@@ -219,7 +234,11 @@ impl Report {
              which way is better. Definitions: docs/eval/README.md.\n",
             s.pointing_tolerance,
             s.steps,
-            s.road_removed.iter().map(|r| format!("{r}")).collect::<Vec<_>>().join(", ")
+            s.road_removed
+                .iter()
+                .map(|r| format!("{r}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
 
         md.push_str("## Localization error by threshold (top-1 / top-5, %)\n\n| Method |");
@@ -243,7 +262,13 @@ impl Report {
         if !self.failures.is_empty() {
             let _ = writeln!(md, "\n## Failures ({})\n", self.failures.len());
             for f in &self.failures {
-                let _ = writeln!(md, "- {} {}: {}", f.image, f.method.as_deref().unwrap_or(""), f.error);
+                let _ = writeln!(
+                    md,
+                    "- {} {}: {}",
+                    f.image,
+                    f.method.as_deref().unwrap_or(""),
+                    f.error
+                );
             }
         }
         md
@@ -251,11 +276,19 @@ impl Report {
 }
 
 fn pct(v: f64) -> String {
-    if v.is_finite() { format!("{v:.1}") } else { "–".into() }
+    if v.is_finite() {
+        format!("{v:.1}")
+    } else {
+        "–".into()
+    }
 }
 
 fn num(v: f64, digits: usize) -> String {
-    if v.is_finite() { format!("{v:.digits$}") } else { "–".into() }
+    if v.is_finite() {
+        format!("{v:.digits$}")
+    } else {
+        "–".into()
+    }
 }
 
 fn duration(secs: f64) -> String {

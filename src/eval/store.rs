@@ -23,7 +23,12 @@ impl Store {
     /// incomplete line.
     pub fn open(path: &Path) -> Result<(Store, Vec<Record>)> {
         let io = |e| Error::io(path, e);
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);

@@ -64,7 +64,10 @@ pub fn load(path: &Path, max_pixels: u64) -> Result<RgbImage> {
         Ok(m) if m.len() > MAX_FILE_BYTES => {
             return Err(err(
                 path,
-                format!("file of {} bytes is larger than the limit of {MAX_FILE_BYTES} bytes", m.len()),
+                format!(
+                    "file of {} bytes is larger than the limit of {MAX_FILE_BYTES} bytes",
+                    m.len()
+                ),
             ));
         }
         _ => {}

@@ -49,7 +49,14 @@ pub struct MBConv {
 }
 
 impl MBConv {
-    fn new(kernel: usize, stride: usize, expand: usize, cin: usize, cout: usize, device: &Device) -> Self {
+    fn new(
+        kernel: usize,
+        stride: usize,
+        expand: usize,
+        cin: usize,
+        cout: usize,
+        device: &Device,
+    ) -> Self {
         let mid = cin * expand;
         let (expand_conv, bn0) = if expand != 1 {
             (
@@ -109,7 +116,12 @@ impl EfficientNetLite {
             for i in 0..repeats {
                 let (stride, cin) = if i == 0 { (stride, cin) } else { (1, cout) };
                 downsample *= stride;
-                layers.push(Layer::new(format!("blocks.{}", blocks.len()), cout, downsample, Rounding::Ceil));
+                layers.push(Layer::new(
+                    format!("blocks.{}", blocks.len()),
+                    cout,
+                    downsample,
+                    Rounding::Ceil,
+                ));
                 blocks.push(MBConv::new(kernel, stride, expand, cin, cout, device));
             }
         }

@@ -18,7 +18,9 @@ pub(crate) fn conv2d(
 ) -> Conv2d {
     Conv2dConfig::new(channels, [kernel, kernel])
         .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
         .with_groups(groups)
         .with_bias(bias)
         .init(device)

@@ -63,7 +63,12 @@ pub struct Layer {
 }
 
 impl Layer {
-    pub fn new(name: impl Into<String>, channels: usize, downsample: usize, rounding: Rounding) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        channels: usize,
+        downsample: usize,
+        rounding: Rounding,
+    ) -> Self {
         Layer {
             name: name.into(),
             channels,
@@ -174,7 +179,12 @@ pub fn build(name: &str, num_classes: usize, device: &Device) -> Result<Box<dyn 
 /// (see [`crate::weights::lite0`]). torchvision models read the checkpoint `weights`, or
 /// else torchvision's own download under `$TORCH_HOME/hub/checkpoints` or
 /// `~/.cache/torch/hub/checkpoints` (`resnet50-*.pth`, ...).
-pub fn load(name: &str, weights: Option<&Path>, num_classes: usize, device: &Device) -> Result<Box<dyn CamModel>> {
+pub fn load(
+    name: &str,
+    weights: Option<&Path>,
+    num_classes: usize,
+    device: &Device,
+) -> Result<Box<dyn CamModel>> {
     if !MODEL_NAMES.contains(&name) {
         return Err(unknown_model(name));
     }

@@ -145,7 +145,12 @@ impl ResNetConfig {
                     Block::basic(cin, planes, stride, device)
                 });
                 cin = planes * expansion;
-                layers.push(Layer::new(format!("layer{}.{i}", s + 1), cin, downsample, Rounding::Ceil));
+                layers.push(Layer::new(
+                    format!("layer{}.{i}", s + 1),
+                    cin,
+                    downsample,
+                    Rounding::Ceil,
+                ));
             }
         }
         let [layer1, layer2, layer3, layer4] = stages;
@@ -220,7 +225,10 @@ impl CamModel for ResNet {
             _ => return None,
         };
         let last = format!("{name}.{}", stage.len() - 1);
-        self.layers.iter().find(|l| l.name == last).map(|l| l.name.as_str())
+        self.layers
+            .iter()
+            .find(|l| l.name == last)
+            .map(|l| l.name.as_str())
     }
 
     fn preprocess(&self) -> Preprocess {

@@ -99,22 +99,43 @@ impl VggConfig {
         let (mut channels, mut downsample) = (3, 1);
         for item in &self.features {
             let mut push = |f: Feature, channels: usize, downsample: usize| {
-                let rounding = if downsample == 1 { Rounding::Ceil } else { Rounding::Floor };
-                layers.push(Layer::new(format!("features.{}", features.len()), channels, downsample, rounding));
+                let rounding = if downsample == 1 {
+                    Rounding::Ceil
+                } else {
+                    Rounding::Floor
+                };
+                layers.push(Layer::new(
+                    format!("features.{}", features.len()),
+                    channels,
+                    downsample,
+                    rounding,
+                ));
                 features.push(f);
             };
             match *item {
                 Item::Conv(width) => {
-                    push(Feature::Conv(conv2d([channels, width], 3, 1, 1, 1, true, device)), width, downsample);
+                    push(
+                        Feature::Conv(conv2d([channels, width], 3, 1, 1, 1, true, device)),
+                        width,
+                        downsample,
+                    );
                     if self.batch_norm {
-                        push(Feature::Norm(batch_norm(width, 1e-5, device)), width, downsample);
+                        push(
+                            Feature::Norm(batch_norm(width, 1e-5, device)),
+                            width,
+                            downsample,
+                        );
                     }
                     push(Feature::Relu(burn::nn::Relu), width, downsample);
                     channels = width;
                 }
                 Item::Pool => {
                     downsample *= 2;
-                    push(Feature::Pool(MaxPool2dConfig::new([2, 2]).init()), channels, downsample);
+                    push(
+                        Feature::Pool(MaxPool2dConfig::new([2, 2]).init()),
+                        channels,
+                        downsample,
+                    );
                 }
             }
         }

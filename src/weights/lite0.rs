@@ -42,7 +42,11 @@ pub fn load(weights: Option<&Path>, device: &Device) -> Result<EfficientNetLite>
 
 /// The directory where downloaded weights are kept.
 pub fn cache_dir() -> PathBuf {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     env("GRADCAM_CACHE")
         .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("gradcam")))
         .or_else(|| env("HOME").map(|p| p.join(".cache").join("gradcam")))

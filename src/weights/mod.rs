@@ -5,7 +5,9 @@ pub mod lite0;
 
 use std::path::Path;
 
-use burn::store::{ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn::store::{
+    ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+};
 
 use crate::error::{Error, Result};
 
@@ -35,7 +37,9 @@ pub fn load_into<M: ModuleSnapshot>(module: &mut M, path: &Path, remaps: KeyRema
         for (from, to) in remaps {
             store = store.with_key_remapping(from, *to);
         }
-        module.load_from(&mut store).map_err(|e| err(e.to_string()))?
+        module
+            .load_from(&mut store)
+            .map_err(|e| err(e.to_string()))?
     } else {
         let mut store = PytorchStore::from_file(path)
             .map_indices_contiguous(false)
@@ -44,7 +48,9 @@ pub fn load_into<M: ModuleSnapshot>(module: &mut M, path: &Path, remaps: KeyRema
         for (from, to) in remaps {
             store = store.with_key_remapping(from, *to);
         }
-        module.load_from(&mut store).map_err(|e| err(e.to_string()))?
+        module
+            .load_from(&mut store)
+            .map_err(|e| err(e.to_string()))?
     };
     check(&result).map_err(err)
 }
