@@ -2,38 +2,17 @@
 //! cached): parity with PyTorch and pytorch-grad-cam on the reference inputs in
 //! tests/fixtures/lite0, made by tools/make_fixtures.py.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+mod common;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use std::path::Path;
+
+use burn::tensor::Device;
+use common::{lite0 as model, max_abs_diff, npy, tensor};
 use gradcam::cam::{Cam, GradCam, Targets};
-use gradcam::io::read_npy;
 use gradcam::model::{CamModel, EfficientNetLite};
 
-fn model() -> &'static EfficientNetLite {
-    static MODEL: OnceLock<EfficientNetLite> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        gradcam::weights::lite0::load(None, &Device::flex()).expect("EfficientNet-Lite0 weights")
-    })
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/lite0")
-        .join(name)
-}
-
-fn input(image: &str) -> Tensor<4> {
-    let (data, shape) = read_npy(&fixture(&format!("{image}.input.npy"))).unwrap();
-    Tensor::from_data(TensorData::new(data, shape), &Device::flex())
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+fn input(image: &str) -> burn::tensor::Tensor<4> {
+    tensor(&format!("lite0/{image}.input.npy"))
 }
 
 #[test]
@@ -44,7 +23,7 @@ fn logits_match_pytorch() {
             .into_data()
             .iter::<f32>()
             .collect();
-        let (expected, _) = read_npy(&fixture(&format!("{image}.logits.npy"))).unwrap();
+        let (expected, _) = npy(&format!("lite0/{image}.logits.npy"));
         let diff = max_abs_diff(&logits, &expected);
         eprintln!("{image}: logits max abs diff {diff:e}");
         assert!(diff <= 1e-3, "{image}: logits differ by {diff}");
@@ -57,7 +36,7 @@ fn gradcam_matches_pytorch_grad_cam() {
         let cam = Cam::new(model(), &GradCam, &["head"]).unwrap();
         let out = cam.run(input(image), &Targets::Rank(0)).unwrap();
         assert_eq!(out.classes[0], Some(243), "{image}: top-1");
-        let (expected, _) = read_npy(&fixture(&format!("{image}.gradcam.npy"))).unwrap();
+        let (expected, _) = npy(&format!("lite0/{image}.gradcam.npy"));
         let diff = max_abs_diff(&out.maps[0], &expected);
         eprintln!("{image}: Grad-CAM max abs diff {diff:e}");
         assert!(diff <= 1e-3, "{image}: Grad-CAM map differs by {diff}");
@@ -129,7 +108,7 @@ fn preprocessing_is_close_to_the_reference_input() {
     let model = Box::new(EfficientNetLite::lite0(1000, &Device::flex()));
     let explainer = Explainer::new(model, "gradcam", vec![], Default::default()).unwrap();
     let ours = explainer.preprocess(&image);
-    let (reference, _) = read_npy(&fixture("cat_dog.input.npy")).unwrap();
+    let (reference, _) = npy("lite0/cat_dog.input.npy");
     let mean_diff = ours
         .iter()
         .zip(&reference)
