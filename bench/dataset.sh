@@ -5,15 +5,16 @@
 #     bench/dataset.sh [IMAGES_DIR] [REPS] [BATCH_SIZES] [THEIR_BATCH_SIZES]
 #
 # Defaults: ../shared/data/imagenet-val-1300/images, 1 repetition, our batch sizes "1 8",
-# theirs "1 8". 2 threads on both sides (RAYON_NUM_THREADS=2, torch.set_num_threads(2)).
+# theirs "1 8" ("" for none: `bench/dataset.sh DIR 3 "1 8" ""`). 2 threads on both sides
+# (RAYON_NUM_THREADS=2, torch.set_num_threads(2)).
 # Prints one line per run: side, batch, images, wall s, images/s (whole process, model
 # loading included), peak RSS MiB, user+sys CPU s, and the load average before the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-../shared/data/imagenet-val-1300/images}"
 reps="${2:-1}"
-ours_batches="${3:-1 8}"
-theirs_batches="${4:-1 8}"
+ours_batches="${3-1 8}"
+theirs_batches="${4-1 8}"
 py="${BENCH_PYTHON:-.venv/bin/python}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -55,7 +55,8 @@ fn main() {
         let resnet50 = ResNetConfig::named("resnet50", 1000)
             .expect("resnet50")
             .init(&device)
-            .valid();
+            .valid()
+            .fold_batch_norms(); // as `model::load` gives it
         let models: [(&str, &dyn CamModel); 2] = [("lite0", &lite0), ("resnet50", &resnet50)];
         for (name, model) in models {
             let input = fixed_input(model, &device);

@@ -16,7 +16,8 @@
 //! - `folded-bn+min/max`: the same, with `clamp_min(0).clamp_max(6)` for the ReLU6;
 //! - the ops alone: `conv` (with its own padding), `pad+conv(p=0)` (an explicit pad, then the
 //!   conv without padding), the pad alone, `batch_norm`, `clamp`, `clamp_min+clamp_max`, `relu` on a fresh
-//!   conv output (the conv's time subtracted).
+//!   conv output (the conv's time subtracted); and `batch_norm` and `clamp` after the
+//!   padded variant (`bn after pad`, `clamp after pad`, the pad+conv time subtracted).
 
 use std::time::Instant;
 
@@ -132,16 +133,68 @@ fn main() {
             burn::tensor::activation::relu(conv2d(x.clone(), w.clone(), None, opts(pad)))
                 .into_data()
         }) - conv;
-        op_rows.push((name, conv, conv_padded, pad_copy, bn, clamp, minmax, relu));
+        let padded = || {
+            let y = x.clone().pad((pad, pad, pad, pad), PadMode::Constant(0.0));
+            conv2d(y, w.clone(), None, opts(0))
+        };
+        let bn_after_pad = time(reps, || {
+            batch_norm(
+                padded(),
+                gamma.clone(),
+                beta.clone(),
+                mean.clone(),
+                var.clone(),
+                eps,
+            )
+            .into_data()
+        }) - conv_padded;
+        let clamp_after_pad = time(reps, || padded().clamp(0.0, 6.0).into_data()) - conv_padded;
+        op_rows.push((
+            name,
+            [
+                conv,
+                conv_padded,
+                pad_copy,
+                bn,
+                clamp,
+                minmax,
+                relu,
+                bn_after_pad,
+                clamp_after_pad,
+            ],
+        ));
     }
     println!();
     println!(
-        "{:<38} {:>8} {:>14} {:>9} {:>8} {:>8} {:>10} {:>8}",
-        "ops alone (ms)", "conv", "pad+conv(p=0)", "pad copy", "bn", "clamp", "min+max", "relu"
+        "{:<38} {:>7} {:>13} {:>8} {:>7} {:>7} {:>8} {:>7} {:>13} {:>16}",
+        "ops alone (ms)",
+        "conv",
+        "pad+conv(p=0)",
+        "pad copy",
+        "bn",
+        "clamp",
+        "min+max",
+        "relu",
+        "bn after pad",
+        "clamp after pad"
     );
-    for (name, conv, conv_padded, pad_copy, bn, clamp, minmax, relu) in op_rows {
+    for (
+        name,
+        [
+            conv,
+            conv_padded,
+            pad_copy,
+            bn,
+            clamp,
+            minmax,
+            relu,
+            bn_p,
+            clamp_p,
+        ],
+    ) in op_rows
+    {
         println!(
-            "{name:<38} {conv:>8.3} {conv_padded:>14.3} {pad_copy:>9.3} {bn:>8.3} {clamp:>8.3} {minmax:>10.3} {relu:>8.3}"
+            "{name:<38} {conv:>7.3} {conv_padded:>13.3} {pad_copy:>8.3} {bn:>7.3} {clamp:>7.3} {minmax:>8.3} {relu:>7.3} {bn_p:>13.3} {clamp_p:>16.3}"
         );
     }
 }

@@ -45,7 +45,7 @@ fn vgg_config(name: &str) -> VggConfig {
 fn resnet(name: &str, file: &str) -> ResNet {
     let mut model = resnet_config(name).init(&Device::flex());
     load_into(&mut model, &fixture(file), resnet::KEY_REMAPS).unwrap();
-    model.valid()
+    model.valid().fold_batch_norms()
 }
 
 fn vgg(name: &str) -> Vgg {

@@ -17,11 +17,11 @@ use gradcam::labels;
 
 use super::ModelArgs;
 
-/// Images per forward/backward pass unless `--batch-size` says otherwise. Measured with
-/// `Explainer::explain` on EfficientNet-Lite0 (flex backend, 2 cores; `measure_batch_sizes`
-/// in tests/batch.rs): batches of 1 and 4 explain as many images per second, 8 and 16 about
-/// 15% fewer and use more CPU time per image (and memory): batching does not pay on this
-/// backend, so the default is 1. Decoding and writing run in parallel whatever the batch.
+/// Images per forward/backward pass unless `--batch-size` says otherwise. On
+/// EfficientNet-Lite0 (flex backend, 2 cores) batch 1 explains the most images per second:
+/// 30.2 against 27.8 at batch 8 over imagenet-val-1300 (`bench/dataset.sh`, see
+/// docs/benchmarks.md), in 54 MiB against 176. Decoding and writing run in parallel
+/// whatever the batch.
 pub const DEFAULT_BATCH_SIZE: usize = 1;
 
 #[derive(Args, Debug)]

@@ -12,7 +12,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv2d, pad_same, relu6};
+use super::layers::{batch_norm, conv_bn, conv2d, fold_batch_norm, pad_same, relu6};
 use super::{CamModel, Layer, Preprocess, Rounding};
 
 /// One row of the block table: (repeats, kernel, stride, expand ratio, in, out channels).
@@ -40,9 +40,9 @@ pub struct MBConv {
     expand_conv: Option<Conv2d>,
     bn0: Option<BatchNorm>,
     depthwise_conv: Conv2d,
-    bn1: BatchNorm,
+    bn1: Option<BatchNorm>,
     project_conv: Conv2d,
-    bn2: BatchNorm,
+    bn2: Option<BatchNorm>,
     kernel: usize,
     stride: usize,
     residual: bool,
@@ -58,6 +58,9 @@ impl MBConv {
         device: &Device,
     ) -> Self {
         let mid = cin * expand;
+        // TF "SAME" padding is symmetric at stride 1: there the convolution pads by itself,
+        // without the padded copy that `pad_same` makes.
+        let same = if stride == 1 { (kernel - 1) / 2 } else { 0 };
         let (expand_conv, bn0) = if expand != 1 {
             (
                 Some(conv2d([cin, mid], 1, 1, 0, 1, false, device)),
@@ -69,10 +72,10 @@ impl MBConv {
         MBConv {
             expand_conv,
             bn0,
-            depthwise_conv: conv2d([mid, mid], kernel, stride, 0, mid, false, device),
-            bn1: batch_norm(mid, BN_EPS, device),
+            depthwise_conv: conv2d([mid, mid], kernel, stride, same, mid, false, device),
+            bn1: Some(batch_norm(mid, BN_EPS, device)),
             project_conv: conv2d([mid, cout], 1, 1, 0, 1, false, device),
-            bn2: batch_norm(cout, BN_EPS, device),
+            bn2: Some(batch_norm(cout, BN_EPS, device)),
             kernel,
             stride,
             residual: stride == 1 && cin == cout,
@@ -81,13 +84,23 @@ impl MBConv {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut y = x.clone();
-        if let (Some(conv), Some(bn)) = (&self.expand_conv, &self.bn0) {
-            y = relu6(bn.forward(conv.forward(y)));
+        if let Some(conv) = &self.expand_conv {
+            y = relu6(conv_bn(conv, &self.bn0, y));
         }
-        let y = pad_same(y, self.kernel, self.stride);
-        let y = relu6(self.bn1.forward(self.depthwise_conv.forward(y)));
-        let y = self.bn2.forward(self.project_conv.forward(y));
+        if self.stride != 1 {
+            y = pad_same(y, self.kernel, self.stride);
+        }
+        let y = relu6(conv_bn(&self.depthwise_conv, &self.bn1, y));
+        let y = conv_bn(&self.project_conv, &self.bn2, y);
         if self.residual { y + x } else { y }
+    }
+
+    fn fold_batch_norms(&mut self) {
+        if let Some(conv) = &mut self.expand_conv {
+            fold_batch_norm(conv, &mut self.bn0);
+        }
+        fold_batch_norm(&mut self.depthwise_conv, &mut self.bn1);
+        fold_batch_norm(&mut self.project_conv, &mut self.bn2);
     }
 }
 
@@ -96,10 +109,10 @@ impl MBConv {
 #[derive(Module, Debug)]
 pub struct EfficientNetLite {
     conv_stem: Conv2d,
-    bn0: BatchNorm,
+    bn0: Option<BatchNorm>,
     blocks: Vec<MBConv>,
     conv_head: Conv2d,
-    bn1: BatchNorm,
+    bn1: Option<BatchNorm>,
     fc: Linear,
     #[module(skip)]
     layers: Vec<Layer>,
@@ -128,13 +141,23 @@ impl EfficientNetLite {
         layers.push(Layer::new("head", HEAD, downsample, Rounding::Ceil));
         EfficientNetLite {
             conv_stem: conv2d([3, STEM], 3, 2, 0, 1, false, device),
-            bn0: batch_norm(STEM, BN_EPS, device),
+            bn0: Some(batch_norm(STEM, BN_EPS, device)),
             blocks,
             conv_head: conv2d([LITE0[6].5, HEAD], 1, 1, 0, 1, false, device),
-            bn1: batch_norm(HEAD, BN_EPS, device),
+            bn1: Some(batch_norm(HEAD, BN_EPS, device)),
             fc: LinearConfig::new(HEAD, num_classes).init(device),
             layers,
         }
+    }
+
+    /// Merges every batch norm into the convolution before it, for inference once the
+    /// weights are loaded (see [`super::layers::fold_batch_norm`]). [`crate::model::load`]
+    /// does it; the layers and their outputs stay the same.
+    pub fn fold_batch_norms(mut self) -> Self {
+        fold_batch_norm(&mut self.conv_stem, &mut self.bn0);
+        self.blocks.iter_mut().for_each(MBConv::fold_batch_norms);
+        fold_batch_norm(&mut self.conv_head, &mut self.bn1);
+        self
     }
 }
 
@@ -168,8 +191,8 @@ impl CamModel for EfficientNetLite {
         let head = self.layers.len() - 1;
         for stage in range {
             x = match stage {
-                0 => relu6(self.bn0.forward(self.conv_stem.forward(pad_same(x, 3, 2)))),
-                s if s == head => relu6(self.bn1.forward(self.conv_head.forward(x))),
+                0 => relu6(conv_bn(&self.conv_stem, &self.bn0, pad_same(x, 3, 2))),
+                s if s == head => relu6(conv_bn(&self.conv_head, &self.bn1, x)),
                 s => self.blocks[s - 1].forward(x),
             };
         }

@@ -1,5 +1,6 @@
 //! Building blocks shared by the architectures.
 
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::ops::PadMode;
@@ -32,6 +33,35 @@ pub(crate) fn batch_norm(channels: usize, epsilon: f64, device: &Device) -> Batc
         .init(device)
 }
 
+/// `bn(conv(x))`, or `conv(x)` alone once [`fold_batch_norm`] has merged the batch norm into
+/// the convolution (models hold such a batch norm as `Option`, `Some` until the weights are
+/// loaded, so that checkpoints load as they are).
+pub(crate) fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
+    let y = conv.forward(x);
+    match bn {
+        Some(bn) => bn.forward(y),
+        None => y,
+    }
+}
+
+/// Folds an inference-mode batch norm into the convolution before it, in place: per output
+/// channel `s = gamma / sqrt(var + eps)`, `w' = w * s`, `b' = beta + (b - mean) * s`. The
+/// convolution then does the work of the pair, and the four elementwise passes of the batch
+/// norm over the activations disappear. The result equals `bn(conv(x))` up to rounding.
+pub(crate) fn fold_batch_norm(conv: &mut Conv2d, bn: &mut Option<BatchNorm>) {
+    let Some(bn) = bn.take() else { return };
+    let weight = conv.weight.val();
+    let [cout, ..] = weight.dims();
+    let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
+    let shift = match &conv.bias {
+        Some(bias) => bias.val() - bn.running_mean.value(),
+        None => bn.running_mean.value().neg(),
+    };
+    let bias = bn.beta.val() + shift * scale.clone();
+    conv.weight = Param::from_tensor(weight * scale.reshape([cout, 1, 1, 1]));
+    conv.bias = Some(Param::from_tensor(bias));
+}
+
 /// TensorFlow's "SAME" padding, which depends on the input size: total
 /// `max((ceil(n/s) - 1) * s + k - n, 0)`, the smaller half before.
 pub(crate) fn pad_same(x: Tensor<4>, kernel: usize, stride: usize) -> Tensor<4> {
@@ -48,3 +78,33 @@ pub(crate) fn pad_same(x: Tensor<4>, kernel: usize, stride: usize) -> Tensor<4> 
 }
 
 pub(crate) use super::guided::{relu, relu6};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, TensorData};
+
+    fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+    }
+
+    #[test]
+    fn folded_batch_norm_equals_the_pair() {
+        let device = Device::flex();
+        for (groups, bias) in [(1, false), (1, true), (4, false)] {
+            let mut conv = conv2d([4, 8], 3, 2, 1, groups, bias, &device);
+            let mut bn = batch_norm(8, 1e-3, &device);
+            bn.gamma = Param::from_tensor(random([8], &device));
+            bn.beta = Param::from_tensor(random([8], &device));
+            bn.running_mean = burn::module::RunningState::new(random([8], &device));
+            bn.running_var = burn::module::RunningState::new(random([8], &device).abs() + 0.1);
+            let x = random([2, 4, 9, 9], &device);
+            let expected = bn.forward(conv.forward(x.clone())).into_data();
+            let mut bn = Some(bn);
+            fold_batch_norm(&mut conv, &mut bn);
+            assert!(bn.is_none());
+            let folded: TensorData = conv_bn(&conv, &bn, x).into_data();
+            folded.assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(1e-4));
+        }
+    }
+}

@@ -198,7 +198,7 @@ pub fn load(
             Some(path) => {
                 let mut model = EfficientNetLite::lite0(num_classes, device);
                 crate::weights::load_into(&mut model, path, crate::weights::lite0::KEY_REMAPS)?;
-                Ok(Box::new(model.valid()))
+                Ok(Box::new(model.valid().fold_batch_norms()))
             }
             None => Ok(Box::new(crate::weights::lite0::load(None, device)?)),
         };
@@ -217,7 +217,7 @@ pub fn load(
     if let Some(config) = ResNetConfig::named(name, num_classes) {
         let mut model = config.init(device);
         crate::weights::load_into(&mut model, &path, resnet::KEY_REMAPS)?;
-        Ok(Box::new(model.valid()))
+        Ok(Box::new(model.valid().fold_batch_norms()))
     } else if let Some(config) = VggConfig::named(name, num_classes) {
         let mut model = config.init(device);
         crate::weights::load_into(&mut model, &path, vgg::KEY_REMAPS)?;

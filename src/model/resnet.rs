@@ -10,7 +10,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv2d, relu};
+use super::layers::{batch_norm, conv_bn, conv2d, fold_batch_norm, relu};
 use super::{CamModel, Layer, Preprocess, Rounding};
 
 const BN_EPS: f64 = 1e-5;
@@ -26,7 +26,7 @@ pub const KEY_REMAPS: crate::weights::KeyRemaps = &[
 #[derive(Module, Debug)]
 pub struct Downsample {
     conv: Conv2d,
-    bn: BatchNorm,
+    bn: Option<BatchNorm>,
 }
 
 /// A residual block: BasicBlock (two 3x3 convolutions) or Bottleneck (1x1, 3x3, 1x1) when
@@ -34,9 +34,9 @@ pub struct Downsample {
 #[derive(Module, Debug)]
 pub struct Block {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: Option<BatchNorm>,
     conv2: Conv2d,
-    bn2: BatchNorm,
+    bn2: Option<BatchNorm>,
     conv3: Option<Conv2d>,
     bn3: Option<BatchNorm>,
     downsample: Option<Downsample>,
@@ -46,9 +46,9 @@ impl Block {
     fn basic(cin: usize, planes: usize, stride: usize, device: &Device) -> Self {
         Block {
             conv1: conv2d([cin, planes], 3, stride, 1, 1, false, device),
-            bn1: batch_norm(planes, BN_EPS, device),
+            bn1: Some(batch_norm(planes, BN_EPS, device)),
             conv2: conv2d([planes, planes], 3, 1, 1, 1, false, device),
-            bn2: batch_norm(planes, BN_EPS, device),
+            bn2: Some(batch_norm(planes, BN_EPS, device)),
             conv3: None,
             bn3: None,
             downsample: Downsample::when_needed(cin, planes, stride, device),
@@ -59,9 +59,9 @@ impl Block {
         let cout = planes * 4;
         Block {
             conv1: conv2d([cin, planes], 1, 1, 0, 1, false, device),
-            bn1: batch_norm(planes, BN_EPS, device),
+            bn1: Some(batch_norm(planes, BN_EPS, device)),
             conv2: conv2d([planes, planes], 3, stride, 1, 1, false, device),
-            bn2: batch_norm(planes, BN_EPS, device),
+            bn2: Some(batch_norm(planes, BN_EPS, device)),
             conv3: Some(conv2d([planes, cout], 1, 1, 0, 1, false, device)),
             bn3: Some(batch_norm(cout, BN_EPS, device)),
             downsample: Downsample::when_needed(cin, cout, stride, device),
@@ -69,16 +69,27 @@ impl Block {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let mut y = self.bn2.forward(self.conv2.forward(y));
-        if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            y = bn3.forward(conv3.forward(relu(y)));
+        let y = relu(conv_bn(&self.conv1, &self.bn1, x.clone()));
+        let mut y = conv_bn(&self.conv2, &self.bn2, y);
+        if let Some(conv3) = &self.conv3 {
+            y = conv_bn(conv3, &self.bn3, relu(y));
         }
         let skip = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x)),
+            Some(d) => conv_bn(&d.conv, &d.bn, x),
             None => x,
         };
         relu(y + skip)
+    }
+
+    fn fold_batch_norms(&mut self) {
+        fold_batch_norm(&mut self.conv1, &mut self.bn1);
+        fold_batch_norm(&mut self.conv2, &mut self.bn2);
+        if let Some(conv3) = &mut self.conv3 {
+            fold_batch_norm(conv3, &mut self.bn3);
+        }
+        if let Some(d) = &mut self.downsample {
+            fold_batch_norm(&mut d.conv, &mut d.bn);
+        }
     }
 }
 
@@ -86,7 +97,7 @@ impl Downsample {
     fn when_needed(cin: usize, cout: usize, stride: usize, device: &Device) -> Option<Self> {
         (stride != 1 || cin != cout).then(|| Downsample {
             conv: conv2d([cin, cout], 1, stride, 0, 1, false, device),
-            bn: batch_norm(cout, BN_EPS, device),
+            bn: Some(batch_norm(cout, BN_EPS, device)),
         })
     }
 }
@@ -191,6 +202,21 @@ pub struct ResNet {
 }
 
 impl ResNet {
+    /// Merges the batch norm of every block into the convolution before it, for inference
+    /// once the weights are loaded (see [`super::layers::fold_batch_norm`]);
+    /// [`crate::model::load`] does it. The stem's `bn1` stays, as it is a layer of its own.
+    pub fn fold_batch_norms(mut self) -> Self {
+        for stage in [
+            &mut self.layer1,
+            &mut self.layer2,
+            &mut self.layer3,
+            &mut self.layer4,
+        ] {
+            stage.iter_mut().for_each(Block::fold_batch_norms);
+        }
+        self
+    }
+
     fn block(&self, index: usize) -> &Block {
         let mut index = index;
         for stage in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {

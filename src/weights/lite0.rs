@@ -37,7 +37,7 @@ pub fn load(weights: Option<&Path>, device: &Device) -> Result<EfficientNetLite>
     };
     let mut model = EfficientNetLite::lite0(1000, device);
     super::load_into(&mut model, &path, KEY_REMAPS)?;
-    Ok(model.valid())
+    Ok(model.valid().fold_batch_norms())
 }
 
 /// The directory where downloaded weights are kept.

@@ -57,7 +57,7 @@ pub fn small_model(name: &str) -> Box<dyn CamModel> {
             };
             let mut model = config.init(&device);
             gradcam::weights::load_into(&mut model, &path, resnet::KEY_REMAPS).unwrap();
-            Box::new(model.valid())
+            Box::new(model.valid().fold_batch_norms())
         }
         "vgg_small" | "vgg_small_bn" => {
             let config = VggConfig {
