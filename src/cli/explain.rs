@@ -17,13 +17,6 @@ use gradcam::labels;
 
 use super::ModelArgs;
 
-/// Images per forward/backward pass unless `--batch-size` says otherwise. On
-/// EfficientNet-Lite0 (flex backend, 2 cores) batch 1 explains the most images per second:
-/// 30.2 against 27.8 at batch 8 over imagenet-val-1300 (`bench/dataset.sh`, see
-/// docs/benchmarks.md), in 54 MiB against 176. Decoding and writing run in parallel
-/// whatever the batch.
-pub const DEFAULT_BATCH_SIZE: usize = 1;
-
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
     /// Images (JPEG, PNG, BMP, WebP), directories (walked recursively for *.jpg, *.jpeg,
@@ -81,9 +74,10 @@ pub struct ExplainArgs {
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = MAX_PIXELS)]
     pub max_pixels: u64,
-    /// Images per forward and backward pass.
-    #[arg(long, short = 'b', default_value_t = DEFAULT_BATCH_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub batch_size: u64,
+    /// Images per forward and backward pass (default: the model's fastest, 1 for
+    /// EfficientNet-Lite0, 8 for ResNet and VGG).
+    #[arg(long, short = 'b', value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub batch_size: Option<u64>,
     /// Worker threads that decode and write images (default: half the cores, 1 to 8).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
@@ -209,12 +203,15 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     let mut rate = 0.0;
     let threads = args.jobs.unwrap_or_else(default_jobs).max(1);
-    let batch_size = args.batch_size as usize;
+    let mut batch_size = 0;
     if !plan.todo.is_empty() {
         let model = args
             .model
             .load()
             .with_context(|| format!("loading {}", args.model.model))?;
+        batch_size = args
+            .batch_size
+            .map_or_else(|| model.default_batch_size(), |b| b as usize);
         let options = CamOptions {
             counterfactual: args.counterfactual,
             eigen_smooth: args.eigen_smooth,

@@ -98,6 +98,13 @@ pub trait CamModel: Send + Sync {
     fn layers(&self) -> &[Layer];
     /// The layer explained when the user names none (pytorch-grad-cam's usual choice).
     fn default_layer(&self) -> &str;
+    /// Images per pass that explain the most images per second on the CPU backend, for
+    /// callers that batch a stream of images (`gradcam explain` without `--batch-size`).
+    /// Batching pays for plain convolutions; EfficientNet-Lite0 overrides it with 1 (see
+    /// docs/benchmarks.md).
+    fn default_batch_size(&self) -> usize {
+        8
+    }
     /// Input size and normalisation.
     fn preprocess(&self) -> Preprocess;
     /// Number of outputs of the classifier.
