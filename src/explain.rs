@@ -52,7 +52,8 @@ impl Guided {
     /// The command-line names.
     pub const NAMES: [&'static str; 2] = ["guided-backprop", "guided-gradcam"];
 
-    fn named(name: &str) -> Option<Self> {
+    /// The input-gradient method called `name`, if it is one.
+    pub fn named(name: &str) -> Option<Self> {
         match name {
             "guided-backprop" => Some(Guided::Backprop),
             "guided-gradcam" => Some(Guided::GradCam),
@@ -117,6 +118,32 @@ pub struct Explanation {
     pub timings: Timings,
 }
 
+/// The CAM method that `name` asks for, and its input-gradient part for the guided methods
+/// (which localise with Grad-CAM and add their input-gradient image). An unknown name lists
+/// every valid one, the guided ones included.
+pub fn resolve_method(name: &str) -> Result<(Box<dyn Method>, Option<Guided>)> {
+    match Guided::named(name) {
+        Some(guided) => Ok((cam::method("gradcam")?, Some(guided))),
+        None => cam::method(name).map(|m| (m, None)).map_err(|e| match e {
+            Error::UnknownMethod { name, mut valid } => {
+                valid.extend(Guided::NAMES.iter().map(|s| s.to_string()));
+                Error::UnknownMethod { name, valid }
+            }
+            other => other,
+        }),
+    }
+}
+
+/// How the guided methods show their `[height, width, 3]` input-gradient image (`input` is
+/// its `(height, width)`): pytorch-grad-cam's `deprocess_image`, resized to `width` x
+/// `height` as Pillow's bilinear.
+pub fn guided_picture(guided: &[f32], input: (usize, usize), width: u32, height: u32) -> RgbImage {
+    let pixels = cam::deprocess(guided);
+    let small = RgbImage::from_raw(input.1 as u32, input.0 as u32, pixels)
+        .expect("a [height, width, 3] guided map");
+    resize_bilinear(&small, width, height)
+}
+
 impl Explainer {
     /// An explainer for a loaded model; `method` by its command-line name, `layers` by name
     /// (none: the model's default).
@@ -126,18 +153,7 @@ impl Explainer {
         layers: Vec<String>,
         options: CamOptions,
     ) -> Result<Self> {
-        // The guided methods localise with Grad-CAM and add their input-gradient image.
-        let guided = Guided::named(method);
-        let method = match guided {
-            Some(_) => cam::method("gradcam")?,
-            None => cam::method(method).map_err(|e| match e {
-                Error::UnknownMethod { name, mut valid } => {
-                    valid.extend(Guided::NAMES.iter().map(|s| s.to_string()));
-                    Error::UnknownMethod { name, valid }
-                }
-                other => other,
-            })?,
-        };
+        let (method, guided) = resolve_method(method)?;
         // Resolve the layers now so that a typo fails before any image is read.
         Cam::new(model.as_ref(), method.as_ref(), &layers)?;
         Ok(Explainer {

@@ -233,6 +233,46 @@ async fn form_fields_choose_method_classes_and_maps() {
     }
 }
 
+/// The guided methods answer with the library's input-gradient image (what `gradcam explain`
+/// writes) in place of the heat map, and Grad-CAM's box and map.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guided_methods_return_their_input_gradient_image() {
+    use gradcam::explain::{Classes, Explainer, guided_picture};
+    let app = default_app();
+    let image = gradcam::image::decode(CAT_DOG, gradcam::image::MAX_PIXELS).unwrap();
+    let gradcam_json = send_ok(&app, image_request("/v1/explain?class=243", CAT_DOG)).await;
+    for method in ["guided-backprop", "guided-gradcam"] {
+        let uri = format!("/v1/explain?class=243&method={method}&box=false");
+        let json = send_ok(&app, image_request(&uri, CAT_DOG)).await;
+        assert_eq!(json["method"], method);
+        let e = &json["explanations"][0];
+        assert_eq!(e["box"], gradcam_json["explanations"][0]["box"]);
+
+        let lite0 =
+            gradcam::model::load("efficientnet_lite0", None, 1000, &Device::flex()).unwrap();
+        let explainer = Explainer::new(lite0, method, vec![], Default::default()).unwrap();
+        let ours = explainer
+            .explain(std::slice::from_ref(&image), &Classes::These(vec![243]))
+            .unwrap();
+        let guided = ours[0].explanations[0].guided.as_ref().unwrap();
+        let expected = guided_picture(guided, ours[0].input_size, image.width(), image.height());
+        let bytes = BASE64.decode(e["overlay_png"].as_str().unwrap()).unwrap();
+        let got = image::load_from_memory(&bytes).unwrap().to_rgb8();
+        assert_eq!(got.dimensions(), expected.dimensions());
+        assert!(got == expected, "{method}: overlay_png is the guided image");
+        assert_ne!(
+            e["overlay_png"], gradcam_json["explanations"][0]["overlay_png"],
+            "not Grad-CAM's overlay"
+        );
+    }
+    let models = send_ok(&app, get("/v1/models")).await;
+    let methods = models["methods"].as_array().unwrap();
+    assert!(
+        methods.contains(&Value::from("guided-gradcam")),
+        "{methods:?}"
+    );
+}
+
 fn png(image: image::DynamicImage) -> Vec<u8> {
     let mut bytes = std::io::Cursor::new(Vec::new());
     image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
@@ -480,7 +520,12 @@ async fn models_page_health_and_metrics() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(methods, gradcam::cam::METHOD_NAMES);
+    let expected: Vec<&str> = gradcam::cam::METHOD_NAMES
+        .iter()
+        .chain(&gradcam::explain::Guided::NAMES)
+        .copied()
+        .collect();
+    assert_eq!(methods, expected);
     assert_eq!(json["limits"]["max_body_bytes"], 20 * 1024 * 1024);
 
     let json = send_ok(&app, get("/v1/classes")).await;

@@ -6,8 +6,8 @@ use std::str::FromStr;
 use ::image::RgbImage;
 
 use crate::error::{Error, Result};
-use crate::explain::{Explanation, OutputFiles, encode_jpeg};
-use crate::image::{draw_box, overlay, resize_bilinear, resize_map};
+use crate::explain::{Explanation, OutputFiles, encode_jpeg, guided_picture};
+use crate::image::{draw_box, overlay, resize_map};
 use crate::io::{npy_bytes, write_atomic};
 
 /// The overlay's file format.
@@ -141,12 +141,7 @@ pub fn write(
             let size = (image.height() as usize, image.width() as usize);
             let mut picture = match &map.guided {
                 // The guided methods show their input-gradient image, at the photo's size.
-                Some(guided) => {
-                    let pixels = crate::cam::deprocess(guided);
-                    let small = RgbImage::from_raw(w as u32, h as u32, pixels)
-                        .expect("a [height, width, 3] guided map");
-                    resize_bilinear(&small, image.width(), image.height())
-                }
+                Some(guided) => guided_picture(guided, (h, w), image.width(), image.height()),
                 None => overlay(image, &resize_map(&map.map, (h, w), size), image_weight)?,
             };
             if format.draw_box

@@ -17,8 +17,10 @@ use serde::Serialize;
 use super::AppState;
 use super::error::ApiError;
 use super::shared::Shared;
-use crate::cam::{self, CamOptions, METHOD_NAMES};
-use crate::explain::{ClassMap, Classes, Explainer, Prediction};
+use crate::cam::{CamOptions, METHOD_NAMES};
+use crate::explain::{
+    ClassMap, Classes, Explainer, Guided, Prediction, guided_picture, resolve_method,
+};
 use crate::image::{JET, draw_box, overlay, resize_map};
 use crate::io::npy_bytes;
 use crate::labels;
@@ -149,7 +151,7 @@ impl Params {
                 }
             }
         }
-        cam::method(&method)?;
+        resolve_method(&method)?;
         for layer in &layers {
             model.layer_index(layer)?;
         }
@@ -372,10 +374,13 @@ struct MapOut {
     /// In original-image pixels, inclusive; null when the map is empty.
     #[serde(rename = "box")]
     bbox: Option<BBox>,
-    /// The overlay on the original image, as pytorch-grad-cam's `show_cam_on_image`.
+    /// The overlay on the original image, as pytorch-grad-cam's `show_cam_on_image`; for
+    /// `guided-backprop` and `guided-gradcam`, their input-gradient image at the image's size
+    /// (pytorch-grad-cam's `deprocess_image`).
     #[serde(skip_serializing_if = "Option::is_none")]
     overlay_png: Option<String>,
-    /// The map alone in JET colours, at the image's aspect (at most 1024 pixels a side).
+    /// The map alone in JET colours, at the image's aspect (at most 1024 pixels a side); the
+    /// input-gradient image for the guided methods.
     #[serde(skip_serializing_if = "Option::is_none")]
     heatmap_png: Option<String>,
     /// The normalised map at network input size.
@@ -453,9 +458,16 @@ fn render(
     p: &Params,
 ) -> Result<MapOut, ApiError> {
     let (w, h) = image.dimensions();
+    // The guided methods show their input-gradient image in place of the heat map.
     let overlay_png = if p.overlay {
-        let mask = resize_map(&m.map, input, (h as usize, w as usize));
-        let mut picture = overlay(image, &mask, p.image_weight)?;
+        let mut picture = match &m.guided {
+            Some(guided) => guided_picture(guided, input, w, h),
+            None => overlay(
+                image,
+                &resize_map(&m.map, input, (h as usize, w as usize)),
+                p.image_weight,
+            )?,
+        };
         if p.draw_box
             && let Some(b) = &m.bbox
         {
@@ -469,13 +481,19 @@ fn render(
         let scale = (HEATMAP_MAX_SIDE as f64 / w.max(h) as f64).min(1.0);
         let hw = ((w as f64 * scale).round() as u32).max(1);
         let hh = ((h as f64 * scale).round() as u32).max(1);
-        let mask = resize_map(&m.map, input, (hh as usize, hw as usize));
-        // The colour of a value as in the overlay: JET[u8(255 * v)], truncated and saturated.
-        let pixels = mask
-            .iter()
-            .flat_map(|&v| JET[(255.0f32 * v) as u8 as usize])
-            .collect();
-        let heat = RgbImage::from_raw(hw, hh, pixels).ok_or(ApiError::Internal)?;
+        let heat = match &m.guided {
+            Some(guided) => guided_picture(guided, input, hw, hh),
+            None => {
+                let mask = resize_map(&m.map, input, (hh as usize, hw as usize));
+                // The colour of a value as in the overlay: JET[u8(255 * v)], truncated and
+                // saturated.
+                let pixels = mask
+                    .iter()
+                    .flat_map(|&v| JET[(255.0f32 * v) as u8 as usize])
+                    .collect();
+                RgbImage::from_raw(hw, hh, pixels).ok_or(ApiError::Internal)?
+            }
+        };
         Some(BASE64.encode(png(&heat)?))
     } else {
         None
@@ -548,7 +566,7 @@ pub(super) async fn models(State(state): State<AppState>) -> Json<serde_json::Va
             "default_layer": m.default_layer(),
             "layers": layers,
         }],
-        "methods": METHOD_NAMES,
+        "methods": METHOD_NAMES.iter().chain(&Guided::NAMES).collect::<Vec<_>>(),
         "default_method": "gradcam",
         "parameters": PARAMETERS,
         "limits": {
