@@ -3,6 +3,7 @@
 //! outputs.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ::image::RgbImage;
@@ -27,7 +28,9 @@ pub enum Classes {
 
 /// A model with a method and its layers, ready to explain images.
 pub struct Explainer {
-    pub model: Box<dyn CamModel>,
+    /// Shared, so that many explainers (one per request of `gradcam serve`) use one copy of
+    /// the weights.
+    pub model: Arc<dyn CamModel>,
     pub method: Box<dyn Method>,
     /// Layer names as the user gave them (empty: the model's default layer).
     pub layers: Vec<String>,
@@ -146,9 +149,10 @@ pub fn guided_picture(guided: &[f32], input: (usize, usize), width: u32, height:
 
 impl Explainer {
     /// An explainer for a loaded model; `method` by its command-line name, `layers` by name
-    /// (none: the model's default).
+    /// (none: the model's default). `Arc::from` makes the `Box<dyn CamModel>` of
+    /// [`crate::model::load`] one.
     pub fn new(
-        model: Box<dyn CamModel>,
+        model: Arc<dyn CamModel>,
         method: &str,
         layers: Vec<String>,
         options: CamOptions,

@@ -584,7 +584,7 @@ fn measure_batch_sizes() {
         .map(|p| gradcam::image::load(p, gradcam::image::MAX_PIXELS).unwrap())
         .collect();
     let model = gradcam::model::load("efficientnet_lite0", None, 1000, &Device::flex()).unwrap();
-    let explainer = Explainer::new(model, "gradcam", vec![], Default::default()).unwrap();
+    let explainer = Explainer::new(model.into(), "gradcam", vec![], Default::default()).unwrap();
     let classes = Classes::Top(1);
     explainer.explain(&images[..2], &classes).unwrap();
     let reps: usize = std::env::var("GRADCAM_MEASURE_REPS")

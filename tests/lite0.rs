@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use burn::tensor::Device;
 use common::{lite0 as model, max_abs_diff, npy, tensor};
@@ -53,7 +54,7 @@ fn cat_dog_photo_top1_is_bull_mastiff_and_maps_find_each_animal() {
     )
     .unwrap();
     assert_eq!(image.dimensions(), (640, 480));
-    let model = Box::new(gradcam::weights::lite0::load(None, &Device::flex()).unwrap());
+    let model = Arc::new(gradcam::weights::lite0::load(None, &Device::flex()).unwrap());
     let explainer = Explainer::new(model, "gradcam", vec![], Default::default()).unwrap();
     let explanation = explainer
         .explain(
@@ -105,7 +106,7 @@ fn preprocessing_is_close_to_the_reference_input() {
         gradcam::image::MAX_PIXELS,
     )
     .unwrap();
-    let model = Box::new(EfficientNetLite::lite0(1000, &Device::flex()));
+    let model = Arc::new(EfficientNetLite::lite0(1000, &Device::flex()));
     let explainer = Explainer::new(model, "gradcam", vec![], Default::default()).unwrap();
     let ours = explainer.preprocess(&image);
     let (reference, _) = npy("lite0/cat_dog.input.npy");

@@ -248,9 +248,7 @@ async fn guided_methods_return_their_input_gradient_image() {
         let e = &json["explanations"][0];
         assert_eq!(e["box"], gradcam_json["explanations"][0]["box"]);
 
-        let lite0 =
-            gradcam::model::load("efficientnet_lite0", None, 1000, &Device::flex()).unwrap();
-        let explainer = Explainer::new(lite0, method, vec![], Default::default()).unwrap();
+        let explainer = Explainer::new(model(), method, vec![], Default::default()).unwrap();
         let ours = explainer
             .explain(std::slice::from_ref(&image), &Classes::These(vec![243]))
             .unwrap();

@@ -217,7 +217,8 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             eigen_smooth: args.eigen_smooth,
             aug_smooth: args.aug_smooth,
         };
-        let mut explainer = Explainer::new(model, &args.method, args.layers.clone(), options)?;
+        let mut explainer =
+            Explainer::new(model.into(), &args.method, args.layers.clone(), options)?;
         explainer.box_threshold = args.box_threshold;
         let mut appender = batch::open_manifest(&args.out, &plan)?;
         if plan.skipped > 0 {

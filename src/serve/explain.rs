@@ -16,7 +16,6 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
-use super::shared::Shared;
 use crate::cam::{CamOptions, METHOD_NAMES};
 use crate::explain::{
     ClassMap, Classes, Explainer, Guided, Prediction, guided_picture, resolve_method,
@@ -412,8 +411,12 @@ fn run(state: &AppState, p: &Params, bytes: &[u8]) -> Result<ExplainResponse, Ap
     let image = crate::image::decode(bytes, state.config().max_pixels)?;
     let decode = ms(start);
 
-    let model = Box::new(Shared(state.model().clone()));
-    let mut explainer = Explainer::new(model, &p.method, p.layers.clone(), p.options)?;
+    let mut explainer = Explainer::new(
+        state.model().clone(),
+        &p.method,
+        p.layers.clone(),
+        p.options,
+    )?;
     explainer.box_threshold = p.box_threshold;
     let explanation = explainer
         .explain(std::slice::from_ref(&image), &p.classes)?

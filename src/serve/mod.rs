@@ -30,7 +30,6 @@ mod error;
 mod explain;
 mod metrics;
 mod page;
-mod shared;
 
 use std::future::Future;
 use std::sync::Arc;
