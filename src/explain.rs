@@ -319,6 +319,9 @@ pub fn top_k(logits: &[f32], k: usize, num_classes: usize) -> Vec<Prediction> {
 pub struct OutputFiles {
     pub overlay: Vec<PathBuf>,
     pub cam: Vec<PathBuf>,
+    /// The guided methods' input-gradient arrays (`<name>.<method>.npy`), one per target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guided: Vec<PathBuf>,
     pub cam_raw: Vec<PathBuf>,
     pub json: Option<PathBuf>,
 }

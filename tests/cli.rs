@@ -347,6 +347,41 @@ fn guided_methods_write_their_input_gradient_images() {
     assert!(guided.iter().any(|&v| v != 0.0));
     let picture = image::open(dir.join("cat_dog.guided-gradcam.jpg")).unwrap();
     assert_eq!((picture.width(), picture.height()), (640, 480));
+
+    // Two classes: each target's files in the manifest are its own.
+    let two = scratch("guided-two");
+    let out = gradcam(&[
+        "explain",
+        &cat_dog(),
+        "--out",
+        two.to_str().unwrap(),
+        "--method",
+        "guided-backprop",
+        "--class",
+        "281",
+        "--class",
+        "243",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(two.join("manifest.jsonl")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(manifest.lines().next().unwrap()).unwrap();
+    for (target, class) in record["targets"].as_array().unwrap().iter().zip([281, 243]) {
+        assert_eq!(
+            target["cam"],
+            format!("cat_dog.c{class}.cam.npy"),
+            "{target}"
+        );
+        assert_eq!(
+            target["guided"],
+            format!("cat_dog.c{class}.guided-backprop.npy"),
+            "{target}"
+        );
+        assert_eq!(
+            target["overlay"],
+            format!("cat_dog.c{class}.guided-backprop.jpg"),
+            "{target}"
+        );
+    }
 }
 
 #[test]

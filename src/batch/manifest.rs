@@ -50,6 +50,9 @@ pub struct Target {
     pub overlay: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cam: Option<String>,
+    /// The input-gradient array of the guided methods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cam_raw: Vec<String>,
 }
@@ -106,6 +109,7 @@ impl Record {
                 bbox: m.bbox,
                 overlay: files.overlay.get(i).map(|p| relative(p, dir)),
                 cam: files.cam.get(i).map(|p| relative(p, dir)),
+                guided: files.guided.get(i).map(|p| relative(p, dir)),
                 cam_raw: if files.cam_raw.is_empty() {
                     Vec::new()
                 } else {
@@ -152,6 +156,7 @@ impl Record {
         for t in &self.targets {
             files.extend(t.overlay.as_deref());
             files.extend(t.cam.as_deref());
+            files.extend(t.guided.as_deref());
             files.extend(t.cam_raw.iter().map(String::as_str));
         }
         files.extend(self.json.as_deref());
@@ -178,6 +183,7 @@ impl Record {
         for t in &mut self.targets {
             t.overlay.as_mut().map(fix);
             t.cam.as_mut().map(fix);
+            t.guided.as_mut().map(fix);
             t.cam_raw.iter_mut().for_each(fix);
         }
         self.json.as_mut().map(fix);

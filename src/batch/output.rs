@@ -169,7 +169,7 @@ pub fn write(
             if let Some(guided) = &map.guided {
                 let path = dir.join(format!("{base}.{}.npy", explanation.method));
                 write_atomic(&path, &npy_bytes(guided, &[h, w, 3]))?;
-                files.cam.push(path);
+                files.guided.push(path);
             }
         }
         if format.raw {
