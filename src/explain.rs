@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::cam::{self, Cam, CamOptions, LayerMap, Method, Targets, Timings};
 use crate::error::{Error, Result};
-use crate::image::{resize_bilinear, resize_map, to_input};
+use crate::image::{overlay, resize_bilinear, resize_map, to_input};
 use crate::labels;
 use crate::localize::{BBox, PAPER_THRESHOLD, localize};
 use crate::model::{CamModel, Preprocess};
@@ -145,6 +145,31 @@ pub fn guided_picture(guided: &[f32], input: (usize, usize), width: u32, height:
     let small = RgbImage::from_raw(input.1 as u32, input.0 as u32, pixels)
         .expect("a [height, width, 3] guided map");
     resize_bilinear(&small, width, height)
+}
+
+/// The picture of one explained class on `image`: the overlay of its map (weight
+/// `image_weight` for the photo), or the input-gradient image of the guided methods, with the
+/// localization box in green when `draw_box`. `input` is the map's `(height, width)`.
+pub fn picture(
+    image: &RgbImage,
+    map: &ClassMap,
+    input: (usize, usize),
+    image_weight: f32,
+    draw_box: bool,
+) -> Result<RgbImage> {
+    let (w, h) = image.dimensions();
+    let mut picture = match &map.guided {
+        Some(guided) => guided_picture(guided, input, w, h),
+        None => overlay(
+            image,
+            &resize_map(&map.map, input, (h as usize, w as usize)),
+            image_weight,
+        )?,
+    };
+    if draw_box && let Some(b) = &map.bbox {
+        crate::image::draw_box(&mut picture, b, [0, 255, 0], (w.max(h) / 200).max(2));
+    }
+    Ok(picture)
 }
 
 impl Explainer {
@@ -324,6 +349,21 @@ pub struct OutputFiles {
     pub guided: Vec<PathBuf>,
     pub cam_raw: Vec<PathBuf>,
     pub json: Option<PathBuf>,
+}
+
+/// PNG, default compression.
+pub fn encode_png(image: &RgbImage) -> Result<Vec<u8>> {
+    use ::image::ImageEncoder;
+    let mut bytes = Vec::new();
+    ::image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            ::image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| Error::Invalid(format!("PNG encoding failed: {e}")))?;
+    Ok(bytes)
 }
 
 /// JPEG at quality 95.

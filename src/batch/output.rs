@@ -6,8 +6,7 @@ use std::str::FromStr;
 use ::image::RgbImage;
 
 use crate::error::{Error, Result};
-use crate::explain::{Explanation, OutputFiles, encode_jpeg, guided_picture};
-use crate::image::{draw_box, overlay, resize_map};
+use crate::explain::{Explanation, OutputFiles, encode_jpeg, encode_png, picture};
 use crate::io::{npy_bytes, write_atomic};
 
 /// The overlay's file format.
@@ -138,18 +137,7 @@ pub fn write(
             (true, None) => format!("{name}.t{i}"),
         };
         if let Some(kind) = format.overlay {
-            let size = (image.height() as usize, image.width() as usize);
-            let mut picture = match &map.guided {
-                // The guided methods show their input-gradient image, at the photo's size.
-                Some(guided) => guided_picture(guided, (h, w), image.width(), image.height()),
-                None => overlay(image, &resize_map(&map.map, (h, w), size), image_weight)?,
-            };
-            if format.draw_box
-                && let Some(b) = &map.bbox
-            {
-                let thickness = (image.width().max(image.height()) / 200).max(2);
-                draw_box(&mut picture, b, [0, 255, 0], thickness);
-            }
+            let picture = picture(image, map, (h, w), image_weight, format.draw_box)?;
             let bytes = match kind {
                 OverlayFormat::Jpg => encode_jpeg(&picture)?,
                 OverlayFormat::Png => encode_png(&picture)?,
@@ -193,21 +181,6 @@ pub fn write(
         files.json = Some(path);
     }
     Ok(files)
-}
-
-/// PNG, default compression.
-pub fn encode_png(image: &RgbImage) -> Result<Vec<u8>> {
-    use ::image::ImageEncoder;
-    let mut bytes = Vec::new();
-    ::image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ::image::ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| Error::Invalid(format!("PNG encoding failed: {e}")))?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ mod resize;
 pub use ::image::RgbImage;
 pub use jet::JET;
 pub use load::{MAX_PIXELS, UPLOAD_PATH, decode, load};
-pub use overlay::{draw_box, overlay};
+pub use overlay::{colorize, draw_box, overlay};
 pub use resize::{resize_bilinear, resize_map, resize_map_generic};
 
 /// Converts an image to a network input: `float32`, channels first (`3 x H x W`, row-major),

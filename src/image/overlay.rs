@@ -13,6 +13,22 @@ fn mask_byte(m: f32) -> u8 {
     (255.0f32 * m) as u8 // `as` truncates, saturates at 0 and 255, and maps NaN to 0
 }
 
+/// A heat map alone in OpenCV's JET colours, each value coloured as [`overlay`] colours it
+/// (`JET[u8(255 * v)]`). `mask` is row-major with `width x height` values.
+///
+/// ```
+/// use gradcam::image::{colorize, JET};
+/// let heat = colorize(&[0.0, 1.0], 2, 1);
+/// assert_eq!(heat.get_pixel(1, 0).0, JET[255]);
+/// ```
+pub fn colorize(mask: &[f32], width: u32, height: u32) -> RgbImage {
+    let pixels = mask
+        .iter()
+        .flat_map(|&m| JET[mask_byte(m) as usize])
+        .collect();
+    RgbImage::from_raw(width, height, pixels).expect("one mask value per pixel")
+}
+
 /// Blends a heat map over an image, exactly as pytorch-grad-cam's
 /// `show_cam_on_image(img / 255, mask, use_rgb=True, image_weight=image_weight)`.
 ///

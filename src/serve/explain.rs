@@ -2,8 +2,7 @@
 
 use std::time::Instant;
 
-use ::image::codecs::png::PngEncoder;
-use ::image::{ExtendedColorType, ImageEncoder, RgbImage};
+use ::image::RgbImage;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartError;
@@ -18,9 +17,10 @@ use super::AppState;
 use super::error::ApiError;
 use crate::cam::{CamOptions, METHOD_NAMES};
 use crate::explain::{
-    ClassMap, Classes, Explainer, Guided, Prediction, guided_picture, resolve_method,
+    ClassMap, Classes, Explainer, Guided, Prediction, encode_png, guided_picture, picture,
+    resolve_method,
 };
-use crate::image::{JET, draw_box, overlay, resize_map};
+use crate::image::{colorize, resize_map};
 use crate::io::npy_bytes;
 use crate::labels;
 use crate::localize::{BBox, PAPER_THRESHOLD};
@@ -463,19 +463,7 @@ fn render(
     let (w, h) = image.dimensions();
     // The guided methods show their input-gradient image in place of the heat map.
     let overlay_png = if p.overlay {
-        let mut picture = match &m.guided {
-            Some(guided) => guided_picture(guided, input, w, h),
-            None => overlay(
-                image,
-                &resize_map(&m.map, input, (h as usize, w as usize)),
-                p.image_weight,
-            )?,
-        };
-        if p.draw_box
-            && let Some(b) = &m.bbox
-        {
-            draw_box(&mut picture, b, [0, 255, 0], (w.max(h) / 200).max(2));
-        }
+        let picture = picture(image, m, input, p.image_weight, p.draw_box)?;
         Some(BASE64.encode(png(&picture)?))
     } else {
         None
@@ -486,16 +474,11 @@ fn render(
         let hh = ((h as f64 * scale).round() as u32).max(1);
         let heat = match &m.guided {
             Some(guided) => guided_picture(guided, input, hw, hh),
-            None => {
-                let mask = resize_map(&m.map, input, (hh as usize, hw as usize));
-                // The colour of a value as in the overlay: JET[u8(255 * v)], truncated and
-                // saturated.
-                let pixels = mask
-                    .iter()
-                    .flat_map(|&v| JET[(255.0f32 * v) as u8 as usize])
-                    .collect();
-                RgbImage::from_raw(hw, hh, pixels).ok_or(ApiError::Internal)?
-            }
+            None => colorize(
+                &resize_map(&m.map, input, (hh as usize, hw as usize)),
+                hw,
+                hh,
+            ),
         };
         Some(BASE64.encode(png(&heat)?))
     } else {
@@ -535,20 +518,12 @@ fn render(
     })
 }
 
+/// A failure to encode is the server's, not the request's.
 fn png(image: &RgbImage) -> Result<Vec<u8>, ApiError> {
-    let mut bytes = Vec::new();
-    PngEncoder::new(&mut bytes)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| {
-            eprintln!("gradcam serve: PNG encoding failed: {e}");
-            ApiError::Internal
-        })?;
-    Ok(bytes)
+    encode_png(image).map_err(|e| {
+        eprintln!("gradcam serve: {e}");
+        ApiError::Internal
+    })
 }
 
 /// `GET /v1/models`.
