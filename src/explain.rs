@@ -288,11 +288,7 @@ impl Explainer {
                             })
                             .collect(),
                         guided: guided.as_ref().map(|g| match self.guided {
-                            Some(Guided::GradCam) => g[b]
-                                .chunks(3)
-                                .zip(&out.maps[b])
-                                .flat_map(|(px, &v)| px.iter().map(move |c| c * v))
-                                .collect(),
+                            Some(Guided::GradCam) => cam::weight_by_map(&g[b], &out.maps[b]),
                             _ => g[b].clone(),
                         }),
                     }

@@ -35,15 +35,20 @@ pub fn guided_gradcam(cam: &Cam, input: Tensor<4>, targets: &Targets) -> Result<
     let maps = cam.run(input.clone(), targets)?.maps;
     let guided = guided_gradients(cam.model, input, targets, cam.options.counterfactual)?;
     Ok(guided
-        .into_iter()
-        .zip(maps)
-        .map(|(g, m)| {
-            g.chunks(3)
-                .zip(m)
-                .flat_map(|(px, v)| px.iter().map(move |c| c * v))
-                .collect()
-        })
+        .iter()
+        .zip(&maps)
+        .map(|(g, m)| weight_by_map(g, m))
         .collect())
+}
+
+/// Guided Grad-CAM's product: each pixel of a `[height, width, 3]` guided gradient times the
+/// map's value there.
+pub(crate) fn weight_by_map(guided: &[f32], map: &[f32]) -> Vec<f32> {
+    guided
+        .chunks(3)
+        .zip(map)
+        .flat_map(|(px, &v)| px.iter().map(move |c| c * v))
+        .collect()
 }
 
 /// [`guided_backprop`] of the target scores, negated first for a counterfactual.
