@@ -127,11 +127,6 @@ impl Progress {
             self.shown = false;
         }
     }
-
-    /// Seconds since the start.
-    pub fn elapsed(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
-    }
 }
 
 /// `1h02m`, `2m07s`, `9s`.

@@ -204,7 +204,8 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let mut rate = 0.0;
     let threads = args.jobs.unwrap_or_else(default_jobs).max(1);
     let mut batch_size = 0;
-    if !plan.todo.is_empty() {
+    // The manifest, rewritten sorted, when this run touched it.
+    let finished = if !plan.todo.is_empty() {
         let model = args
             .model
             .load()
@@ -257,12 +258,17 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         })?;
         rate = progress.rate();
         progress.finish();
-        batch::finish_manifest(&plan.manifest)?;
+        Some(batch::finish_manifest(&plan.manifest)?)
     } else if plan.partial_last_line || plan.bad_lines > 0 {
-        batch::finish_manifest(&plan.manifest)?;
-    }
+        Some(batch::finish_manifest(&plan.manifest)?)
+    } else {
+        None
+    };
     if args.html && args.out.is_dir() {
-        let records = manifest::read(&plan.manifest)?.records;
+        let records = match finished {
+            Some(records) => records,
+            None => manifest::read(&plan.manifest)?.records,
+        };
         let title = format!("gradcam: {}", args.out.display());
         let page = batch::html::gallery(&title, &records, !format.draw_box);
         gradcam::io::write_atomic(&args.out.join(shard.html_name()), page.as_bytes())?;
