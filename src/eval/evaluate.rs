@@ -12,7 +12,8 @@ use super::metrics::{argmax, best_iou, pointing_hit, softmax};
 use super::perturb::{Normal, blur, impute, path_images, relevance_order, road_keep, step_counts};
 use crate::cam::{Cam, Method, Targets, ranked};
 use crate::error::Result;
-use crate::image::{RgbImage, resize_bilinear, resize_map, to_input};
+use crate::explain::preprocess_with;
+use crate::image::{RgbImage, resize_map};
 use crate::localize::{BBox, PAPER_THRESHOLD, localize};
 use crate::model::CamModel;
 
@@ -72,16 +73,24 @@ pub struct Record {
     pub total_ms: f64,
 }
 
-/// An image ready for the methods: decoded, resized, normalised.
+/// An image ready for the methods: decoded, resized, normalised, classified.
 pub struct Prepared {
     pub image: RgbImage,
     /// The network input, `3 x H x W`.
     pub input: Vec<f32>,
-    /// For the faithfulness measures: the blurred input.
-    pub blurred: Option<Vec<f32>>,
-    /// The ends of the curves, the same for every method: the top-1 class's probability on the
-    /// blurred input and on the baseline, computed once.
-    ends: std::cell::OnceCell<(f64, f64)>,
+    /// The softmax probabilities of the input, and its five best classes, best first.
+    probs: Vec<f64>,
+    top5: Vec<usize>,
+    /// For the faithfulness measures: the blurred input, and the ends of the curves (the
+    /// top-1 class's probability on the blurred input and on the baseline), which are the same
+    /// for every method.
+    faithfulness: Option<FaithfulnessInputs>,
+}
+
+struct FaithfulnessInputs {
+    blurred: Vec<f32>,
+    p_blur: f64,
+    p_zero: f64,
 }
 
 /// Runs the measures of one image and one method.
@@ -93,18 +102,35 @@ pub struct Evaluator<'a> {
 }
 
 impl Evaluator<'_> {
-    /// Decodes and preprocesses an image (and blurs it when `faithfulness`).
+    /// Decodes, preprocesses and classifies an image (and blurs it when `faithfulness`).
     pub fn prepare(&self, sample: &Sample, faithfulness: bool) -> Result<Prepared> {
         let image = crate::image::load(&sample.path, crate::image::MAX_PIXELS)?;
         let p = self.model.preprocess();
-        let resized = resize_bilinear(&image, p.size.1 as u32, p.size.0 as u32);
-        let input = to_input(&resized, p.mean, p.std);
-        let blurred = faithfulness.then(|| blur(&input, 3, p.size.0, p.size.1));
+        let input = preprocess_with(&p, &image);
+        let (h, w) = p.size;
+        let x = Tensor::<4>::from_data(
+            TensorData::new(input.clone(), [1, 3, h, w]),
+            &Device::flex(),
+        );
+        let logits: Vec<f32> = self.model.forward(x).into_data().iter::<f32>().collect();
+        let probs = softmax(&logits);
+        let top5: Vec<usize> = ranked(&logits).into_iter().take(5).collect();
+        let faithfulness = faithfulness.then(|| {
+            let blurred = blur(&input, 3, h, w);
+            let baseline = vec![self.settings.deletion_baseline; input.len()];
+            let ends = self.probabilities(&[blurred.as_slice(), &baseline].concat(), top5[0]);
+            FaithfulnessInputs {
+                blurred,
+                p_blur: ends[0],
+                p_zero: ends[1],
+            }
+        });
         Ok(Prepared {
             image,
             input,
-            blurred,
-            ends: std::cell::OnceCell::new(),
+            probs,
+            top5,
+            faithfulness,
         })
     }
 
@@ -133,7 +159,6 @@ impl Evaluator<'_> {
         sample: &Sample,
         prepared: &Prepared,
         method: &dyn Method,
-        faithful: bool,
     ) -> Result<Record> {
         let start = Instant::now();
         let s = self.settings;
@@ -142,19 +167,24 @@ impl Evaluator<'_> {
             TensorData::new(prepared.input.clone(), [1, 3, h, w]),
             &Device::flex(),
         );
-        // One map per ground-truth class (localization, pointing), then the top-1 class's map
-        // (confidence measures); when the top-1 is a ground-truth class the two are the same.
+        // One map per ground-truth class (localization, pointing), and the top-1 class's map
+        // (confidence measures): one more only when the top-1 is not a ground-truth class.
+        let (probs, top5) = (&prepared.probs, &prepared.top5);
+        let class = top5[0];
         let mut sets: Vec<Targets> = sample.classes.iter().map(|&c| Targets::class(c)).collect();
-        sets.push(Targets::Rank(0));
+        let top1_set = match sample.classes.iter().position(|&c| c == class) {
+            Some(i) => i,
+            None => {
+                sets.push(Targets::class(class));
+                sets.len() - 1
+            }
+        };
         let cam = Cam::new(self.model, method, &s.layers)?;
         let outputs = cam.run_many(x, &sets)?;
         let map_ms = outputs.iter().map(|o| o.timings.forward).sum::<f64>()
             + outputs[0].timings.backward
             + outputs[0].timings.postprocess;
 
-        let logits = &outputs[0].logits[0];
-        let probs = softmax(logits);
-        let top5: Vec<usize> = ranked(logits).into_iter().take(5).collect();
         let size = (prepared.image.width(), prepared.image.height());
         let (iw, ih) = (size.0 as usize, size.1 as usize);
 
@@ -178,8 +208,7 @@ impl Evaluator<'_> {
         }
 
         // The top-1 map: confidence measures, and the perturbation curves when asked.
-        let class = top5[0];
-        let map = &outputs.last().expect("the top-1 set").maps[0];
+        let map = &outputs[top1_set].maps[0];
         let y = probs[class];
         let masked: Vec<f32> = prepared
             .input
@@ -188,7 +217,7 @@ impl Evaluator<'_> {
             .collect();
         let mut inputs = masked;
         let mut faith_layout = None;
-        if faithful && let Some(blurred) = &prepared.blurred {
+        if let Some(FaithfulnessInputs { blurred, .. }) = &prepared.faithfulness {
             let order = relevance_order(map);
             let counts = step_counts(h * w, s.steps);
             let inner = &counts[1..counts.len() - 1];
@@ -215,43 +244,41 @@ impl Evaluator<'_> {
                     .collect()
             };
             inputs.extend(imputed.into_iter().flatten());
-            faith_layout = Some((inner.len(), blurred));
+            faith_layout = Some(inner.len());
         }
         let p = self.probabilities(&inputs, class);
         let o = p[0];
-        let faithfulness = faith_layout.map(|(steps, blurred)| {
-            // The curve ends are the same for every method: the image, the baseline, the blur.
-            let (p_blur, p_zero) = *prepared.ends.get_or_init(|| {
-                let baseline = vec![s.deletion_baseline; prepared.input.len()];
-                let p = self.probabilities(&[blurred.as_slice(), &baseline].concat(), class);
-                (p[0], p[1])
+        let faithfulness = faith_layout
+            .zip(prepared.faithfulness.as_ref())
+            .map(|(steps, f)| {
+                // The curve ends: the image, the baseline, the blur.
+                let (p_blur, p_zero) = (f.p_blur, f.p_zero);
+                let del = &p[1..1 + steps];
+                let ins = &p[1 + steps..1 + 2 * steps];
+                let road = &p[1 + 2 * steps..];
+                let f = |v: f64| v as f32;
+                Faithfulness {
+                    deletion: std::iter::once(y)
+                        .chain(del.iter().copied())
+                        .chain([p_zero])
+                        .map(f)
+                        .collect(),
+                    insertion: std::iter::once(p_blur)
+                        .chain(ins.iter().copied())
+                        .chain([y])
+                        .map(f)
+                        .collect(),
+                    road_morf: road.iter().step_by(2).copied().map(f).collect(),
+                    road_lerf: road.iter().skip(1).step_by(2).copied().map(f).collect(),
+                }
             });
-            let del = &p[1..1 + steps];
-            let ins = &p[1 + steps..1 + 2 * steps];
-            let road = &p[1 + 2 * steps..];
-            let f = |v: f64| v as f32;
-            Faithfulness {
-                deletion: std::iter::once(y)
-                    .chain(del.iter().copied())
-                    .chain([p_zero])
-                    .map(f)
-                    .collect(),
-                insertion: std::iter::once(p_blur)
-                    .chain(ins.iter().copied())
-                    .chain([y])
-                    .map(f)
-                    .collect(),
-                road_morf: road.iter().step_by(2).copied().map(f).collect(),
-                road_lerf: road.iter().skip(1).step_by(2).copied().map(f).collect(),
-            }
-        });
         Ok(Record {
             image: sample.name.clone(),
             method: method.name().to_string(),
             classes: sample.classes.clone(),
             size,
             top5_prob: top5.iter().map(|&c| probs[c] as f32).collect(),
-            top5,
+            top5: top5.clone(),
             maps,
             class,
             y,

@@ -43,7 +43,6 @@ pub use store::Store;
 use crate::cam::{self, Cam};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::localize::PAPER_THRESHOLD;
 use crate::model::CamModel;
 
 /// The methods evaluated when none is named.
@@ -176,8 +175,8 @@ pub fn run(
     if config.methods.is_empty() {
         return Err(Error::Invalid("no method to evaluate".into()));
     }
-    let methods: Vec<Box<dyn cam::Method>> = config
-        .methods
+    // A method named twice is evaluated once.
+    let methods: Vec<Box<dyn cam::Method>> = unique(&config.methods)
         .iter()
         .map(|m| cam::method(m))
         .collect::<Result<_>>()?;
@@ -265,7 +264,7 @@ pub fn run(
         };
         for method in pending {
             let t = Instant::now();
-            match evaluator.evaluate(sample, &prepared, method.as_ref(), faithful(i)) {
+            match evaluator.evaluate(sample, &prepared, method.as_ref()) {
                 Ok(record) => {
                     store.append(&record)?;
                     records.insert((record.image.clone(), record.method.clone()), record);
@@ -367,15 +366,6 @@ fn check_settings(config: &EvalConfig) -> Result<()> {
     }
     let text = serde_json::to_string_pretty(&config.settings).expect("serialisable");
     write_atomic(&path, text.as_bytes())
-}
-
-/// The threshold index closest to the paper's 15%.
-pub(crate) fn paper_index(thresholds: &[f32]) -> Option<usize> {
-    (0..thresholds.len()).min_by(|&a, &b| {
-        (thresholds[a] - PAPER_THRESHOLD)
-            .abs()
-            .total_cmp(&(thresholds[b] - PAPER_THRESHOLD).abs())
-    })
 }
 
 /// Unique names, in order.

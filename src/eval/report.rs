@@ -11,9 +11,10 @@ use super::metrics::{
     ClassificationMetric, Confidence, ConfidenceMetric, CurveMetric, CurveSummary,
     LocalizationMetric, PointingGame, RoadMetric, RoadSummary, TimeMetric, TopErrors,
 };
-use super::{EvalConfig, Failure, Record, Settings, paper_index, plot, unique};
+use super::{EvalConfig, Failure, Record, Settings, plot, unique};
 use crate::error::Result;
 use crate::io::write_atomic;
+use crate::localize::PAPER_THRESHOLD;
 
 /// One method's numbers.
 #[derive(Debug, Clone, Serialize)]
@@ -109,9 +110,7 @@ impl Report {
                     road.update(r.y, &f64s(&f.road_morf), &f64s(&f.road_lerf));
                 }
             }
-            let paper = paper_index(&s.thresholds)
-                .map(|t| localization.summary()[t])
-                .unwrap_or_default();
+            let paper = localization.at(PAPER_THRESHOLD).unwrap_or_default();
             methods.push(MethodSummary {
                 method: method.clone(),
                 images: classification.images,
