@@ -321,8 +321,7 @@ pub fn preprocess_with(p: &Preprocess, image: &RgbImage) -> Vec<f32> {
 
 /// The `k` best classes with their softmax probabilities.
 pub fn top_k(logits: &[f32], k: usize, num_classes: usize) -> Vec<Prediction> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let total: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    let probabilities = cam::softmax(logits);
     cam::ranked(logits)
         .into_iter()
         .take(k)
@@ -330,7 +329,7 @@ pub fn top_k(logits: &[f32], k: usize, num_classes: usize) -> Vec<Prediction> {
             class: c,
             label: labels::name_of(c, num_classes),
             logit: logits[c],
-            probability: ((logits[c] as f64 - max).exp() / total) as f32,
+            probability: probabilities[c] as f32,
         })
         .collect()
 }

@@ -160,6 +160,14 @@ pub fn ranked(logits: &[f32]) -> Vec<usize> {
     order
 }
 
+/// Softmax probabilities of a row of logits, in f64.
+pub fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exp: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+    let total: f64 = exp.iter().sum();
+    exp.into_iter().map(|e| e / total).collect()
+}
+
 /// Options that change how maps are made.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CamOptions {

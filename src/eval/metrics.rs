@@ -79,13 +79,7 @@ pub fn auc_uniform(ys: &[f64]) -> f64 {
     (sum - (ys[0] + ys[ys.len() - 1]) / 2.0) / (ys.len() - 1) as f64
 }
 
-/// Softmax probabilities of a row of logits, in f64.
-pub fn softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let exp: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
-    let total: f64 = exp.iter().sum();
-    exp.into_iter().map(|e| e / total).collect()
-}
+pub use crate::cam::softmax;
 
 /// One image's term of the Average Drop, in percent: `max(0, y - o) / y * 100`, with `y` the
 /// class probability on the image and `o` on the image multiplied by the map (Chattopadhyay

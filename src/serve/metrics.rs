@@ -95,7 +95,8 @@ impl Metrics {
     }
 
     /// The number of requests recorded for `route` with `status`.
-    pub fn requests(&self, route: &str, status: u16) -> u64 {
+    #[cfg(test)]
+    fn requests(&self, route: &str, status: u16) -> u64 {
         let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
         data.requests
             .iter()
