@@ -8,7 +8,8 @@
 //! Each line is the median over REPS (default 30) runs of one variant, in ms:
 //!
 //! - `current`: `pad_same` (an explicit zero-padded copy), conv without padding, burn's
-//!   `batch_norm` (sub, div, mul, add), `clamp(0, 6)`: what `MBConv` did before the first performance push (docs/benchmarks.md);
+//!   `batch_norm` (sub, div, mul, add), `clamp(0, 6)`: what `MBConv` did before the first
+//!   performance push (docs/benchmarks.md);
 //! - `native-pad`: the same, with the convolution's own symmetric padding instead of the copy
 //!   (possible for every stride-1 block: TF "SAME" is symmetric there);
 //! - `folded-bn`: the batch norm folded into the convolution's weight and bias, then
