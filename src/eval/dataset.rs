@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::batch::inputs::is_image_path;
 use crate::error::{Error, Result};
 use crate::labels;
 use crate::localize::BBox;
@@ -420,36 +421,26 @@ fn is_synset(name: &str) -> bool {
     name.len() == 9 && name.starts_with('n') && name[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
-const IMAGE_EXTENSIONS: [&str; 5] = ["jpeg", "jpg", "png", "bmp", "webp"];
-
 /// Files under `dir` (recursively, not following links), sorted.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
-    if depth > 12 {
-        return Ok(());
-    }
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
-        if kind.is_dir() {
-            walk(&entry.path(), out, depth + 1)?;
-        } else if kind.is_file() {
-            out.push(entry.path());
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            Error::io(path, e.into())
+        })?;
+        if entry.file_type().is_file() {
+            files.push(entry.into_path());
         }
     }
-    Ok(())
+    files.sort();
+    Ok(files)
 }
 
 fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) -> Result<Dataset> {
-    let mut files = Vec::new();
-    walk(dir, &mut files, 0)?;
-    files.sort();
-    let has_ext = |p: &Path, exts: &[&str]| {
-        p.extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)))
-    };
-    let xmls: Vec<&PathBuf> = files.iter().filter(|p| has_ext(p, &["xml"])).collect();
+    let files = files_under(dir)?;
+    let is_xml = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml"));
+    let xmls: Vec<&PathBuf> = files.iter().filter(|p| is_xml(p)).collect();
     if xmls.is_empty() {
         return Err(Error::Invalid(format!(
             "dataset {}: unknown format: expected annotations.csv (imagenet-val-1300 style) or \
@@ -458,7 +449,7 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         )));
     }
     let mut images: HashMap<String, Vec<&PathBuf>> = HashMap::new();
-    for p in files.iter().filter(|p| has_ext(p, &IMAGE_EXTENSIONS)) {
+    for p in files.iter().filter(|p| is_image_path(p)) {
         if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
             images.entry(stem.to_string()).or_default().push(p);
         }
