@@ -88,16 +88,13 @@ impl Params {
     /// Parses `name=value` pairs (query string first, then form fields; for single values the
     /// last wins, `layer` and `class` accumulate and take comma lists), checked against `model`.
     pub fn parse(pairs: &[(String, String)], model: &dyn CamModel) -> Result<Params, ApiError> {
-        let mut method = "gradcam".to_string();
-        let mut layers = Vec::new();
         let mut classes = Vec::new();
         let mut top_k = None;
-        let mut options = CamOptions::default();
         let mut p = Params {
-            method: String::new(),
+            method: "gradcam".to_string(),
             layers: Vec::new(),
             classes: Classes::Top(1),
-            options,
+            options: CamOptions::default(),
             image_weight: 0.5,
             draw_box: true,
             box_threshold: PAPER_THRESHOLD,
@@ -108,13 +105,13 @@ impl Params {
         for (name, value) in pairs {
             let value = value.trim();
             match name.as_str() {
-                "method" => method = value.to_string(),
-                "layer" | "layers" => layers.extend(list(value)),
+                "method" => p.method = value.to_string(),
+                "layer" | "layers" => p.layers.extend(list(value)),
                 "class" | "classes" => classes.extend(list(value)),
                 "top_k" => top_k = Some(number::<usize>(name, value)?),
-                "counterfactual" => options.counterfactual = boolean(name, value)?,
-                "eigen_smooth" => options.eigen_smooth = boolean(name, value)?,
-                "aug_smooth" => options.aug_smooth = boolean(name, value)?,
+                "counterfactual" => p.options.counterfactual = boolean(name, value)?,
+                "eigen_smooth" => p.options.eigen_smooth = boolean(name, value)?,
+                "aug_smooth" => p.options.aug_smooth = boolean(name, value)?,
                 "image_weight" => p.image_weight = fraction(name, value)?,
                 "box" => p.draw_box = boolean(name, value)?,
                 "box_threshold" => p.box_threshold = fraction(name, value)?,
@@ -150,8 +147,8 @@ impl Params {
                 }
             }
         }
-        resolve_method(&method)?;
-        for layer in &layers {
+        resolve_method(&p.method)?;
+        for layer in &p.layers {
             model.layer_index(layer)?;
         }
         p.classes = match (classes.is_empty(), top_k) {
@@ -174,9 +171,6 @@ impl Params {
                     .collect::<crate::Result<_>>()?,
             ),
         };
-        p.method = method;
-        p.layers = layers;
-        p.options = options;
         Ok(p)
     }
 }
