@@ -192,16 +192,22 @@ impl Evaluator<'_> {
         for (&class, out) in sample.classes.iter().zip(&outputs) {
             let gt = sample.boxes_of(class, size);
             let full = resize_map(&out.maps[0], out.size, (ih, iw));
-            let iou = s
+            let boxes: Vec<Option<BBox>> = s
                 .thresholds
                 .iter()
-                .map(|&t| best_iou(localize(&full, iw, ih, t).as_ref(), &gt))
+                .map(|&t| localize(&full, iw, ih, t))
                 .collect();
+            let iou = boxes.iter().map(|b| best_iou(b.as_ref(), &gt)).collect();
+            // The paper's box is usually one of the curve's.
+            let bbox = match s.thresholds.iter().position(|&t| t == PAPER_THRESHOLD) {
+                Some(i) => boxes[i],
+                None => localize(&full, iw, ih, PAPER_THRESHOLD),
+            };
             let point = argmax(&full, iw);
             maps.push(ClassResult {
                 class,
                 iou,
-                bbox: localize(&full, iw, ih, PAPER_THRESHOLD),
+                bbox,
                 point,
                 hit: point.is_some_and(|p| pointing_hit(p, &gt, s.pointing_tolerance)),
             });
