@@ -207,25 +207,26 @@ impl Explainer {
 
     /// Explains a batch of images.
     pub fn explain(&self, images: &[RgbImage], classes: &Classes) -> Result<Vec<Explanation>> {
+        let data: Vec<f32> = images.iter().flat_map(|img| self.preprocess(img)).collect();
+        self.explain_inputs(data, images, classes)
+    }
+
+    /// Explains `images` from their network inputs, [`Explainer::preprocess`]ed and laid end
+    /// to end in `data` (the batch pipeline preprocesses on its worker threads).
+    pub fn explain_inputs(
+        &self,
+        data: Vec<f32>,
+        images: &[RgbImage],
+        classes: &Classes,
+    ) -> Result<Vec<Explanation>> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
         let (h, w) = self.model.preprocess().size;
-        let data: Vec<f32> = images.iter().flat_map(|img| self.preprocess(img)).collect();
         let input = Tensor::<4>::from_data(
             TensorData::new(data, [images.len(), 3, h, w]),
             &Device::flex(),
         );
-        self.explain_tensor(input, images, classes)
-    }
-
-    /// Explains a prepared input `[batch, 3, H, W]`; `images` are the originals, for boxes.
-    pub fn explain_tensor(
-        &self,
-        input: Tensor<4>,
-        images: &[RgbImage],
-        classes: &Classes,
-    ) -> Result<Vec<Explanation>> {
         let num_classes = self.model.num_classes();
         let sets: Vec<Targets> = match classes {
             Classes::Top(k) => (0..(*k).clamp(1, num_classes)).map(Targets::Rank).collect(),

@@ -9,7 +9,6 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
 
 use ::image::RgbImage;
-use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::inputs::Input;
@@ -131,7 +130,6 @@ fn model_stage<'a>(
     explained: SyncSender<Vec<Explained<'a>>>,
     options: &PipelineOptions,
 ) {
-    let (h, w) = explainer.model.preprocess().size;
     for batch in decoded {
         let mut images = Vec::new();
         let mut data = Vec::new();
@@ -146,14 +144,7 @@ fn model_stage<'a>(
                 Err(e) => slots.push((input, Some(e), ms)),
             }
         }
-        let n = images.len();
-        let explanations = if n == 0 {
-            Ok(Vec::new())
-        } else {
-            let input =
-                Tensor::<4>::from_data(TensorData::new(data, [n, 3, h, w]), &Device::flex());
-            explainer.explain_tensor(input, &images, &options.classes)
-        };
+        let explanations = explainer.explain_inputs(data, &images, &options.classes);
         let mut out = Vec::with_capacity(slots.len());
         match explanations {
             Ok(explanations) => {
