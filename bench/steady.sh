@@ -53,4 +53,8 @@ efficientnet_lite0 - head head gradcam 1
 efficientnet_lite0 - head head gradcam 8
 resnet50 $resnet layer4 layer4 gradcam 1
 resnet50 $resnet layer4 layer4 gradcam 8
+efficientnet_lite0 - blocks.8 blocks.8 gradcam 1
+efficientnet_lite0 - blocks.8 blocks.8 gradcam 8
+resnet50 $resnet layer3 layer3 gradcam 1
+resnet50 $resnet layer3 layer3 gradcam 8
 EOF

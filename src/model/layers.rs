@@ -37,7 +37,7 @@ pub(crate) fn batch_norm(channels: usize, epsilon: f64, device: &Device) -> Batc
 /// the convolution (models hold such a batch norm as `Option`, `Some` until the weights are
 /// loaded, so that checkpoints load as they are).
 pub(crate) fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
-    let y = conv.forward(x);
+    let y = super::ops::conv2d(conv, x);
     match bn {
         Some(bn) => bn.forward(y),
         None => y,

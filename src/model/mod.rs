@@ -8,6 +8,7 @@
 pub mod efficientnet_lite;
 pub mod guided;
 mod layers;
+pub mod ops;
 pub mod resnet;
 pub mod vgg;
 

@@ -11,6 +11,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{batch_norm, conv_bn, conv2d, fold_batch_norm, relu};
+use super::ops;
 use super::{CamModel, Layer, Preprocess, Rounding};
 
 const BN_EPS: f64 = 1e-5;
@@ -268,10 +269,10 @@ impl CamModel for ResNet {
     fn forward_stages(&self, mut x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
         for stage in range {
             x = match stage {
-                0 => self.conv1.forward(x),
+                0 => ops::conv2d(&self.conv1, x),
                 1 => self.bn1.forward(x),
                 2 => relu(x),
-                3 => self.maxpool.forward(x),
+                3 => ops::max_pool2d(&self.maxpool, x),
                 s => self.block(s - 4).forward(x),
             };
         }

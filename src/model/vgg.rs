@@ -12,6 +12,7 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{batch_norm, conv2d, relu};
+use super::ops;
 use super::{CamModel, Layer, Preprocess, Rounding};
 
 /// torchvision's classifier is a Sequential with its Linear layers at 0, 3 and 6.
@@ -50,10 +51,10 @@ pub enum Feature {
 impl Feature {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Feature::Conv(conv) => conv.forward(x),
+            Feature::Conv(conv) => ops::conv2d(conv, x),
             Feature::Norm(bn) => bn.forward(x),
             Feature::Relu(_) => relu(x),
-            Feature::Pool(pool) => pool.forward(x),
+            Feature::Pool(pool) => ops::max_pool2d(pool, x),
         }
     }
 }

@@ -1,0 +1,156 @@
+//! Times `gradcam::model::ops` against burn's own operations on the flex backend, on the shapes
+//! where they differ (see docs/benchmarks.md, "The second performance push").
+//!
+//! ```text
+//! cargo run --release --example bench_layer_ops [REPS]
+//! ```
+//!
+//! Medians over REPS (default 20) runs, in ms:
+//!
+//! - dense 3x3 convolutions of ResNet-50 at batch 1 and 8: flex's `conv2d` against
+//!   `ops::conv2d`, which takes im2col and one matrix product when the batch's output covers
+//!   at most 256 input positions (and flex's kernel otherwise);
+//! - ResNet's stem max pool (3x3, stride 2, padding 1) on `[B, 64, 112, 112]`;
+//! - backward passes with autodiff, forward included: a depthwise convolution's input gradient
+//!   (EfficientNet-Lite0 shapes) and ReLU6 on `[1, 672, 14, 14]`.
+
+use std::time::Instant;
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::MaxPool2dConfig;
+use burn::tensor::{Device, Distribution, Tensor};
+use gradcam::model::ops;
+
+fn main() {
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20);
+    let device = Device::flex();
+    println!("{:<40} {:>9} {:>9}", "forward (ms)", "burn", "gradcam");
+    // (name, channels, input size, stride): ResNet-50's 3x3 convolutions.
+    let dense = [
+        ("layer2 3x3 128ch 28x28", 128, 28, 1),
+        ("layer3.0 3x3 256ch 28x28 stride 2", 256, 28, 2),
+        ("layer3 3x3 256ch 14x14", 256, 14, 1),
+        ("layer4.0 3x3 512ch 14x14 stride 2", 512, 14, 2),
+        ("layer4 3x3 512ch 7x7", 512, 7, 1),
+    ];
+    for batch in [1, 8] {
+        for (name, channels, size, stride) in dense {
+            let conv = conv(channels, channels, 3, stride, 1, 1, &device);
+            let x = random([batch, channels, size, size], &device);
+            let burn = time(reps, || conv.forward(x.clone()).into_data());
+            let ours = time(reps, || ops::conv2d(&conv, x.clone()).into_data());
+            println!(
+                "{:<40} {burn:>9.3} {ours:>9.3}",
+                format!("{name}, batch {batch}")
+            );
+        }
+    }
+    // (name, channels in, out, input size): ResNet-50's downsampling 1x1 convolutions, stride 2.
+    let downsample = [
+        ("layer2.0 downsample 256->512 56x56", 256, 512, 56),
+        ("layer3.0 downsample 512->1024 28x28", 512, 1024, 28),
+        ("layer4.0 downsample 1024->2048 14x14", 1024, 2048, 14),
+    ];
+    for batch in [1, 8] {
+        for (name, cin, cout, size) in downsample {
+            let conv = conv(cin, cout, 1, 2, 0, 1, &device);
+            let x = random([batch, cin, size, size], &device);
+            let burn = time(reps, || conv.forward(x.clone()).into_data());
+            let ours = time(reps, || ops::conv2d(&conv, x.clone()).into_data());
+            println!(
+                "{:<40} {burn:>9.3} {ours:>9.3}",
+                format!("{name}, batch {batch}")
+            );
+        }
+    }
+    let pool = MaxPool2dConfig::new([3, 3])
+        .with_strides([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init();
+    for batch in [1, 8] {
+        let x = random([batch, 64, 112, 112], &device);
+        let burn = time(reps, || pool.forward(x.clone()).into_data());
+        let ours = time(reps, || ops::max_pool2d(&pool, x.clone()).into_data());
+        println!(
+            "{:<40} {burn:>9.3} {ours:>9.3}",
+            format!("stem max pool, batch {batch}")
+        );
+    }
+
+    println!();
+    println!(
+        "{:<40} {:>9} {:>9}",
+        "forward + backward (ms)", "burn", "gradcam"
+    );
+    // (name, channels, kernel, input size, stride, padding): Lite0's depthwise convolutions.
+    let depthwise = [
+        ("depthwise 5x5 672ch 14x14", 672, 5, 14, 1, 2),
+        ("depthwise 5x5 672ch 14x14 stride 2", 672, 5, 15, 2, 0),
+        ("depthwise 5x5 1152ch 7x7", 1152, 5, 7, 1, 2),
+        ("depthwise 3x3 1152ch 7x7", 1152, 3, 7, 1, 1),
+    ];
+    for (name, channels, k, size, stride, padding) in depthwise {
+        let conv = conv(channels, channels, k, stride, padding, channels, &device);
+        let x = random([1, channels, size, size], &device);
+        let burn = time(reps, || input_gradient(&x, |x| conv.forward(x)));
+        let ours = time(reps, || input_gradient(&x, |x| ops::conv2d(&conv, x)));
+        println!("{name:<40} {burn:>9.3} {ours:>9.3}");
+    }
+    let x = random([1, 672, 14, 14], &device) * 4.0;
+    let burn = time(reps, || {
+        input_gradient(&x, |x| x.clamp_min(0.0).clamp_max(6.0))
+    });
+    let ours = time(reps, || input_gradient(&x, ops::relu6));
+    println!("{:<40} {burn:>9.3} {ours:>9.3}", "relu6 672ch 14x14");
+}
+
+fn conv(
+    cin: usize,
+    cout: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+    device: &Device,
+) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .with_groups(groups)
+        .init(device)
+}
+
+fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+/// The gradient of `sum(f(x))` with respect to `x`, read back.
+fn input_gradient(x: &Tensor<4>, f: impl Fn(Tensor<4>) -> Tensor<4>) -> Vec<f32> {
+    let leaf = x.clone().autodiff().require_grad();
+    let grads = f(leaf.clone()).sum().backward();
+    leaf.grad(&grads)
+        .unwrap()
+        .into_data()
+        .iter::<f32>()
+        .collect()
+}
+
+/// Median time of `f` over `reps` runs after two warm-up runs, in ms.
+fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
+    let mut samples: Vec<f64> = (0..reps + 2)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .skip(2)
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}

@@ -1,0 +1,603 @@
+//! The models' convolution, max pooling and ReLU6, as a backend extension tuned for what a CAM
+//! runs: a forward pass without autodiff up to the cut layer, then the head forward and backward
+//! for the gradient with respect to the activations only.
+//!
+//! burn's own kernels on the flex CPU backend (0.22.1) do more work than these passes need:
+//!
+//! - **Dense convolutions with few output positions** (ResNet's 3x3 convolutions at 14x14 and
+//!   7x7, one image): flex repacks the weight and the input serially on every call and
+//!   parallelises over images and tiles of 512 output positions, so one image at 7x7 runs on
+//!   one core. Here they are an im2col (one copy of the k*k shifted views) and one matrix
+//!   product with the weight as stored.
+//! - **Max pooling**: flex tracks every window's argmax even when no gradient is wanted. The
+//!   forward pass here takes the maximum of the window's rows, then of its columns.
+//! - **Backward passes**: burn computes a depthwise convolution's input gradient as a transposed
+//!   convolution (one tiny GEMM per channel and a scalar scatter); here it is the forward
+//!   depthwise convolution of the output gradient with the kernel flipped. ReLU6's backward is
+//!   two fused passes instead of the masks of burn's clamps, and passes no gradient at 0 and 6,
+//!   as PyTorch's ReLU6.
+//!
+//! Results equal burn's up to float rounding (tests below). Gradients with respect to weights
+//! and biases, when anything asks for them, are burn's.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ConvOptions, FloatTensorOps, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    Autodiff, Backend, DType, Dispatch, Flex, Shape, TensorData, TensorMetadata, backend_extension,
+};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::tensor::ops::PadMode;
+use burn::tensor::{Slice, Tensor};
+use rayon::prelude::*;
+
+/// Dense convolutions whose outputs cover at most this many input positions in the whole batch
+/// (output positions times the stride's area) go through im2col and one matrix product. flex
+/// splits its own work into tasks of one image and up to 512 output positions, so below this it
+/// runs on one core (`cargo run --release --example bench_layer_ops`: one image at 14x14 and
+/// 7x7 is faster through im2col; 28x28, a stride-2 convolution from 28x28 and batches of 8 are
+/// not).
+const IM2COL_MAX_POSITIONS: usize = 256;
+
+/// The layer operations of this module as a backend extension.
+#[backend_extension(Flex, Autodiff)]
+pub trait LayerOps: Backend {
+    /// `conv2d(x, weight, bias)`, as burn's.
+    fn layer_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+    /// `conv2d(x, weight)` without a bias (the extension macro does not take optional tensors).
+    fn layer_conv2d_unbiased(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+    /// Max pooling with symmetric `padding`, dilation 1, floor rounding.
+    fn layer_max_pool2d(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> FloatTensor<Self>;
+    /// `clamp(x, 0, 6)`.
+    fn layer_relu6(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// `conv.forward(x)`, through [`LayerOps`] (burn's for "same" padding, which no built-in model
+/// uses). A model defined outside this crate gets the faster passes by calling it.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let Some(padding) = fixed_padding(&conv.padding) else {
+        return conv.forward(x);
+    };
+    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+    let (x, weight) = (x.into_dispatch(), conv.weight.val().into_dispatch());
+    Tensor::from_dispatch(match &conv.bias {
+        Some(bias) => {
+            <Dispatch as LayerOps>::layer_conv2d(x, weight, bias.val().into_dispatch(), options)
+        }
+        None => <Dispatch as LayerOps>::layer_conv2d_unbiased(x, weight, options),
+    })
+}
+
+/// `pool.forward(x)`, through [`LayerOps`] when the pool is a plain one (symmetric padding, no
+/// dilation, floor rounding: every pool of the built-in models).
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let Some([(top, bottom), (left, right)]) = fixed_padding(&pool.padding) else {
+        return pool.forward(x);
+    };
+    if top != bottom || left != right || pool.dilation != [1, 1] || pool.ceil_mode {
+        return pool.forward(x);
+    }
+    Tensor::from_dispatch(<Dispatch as LayerOps>::layer_max_pool2d(
+        x.into_dispatch(),
+        pool.kernel_size,
+        pool.stride,
+        [top, left],
+    ))
+}
+
+/// `clamp(x, 0, 6)` through [`LayerOps`]; its gradient is zero outside `0 < x < 6`.
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// let x = Tensor::<1>::from_floats([-1.0, 3.0, 7.0], &Device::flex());
+/// let y: Vec<f32> = gradcam::model::ops::relu6(x).into_data().iter::<f32>().collect();
+/// assert_eq!(y, [0.0, 3.0, 6.0]);
+/// ```
+pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as LayerOps>::layer_relu6(x.into_dispatch()))
+}
+
+/// `(top, bottom), (left, right)` of an explicit or "valid" padding.
+fn fixed_padding(padding: &PaddingConfig2d) -> Option<[(usize, usize); 2]> {
+    match *padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([(top, bottom), (left, right)]),
+        PaddingConfig2d::Valid => Some([(0, 0); 2]),
+        PaddingConfig2d::Same => None,
+    }
+}
+
+impl LayerOps for Flex {
+    fn layer_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        flex_conv2d(x, weight, Some(bias), options)
+    }
+
+    fn layer_conv2d_unbiased(
+        x: FlexTensor,
+        weight: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        flex_conv2d(x, weight, None, options)
+    }
+
+    fn layer_max_pool2d(
+        x: FlexTensor,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> FlexTensor {
+        if x.dtype() != DType::F32 {
+            return Flex::max_pool2d(x, kernel, stride, padding, [1, 1], false);
+        }
+        max_pool2d_f32(x, kernel, stride, padding)
+    }
+
+    fn layer_relu6(x: FlexTensor) -> FlexTensor {
+        // Two vectorised passes; flex's `clamp` is one scalar loop.
+        Flex::float_clamp_max(Flex::float_clamp_min(x, 0.0.into()), 6.0.into())
+    }
+}
+
+impl<B: LayerOps, C: CheckpointStrategy> LayerOps for Autodiff<B, C> {
+    fn layer_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        let (bias, bias_node) = bias.into_parts();
+        match ConvBackward
+            .prepare::<C>([x_node, weight_node, bias_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::layer_conv2d(x.clone(), weight.clone(), bias.clone(), options.clone());
+                prep.finish((x, weight, Some(bias), options), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_conv2d(x, weight, bias, options)),
+        }
+    }
+
+    fn layer_conv2d_unbiased(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        match ConvBackward
+            .prepare::<C>([x_node, weight_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::layer_conv2d_unbiased(x.clone(), weight.clone(), options.clone());
+                prep.finish((x, weight, None, options), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_conv2d_unbiased(x, weight, options)),
+        }
+    }
+
+    fn layer_max_pool2d(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
+        // burn's, whose backward sends the gradient to the first maximum as PyTorch's does.
+        Self::max_pool2d(x, kernel, stride, padding, [1, 1], false)
+    }
+
+    fn layer_relu6(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, node) = x.into_parts();
+        match Relu6Backward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::layer_relu6(x);
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_relu6(x)),
+        }
+    }
+}
+
+/// A convolution's backward pass: `(x, weight, bias, options)` as state; parents `x`, `weight`
+/// and, when `N` is 3, `bias`.
+#[derive(Debug)]
+struct ConvBackward;
+
+type ConvState<B> = (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    Option<FloatTensor<B>>,
+    ConvOptions<2>,
+);
+
+impl<B: Backend, const N: usize> Backward<B, N> for ConvBackward {
+    type State = ConvState<B>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight, bias, options) = ops.state;
+        let [x_node, weight_node, bias_node] = [0, 1, 2].map(|i| ops.parents.get(i).cloned());
+        if let (Some(Some(node)), Some(bias)) = (bias_node, bias) {
+            let db = B::conv2d_bias_backward(x.clone(), bias, grad.clone());
+            grads.register::<B>(node.id, db);
+        }
+        if let Some(Some(node)) = weight_node {
+            let dw =
+                B::conv2d_weight_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
+            grads.register::<B>(node.id, dw);
+        }
+        if let Some(Some(node)) = x_node {
+            grads.register::<B>(node.id, input_gradient::<B>(x, weight, grad, options));
+        }
+    }
+}
+
+/// The gradient of a convolution with respect to its input. For a depthwise convolution: the
+/// output gradient, spread out by the stride and padded, convolved (depthwise, stride 1) with
+/// the kernel flipped. Otherwise burn's transposed convolution, which flex runs faster than the
+/// equivalent forward convolution.
+fn input_gradient<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+) -> FloatTensor<B> {
+    let [n, channels, h, w] = x.shape().dims();
+    let [cout, per_group, kh, kw] = weight.shape().dims();
+    let depthwise = per_group == 1 && options.groups == channels && cout == channels;
+    let [(top, bottom), (left, right)] = options.padding;
+    let fits = top < kh && bottom < kh && left < kw && right < kw;
+    if !depthwise || !fits || options.dilation != [1, 1] {
+        return B::conv2d_x_backward(x, weight, grad, options);
+    }
+    let [_, _, oh, ow] = grad.shape().dims();
+    let [sh, sw] = options.stride;
+    // The gradient at stride 1: output position i of the forward pass sits at i * stride.
+    let (dh, dw) = ((oh - 1) * sh + 1, (ow - 1) * sw + 1);
+    // Padding of the spread gradient so that the stride-1 convolution gives back h x w.
+    let (pad_top, pad_left) = (kh - 1 - top, kw - 1 - left);
+    let (pad_bottom, pad_right) = (h + top - dh, w + left - dw);
+    let spread = if [sh, sw] == [1, 1] {
+        grad
+    } else {
+        let zeros = B::float_zeros(
+            Shape::new([n, channels, dh, dw]),
+            &grad.device(),
+            grad.dtype().into(),
+        );
+        let every = |stride: usize, len: usize| Slice::new(0, Some(len as isize), stride as isize);
+        B::float_slice_assign(
+            zeros,
+            &[Slice::full(), Slice::full(), every(sh, dh), every(sw, dw)],
+            grad,
+        )
+    };
+    let flipped = B::float_flip(weight, &[2, 3]);
+    let options = ConvOptions::new_with_padding(
+        [1, 1],
+        [(pad_top, pad_bottom), (pad_left, pad_right)],
+        [1, 1],
+        channels,
+    );
+    B::conv2d(spread, flipped, None, options)
+}
+
+/// ReLU6's backward pass, with the output as state: the gradient where `0 < y < 6`, in two
+/// passes of burn's fused ReLU backward (`relu_backward(out, g)` keeps `g` where `out > 0`).
+#[derive(Debug)]
+struct Relu6Backward;
+
+impl<B: Backend> Backward<B, 1> for Relu6Backward {
+    type State = FloatTensor<B>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let y = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            let below_six = B::float_neg(B::float_sub_scalar(y.clone(), 6.0.into()));
+            B::relu_backward(below_six, B::relu_backward(y, grad))
+        });
+    }
+}
+
+/// flex's convolution, or [`im2col_conv2d`] for a dense one with few output positions.
+fn flex_conv2d(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: ConvOptions<2>,
+) -> FlexTensor {
+    let [_, _, kh, kw] = weight.shape().dims();
+    let [oh, ow] = output_size(&x.shape(), [kh, kw], &options);
+    // Strided views cost more to copy: count the input positions the output covers.
+    let positions = x.shape()[0] * oh * ow * options.stride[0] * options.stride[1];
+    if options.groups == 1 && kh * kw > 1 && positions <= IM2COL_MAX_POSITIONS {
+        im2col_conv2d::<Flex>(x, weight, bias, &options)
+    } else if kh * kw == 1 && options.stride != [1, 1] && options.padding == [(0, 0); 2] {
+        // A strided 1x1 convolution (ResNet's downsampling) is a 1x1 convolution of every
+        // stride-th position, which takes flex's pointwise fast path instead of its im2col.
+        let [sh, sw] = options.stride;
+        let every = |stride: usize| Slice::new(0, None, stride as isize);
+        let x = Flex::float_slice(x, &[Slice::full(), Slice::full(), every(sh), every(sw)]);
+        let options = ConvOptions::new([1, 1], [0, 0], options.dilation, options.groups);
+        Flex::conv2d(x, weight, bias, options)
+    } else {
+        Flex::conv2d(x, weight, bias, options)
+    }
+}
+
+/// Output height and width of a convolution (dilation 1).
+fn output_size(x: &Shape, [kh, kw]: [usize; 2], options: &ConvOptions<2>) -> [usize; 2] {
+    let [(top, bottom), (left, right)] = options.padding;
+    let [sh, sw] = options.stride;
+    [
+        (x[2] + top + bottom - kh) / sh + 1,
+        (x[3] + left + right - kw) / sw + 1,
+    ]
+}
+
+/// A dense convolution as im2col and one matrix product: the `kh * kw` shifted (and strided)
+/// views of the padded input stacked after the channel axis, `[n, c * kh * kw, oh * ow]`, which
+/// is the order of the weight's own `[cout, c, kh, kw]` layout.
+fn im2col_conv2d<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: Option<FloatTensor<B>>,
+    options: &ConvOptions<2>,
+) -> FloatTensor<B> {
+    let [n, c, _, _] = x.shape().dims();
+    let [cout, _, kh, kw] = weight.shape().dims();
+    let [oh, ow] = output_size(&x.shape(), [kh, kw], options);
+    let [sh, sw] = options.stride;
+    let [rows, cols] = options.padding;
+    let x = if options.padding == [(0, 0); 2] {
+        x
+    } else {
+        B::float_pad(x, &[(0, 0), (0, 0), rows, cols], PadMode::Constant(0.0))
+    };
+    let window = |start: usize, len: usize, stride: usize| {
+        Slice::new(
+            start as isize,
+            Some((start + (len - 1) * stride + 1) as isize),
+            stride as isize,
+        )
+    };
+    let shifts = (0..kh)
+        .flat_map(|i| (0..kw).map(move |j| (i, j)))
+        .map(|(i, j)| {
+            let view = B::float_slice(
+                x.clone(),
+                &[
+                    Slice::full(),
+                    Slice::full(),
+                    window(i, oh, sh),
+                    window(j, ow, sw),
+                ],
+            );
+            B::float_reshape(view, Shape::new([n, c, 1, oh * ow]))
+        })
+        .collect();
+    let columns = B::float_reshape(
+        B::float_cat(shifts, 2),
+        Shape::new([n, c * kh * kw, oh * ow]),
+    );
+    let weight = B::float_reshape(weight, Shape::new([1, cout, c * kh * kw]));
+    let mut y = B::float_matmul(weight, columns);
+    if let Some(bias) = bias {
+        y = B::float_add(y, B::float_reshape(bias, Shape::new([1, cout, 1])));
+    }
+    B::float_reshape(y, Shape::new([n, cout, oh, ow]))
+}
+
+/// Max pooling of a float32 tensor, one (image, channel) plane per task: per output row, the
+/// elementwise maximum of the window's input rows, then the maximum of each window's columns
+/// of that row. NaN wins, as in PyTorch.
+fn max_pool2d_f32(
+    x: FlexTensor,
+    [kh, kw]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    [ph, pw]: [usize; 2],
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let [n, c, h, w] = x.shape().dims();
+    let oh = (h + 2 * ph - kh) / sh + 1;
+    let ow = (w + 2 * pw - kw) / sw + 1;
+    // The input positions a window covers, `start..end`, clipped to the input.
+    let span = |o: usize, stride: usize, pad: usize, k: usize, len: usize| {
+        let start = (o * stride).saturating_sub(pad);
+        start..(o * stride + k).saturating_sub(pad).min(len)
+    };
+    let max = |a: f32, b: f32| if b > a || b.is_nan() { b } else { a };
+    let input: &[f32] = x.storage();
+    let mut output = vec![0f32; n * c * oh * ow];
+    output
+        .par_chunks_mut(oh * ow)
+        .zip(input.par_chunks(h * w))
+        .for_each(|(out, plane)| {
+            let mut row_max = vec![f32::NEG_INFINITY; w];
+            for (r, out_row) in out.chunks_mut(ow).enumerate() {
+                row_max.fill(f32::NEG_INFINITY);
+                for row in plane
+                    .chunks(w)
+                    .take(span(r, sh, ph, kh, h).end)
+                    .skip(span(r, sh, ph, kh, h).start)
+                {
+                    for (m, &v) in row_max.iter_mut().zip(row) {
+                        *m = max(*m, v);
+                    }
+                }
+                for (col, o) in out_row.iter_mut().enumerate() {
+                    *o = row_max[span(col, sw, pw, kw, w)]
+                        .iter()
+                        .fold(f32::NEG_INFINITY, |a, &b| max(a, b));
+                }
+            }
+        });
+    FlexTensor::from_data(TensorData::new(output, [n, c, oh, ow]))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::module::conv2d as burn_conv2d;
+    use burn::tensor::{Device, Distribution, Tolerance};
+
+    use super::*;
+    use crate::model::layers;
+
+    fn random<const D: usize>(shape: [usize; D]) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Device::flex())
+    }
+
+    fn assert_close<const D: usize>(ours: Tensor<D>, theirs: Tensor<D>, tolerance: f32) {
+        ours.into_data()
+            .assert_approx_eq::<f32>(&theirs.into_data(), Tolerance::absolute(tolerance));
+    }
+
+    /// Every path of [`conv2d`]: im2col (stride 1 and 2, with and without bias), flex's own
+    /// (large outputs, 1x1, grouped) and the depthwise input gradient (stride 1 and 2, padding
+    /// as PyTorch's and as TensorFlow's "SAME" without padding), against burn's conv2d and its
+    /// autodiff gradient.
+    #[test]
+    fn conv2d_matches_burn_forward_and_input_gradient() {
+        // (channels in, out, kernel, stride, padding, groups, bias, size)
+        let cases = [
+            (6, 5, 3, 1, 1, 1, false, 7),
+            (6, 5, 3, 2, 1, 1, true, 14),
+            (4, 8, 3, 1, 1, 1, true, 20),
+            (4, 8, 1, 2, 0, 1, false, 9),
+            (8, 8, 3, 1, 1, 8, true, 9),
+            (8, 8, 5, 1, 2, 8, false, 10),
+            (8, 8, 5, 2, 0, 8, true, 11),
+            (8, 8, 3, 2, 1, 8, false, 12),
+            (8, 4, 3, 1, 1, 2, true, 6),
+        ];
+        for (cin, cout, k, stride, padding, groups, bias, size) in cases {
+            let conv = layers::conv2d(
+                [cin, cout],
+                k,
+                stride,
+                padding,
+                groups,
+                bias,
+                &Device::flex(),
+            );
+            let x = random([2, cin, size, size]);
+            let theirs = |x: Tensor<4>| conv.forward(x);
+            let ours = |x: Tensor<4>| conv2d(&conv, x);
+            assert_close(ours(x.clone()), theirs(x.clone()), 1e-4);
+            let leaf = x.clone().autodiff().require_grad();
+            let c = random(ours(x.clone()).dims());
+            let grad = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+                let grads = (f(leaf.clone()) * c.clone()).sum().backward();
+                leaf.grad(&grads).unwrap()
+            };
+            assert_close(grad(&ours), grad(&theirs), 1e-4);
+        }
+    }
+
+    #[test]
+    fn conv2d_weight_and_bias_gradients_are_burns() {
+        let conv = layers::conv2d([3, 4], 3, 1, 1, 1, true, &Device::flex());
+        let x = random([1, 3, 6, 6]);
+        let gradients = |f: &dyn Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>| {
+            let w = conv.weight.val().autodiff().require_grad();
+            let b = conv.bias.as_ref().unwrap().val().autodiff().require_grad();
+            let grads = f(x.clone().autodiff(), w.clone(), b.clone())
+                .sum()
+                .backward();
+            (w.grad(&grads).unwrap(), b.grad(&grads).unwrap())
+        };
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let (dw, db) = gradients(&|x, w, b| {
+            Tensor::from_dispatch(<Dispatch as LayerOps>::layer_conv2d(
+                x.into_dispatch(),
+                w.into_dispatch(),
+                b.into_dispatch(),
+                options.clone(),
+            ))
+        });
+        let (dw_burn, db_burn) = gradients(&|x, w, b| burn_conv2d(x, w, Some(b), options.clone()));
+        assert_close(dw, dw_burn, 1e-4);
+        db.into_data()
+            .assert_approx_eq::<f32>(&db_burn.into_data(), Tolerance::absolute(1e-4));
+    }
+
+    #[test]
+    fn max_pool2d_matches_burn() {
+        // ResNet's stem pool (k3 s2 p1) on even and odd sizes, VGG's (k2 s2), overlapping k3 s1.
+        for (k, s, p, size) in [(3, 2, 1, 12), (3, 2, 1, 13), (2, 2, 0, 9), (3, 1, 0, 7)] {
+            let pool = MaxPool2dConfig::new([k, k])
+                .with_strides([s, s])
+                .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                .init();
+            let x = random([2, 3, size, size]);
+            assert_close(max_pool2d(&pool, x.clone()), pool.forward(x), 0.0);
+        }
+        let pool = MaxPool2dConfig::new([2, 2]).init();
+        let x = Tensor::<1>::from_floats([1.0, f32::NAN, 3.0, 4.0], &Device::flex())
+            .reshape([1, 1, 2, 2]);
+        let y: Vec<f32> = max_pool2d(&pool, x).into_data().iter::<f32>().collect();
+        assert!(y[0].is_nan(), "NaN propagates: {y:?}");
+    }
+
+    #[test]
+    fn relu6_gradient_is_zero_outside_its_linear_range() {
+        let x = Tensor::<1>::from_floats([-1.0, 0.0, 0.5, 3.0, 6.0, 7.0], &Device::flex());
+        let leaf = x.autodiff().require_grad();
+        let y = relu6(leaf.clone());
+        let values: Vec<f32> = y.clone().into_data().iter::<f32>().collect();
+        assert_eq!(values, [0.0, 0.0, 0.5, 3.0, 6.0, 6.0]);
+        let c = Tensor::<1>::from_floats([1.0, 2.0, -3.0, 4.0, 5.0, 6.0], &Device::flex());
+        let grads = (y * c).sum().backward();
+        let grad: Vec<f32> = leaf
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        assert_eq!(grad, [0.0, 0.0, -3.0, 4.0, 0.0, 0.0]);
+    }
+}
