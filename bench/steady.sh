@@ -6,6 +6,9 @@
 #
 #     bench/steady.sh [ROUNDS] [REPS]        # defaults 3 and 10
 #
+# BENCH_CASES=REGEX keeps the cases whose line below ("model weights layer theirs method batch")
+# matches, e.g. BENCH_CASES='resnet50 .* layer4 .* 1$'.
+#
 # Same models, weights, inputs and threads (2 per side) as compare.py; run bench/run.sh once
 # first, which makes the ResNet-50 checkpoint and the input in $BENCH_CACHE.
 set -euo pipefail
@@ -29,6 +32,7 @@ field() { "$py" -c "import json,sys; print(json.loads(sys.stdin.read().strip().s
 printf '| case | ours ms/img | theirs ms/img | ratio theirs/ours |\n|---|---:|---:|---:|\n'
 # model, our weights argument, our layer, their layer, method, batch
 while read -r model ours_w ours_layer their_layer method batch; do
+  [[ "$model $ours_w $ours_layer $their_layer $method $batch" =~ ${BENCH_CASES:-.} ]] || continue
   case "$model" in
     efficientnet_lite0) their_w="$lite0" ;;
     *) their_w="$resnet" ;;
