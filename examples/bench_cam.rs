@@ -35,6 +35,9 @@ use gradcam::cam::{self, Cam, Targets};
 use gradcam::io::{npy_bytes, read_npy};
 use gradcam::model::CamModel;
 
+mod common;
+use common::median;
+
 const USAGE: &str = "usage: bench_cam MODEL WEIGHTS|- LAYER|- METHOD|forward BATCH REPS \
                      [--input X.npy] [--dump MAPS.npy] [--serve]\n       bench_cam --lite0-path";
 
@@ -319,20 +322,6 @@ fn dump(last: Option<&Last>, path: &Path) -> anyhow::Result<()> {
         npy_bytes(&data, &[last.maps.len(), last.size.0, last.size.1]),
     )?;
     Ok(())
-}
-
-fn median(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn rayon_threads() -> usize {

@@ -14,13 +14,14 @@
 //! - backward passes with autodiff, forward included: a depthwise convolution's input gradient
 //!   (EfficientNet-Lite0 shapes) and ReLU6 on `[1, 672, 14, 14]`.
 
-use std::time::Instant;
-
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
 use burn::tensor::{Device, Distribution, Tensor};
 use gradcam::model::ops;
+
+mod common;
+use common::time;
 
 fn main() {
     let reps: usize = std::env::args()
@@ -29,35 +30,21 @@ fn main() {
         .unwrap_or(20);
     let device = Device::flex();
     println!("{:<40} {:>9} {:>9}", "forward (ms)", "burn", "gradcam");
-    // (name, channels, input size, stride): ResNet-50's 3x3 convolutions.
-    let dense = [
-        ("layer2 3x3 128ch 28x28", 128, 28, 1),
-        ("layer3.0 3x3 256ch 28x28 stride 2", 256, 28, 2),
-        ("layer3 3x3 256ch 14x14", 256, 14, 1),
-        ("layer4.0 3x3 512ch 14x14 stride 2", 512, 14, 2),
-        ("layer4 3x3 512ch 7x7", 512, 7, 1),
+    // (name, channels in, out, kernel, input size, stride): ResNet-50's 3x3 convolutions and
+    // its downsampling 1x1 convolutions.
+    let convs = [
+        ("layer2 3x3 128ch 28x28", 128, 128, 3, 28, 1),
+        ("layer3.0 3x3 256ch 28x28 stride 2", 256, 256, 3, 28, 2),
+        ("layer3 3x3 256ch 14x14", 256, 256, 3, 14, 1),
+        ("layer4.0 3x3 512ch 14x14 stride 2", 512, 512, 3, 14, 2),
+        ("layer4 3x3 512ch 7x7", 512, 512, 3, 7, 1),
+        ("layer2.0 downsample 256->512 56x56", 256, 512, 1, 56, 2),
+        ("layer3.0 downsample 512->1024 28x28", 512, 1024, 1, 28, 2),
+        ("layer4.0 downsample 1024->2048 14x14", 1024, 2048, 1, 14, 2),
     ];
     for batch in [1, 8] {
-        for (name, channels, size, stride) in dense {
-            let conv = conv(channels, channels, 3, stride, 1, 1, &device);
-            let x = random([batch, channels, size, size], &device);
-            let burn = time(reps, || conv.forward(x.clone()).into_data());
-            let ours = time(reps, || ops::conv2d(&conv, x.clone()).into_data());
-            println!(
-                "{:<40} {burn:>9.3} {ours:>9.3}",
-                format!("{name}, batch {batch}")
-            );
-        }
-    }
-    // (name, channels in, out, input size): ResNet-50's downsampling 1x1 convolutions, stride 2.
-    let downsample = [
-        ("layer2.0 downsample 256->512 56x56", 256, 512, 56),
-        ("layer3.0 downsample 512->1024 28x28", 512, 1024, 28),
-        ("layer4.0 downsample 1024->2048 14x14", 1024, 2048, 14),
-    ];
-    for batch in [1, 8] {
-        for (name, cin, cout, size) in downsample {
-            let conv = conv(cin, cout, 1, 2, 0, 1, &device);
+        for (name, cin, cout, kernel, size, stride) in convs {
+            let conv = conv(cin, cout, kernel, stride, kernel / 2, 1, &device);
             let x = random([batch, cin, size, size], &device);
             let burn = time(reps, || conv.forward(x.clone()).into_data());
             let ours = time(reps, || ops::conv2d(&conv, x.clone()).into_data());
@@ -139,18 +126,4 @@ fn input_gradient(x: &Tensor<4>, f: impl Fn(Tensor<4>) -> Tensor<4>) -> Vec<f32>
         .into_data()
         .iter::<f32>()
         .collect()
-}
-
-/// Median time of `f` over `reps` runs after two warm-up runs, in ms.
-fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
-    let mut samples: Vec<f64> = (0..reps + 2)
-        .map(|_| {
-            let start = Instant::now();
-            std::hint::black_box(f());
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .skip(2)
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }

@@ -20,11 +20,12 @@
 //!   conv output (the conv's time subtracted); and `batch_norm` and `clamp` after the
 //!   padded variant (`bn after pad`, `clamp after pad`, the pad+conv time subtracted).
 
-use std::time::Instant;
-
 use burn::tensor::module::{batch_norm, conv2d};
 use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
+
+mod common;
+use common::time;
 
 fn main() {
     let reps: usize = std::env::args()
@@ -198,23 +199,6 @@ fn main() {
             "{name:<38} {conv:>7.3} {conv_padded:>13.3} {pad_copy:>8.3} {bn:>7.3} {clamp:>7.3} {minmax:>8.3} {relu:>7.3} {bn_p:>13.3} {clamp_p:>16.3}"
         );
     }
-}
-
-/// Median ms of `reps` runs after two warm-up runs.
-fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
-    for _ in 0..2 {
-        std::hint::black_box(f());
-    }
-    let mut v: Vec<f64> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            std::hint::black_box(f());
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    (v[(n - 1) / 2] + v[n / 2]) / 2.0
 }
 
 /// Pseudo-random values in [-1, 1) from a fixed seed.

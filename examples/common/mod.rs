@@ -1,0 +1,30 @@
+//! Timing helpers shared by the benchmark examples.
+#![allow(dead_code)] // each example uses part of it
+
+use std::time::Instant;
+
+/// The median of `values`; NaN when there are none.
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    (v[(n - 1) / 2] + v[n / 2]) / 2.0
+}
+
+/// Median ms of `reps` runs of `f` after two warm-up runs.
+pub fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
+    for _ in 0..2 {
+        std::hint::black_box(f());
+    }
+    let samples: Vec<f64> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    median(&samples)
+}
