@@ -51,7 +51,7 @@ fn main() {
             .any(|f| f.contains("lite0") || f.contains("resnet50"));
     if wants_models {
         let lite0 =
-            gradcam::weights::lite0::load(None, &device).expect("EfficientNet-Lite0 weights");
+            gradcam::weights::lite0::load(None, 1000, &device).expect("EfficientNet-Lite0 weights");
         let resnet50 = ResNetConfig::named("resnet50", 1000)
             .expect("resnet50")
             .init(&device)

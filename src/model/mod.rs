@@ -202,14 +202,8 @@ pub fn load(
                 "the built-in EfficientNet-Lite0 weights have 1000 classes; pass --weights for another head".into(),
             ));
         }
-        return match weights {
-            Some(path) => {
-                let mut model = EfficientNetLite::lite0(num_classes, device);
-                crate::weights::load_into(&mut model, path, crate::weights::lite0::KEY_REMAPS)?;
-                Ok(Box::new(model.valid().fold_batch_norms()))
-            }
-            None => Ok(Box::new(crate::weights::lite0::load(None, device)?)),
-        };
+        let model = crate::weights::lite0::load(weights, num_classes, device)?;
+        return Ok(Box::new(model));
     }
     let path = match weights {
         Some(p) => p.to_path_buf(),

@@ -28,14 +28,18 @@ const FILE_SIZE: u64 = 18_826_032;
 /// The package's keys start with underscores (`_blocks.0._bn1`); our modules' do not.
 pub const KEY_REMAPS: super::KeyRemaps = &[(r"(^|\.)_", "$1")];
 
-/// EfficientNet-Lite0 with its ImageNet weights, from `weights` or else from the cache,
-/// downloading them on first use.
-pub fn load(weights: Option<&Path>, device: &Device) -> Result<EfficientNetLite> {
+/// EfficientNet-Lite0 with `num_classes` outputs and the weights of `weights`, or else with
+/// its ImageNet weights (1000 classes) from the cache, downloading them on first use.
+pub fn load(
+    weights: Option<&Path>,
+    num_classes: usize,
+    device: &Device,
+) -> Result<EfficientNetLite> {
     let path = match weights {
         Some(p) => p.to_path_buf(),
         None => cached()?,
     };
-    let mut model = EfficientNetLite::lite0(1000, device);
+    let mut model = EfficientNetLite::lite0(num_classes, device);
     super::load_into(&mut model, &path, KEY_REMAPS)?;
     Ok(model.valid().fold_batch_norms())
 }
