@@ -1,7 +1,12 @@
-//! File output that never leaves a half-written file, and the NumPy `.npy` format.
+//! File output that never leaves a half-written file, JSON Lines files that runs append to as
+//! they go, and the NumPy `.npy` format.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
@@ -27,6 +32,84 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// `values` as JSON Lines: one compact JSON value per line, each line ending in `\n`.
+pub fn jsonl<T: Serialize>(values: &[T]) -> String {
+    let mut text = String::new();
+    for value in values {
+        text.push_str(&serde_json::to_string(value).expect("serialisable"));
+        text.push('\n');
+    }
+    text
+}
+
+/// The values of a JSON Lines text, as read back.
+#[derive(Debug)]
+pub struct JsonlRead<T> {
+    /// The lines that parse, in order (blank lines are skipped).
+    pub values: Vec<T>,
+    /// The text ends in a line without its newline that does not parse: an interrupted append.
+    pub partial_last_line: bool,
+    /// Other lines that do not parse.
+    pub bad_lines: usize,
+}
+
+/// Parses JSON Lines `text`.
+pub fn parse_jsonl<T: DeserializeOwned>(text: &str) -> JsonlRead<T> {
+    let mut read = JsonlRead {
+        values: Vec::new(),
+        partial_last_line: false,
+        bad_lines: 0,
+    };
+    let lines: Vec<&str> = text.split('\n').collect();
+    let last = lines.len() - 1;
+    for (i, line) in lines.into_iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(value) => read.values.push(value),
+            // Only the last piece of a split can lack its newline.
+            Err(_) if i == last => read.partial_last_line = true,
+            Err(_) => read.bad_lines += 1,
+        }
+    }
+    read
+}
+
+/// A JSON Lines file open for appending. Each [`append`](Self::append) goes out in one `write`
+/// and is synced, so an interruption leaves at most a partial last line, which
+/// [`parse_jsonl`] recognises.
+pub struct JsonlAppender {
+    file: File,
+    path: PathBuf,
+}
+
+impl JsonlAppender {
+    /// Opens `path` for appending, creating it if needed.
+    pub fn open(path: &Path) -> Result<JsonlAppender> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(JsonlAppender {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Appends `values`, one line each, in one write, and syncs.
+    pub fn append<T: Serialize>(&mut self, values: &[T]) -> Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all(jsonl(values).as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| Error::io(&self.path, e))
+    }
 }
 
 /// Encodes a little-endian `float32` array of `shape` in NumPy's `.npy` format (version 1.0).

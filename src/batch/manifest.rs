@@ -8,7 +8,6 @@
 //! one. Lines hold no timings.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::inputs::Input;
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, OutputFiles};
-use crate::io::write_atomic;
+use crate::io::{jsonl, parse_jsonl, write_atomic};
 use crate::localize::BBox;
 
 /// How an image went.
@@ -214,75 +213,24 @@ pub fn read(path: &Path) -> Result<Read> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Read::default()),
         Err(e) => return Err(Error::io(path, e)),
     };
-    let text = String::from_utf8_lossy(&bytes);
-    let mut result = Read::default();
-    let mut by_path: BTreeMap<String, Record> = BTreeMap::new();
-    let complete = text.ends_with('\n');
-    let lines: Vec<&str> = text.split('\n').collect();
-    let n = lines.len();
-    for (i, line) in lines.into_iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let last = i + 1 == n;
-        match serde_json::from_str::<Record>(line) {
-            Ok(r) => {
-                by_path.insert(r.path.clone(), r);
-            }
-            Err(_) if last && !complete => result.partial_last_line = true,
-            Err(_) => result.bad_lines += 1,
-        }
-    }
-    result.records = by_path.into_values().collect();
-    Ok(result)
+    let lines = parse_jsonl::<Record>(&String::from_utf8_lossy(&bytes));
+    let by_path: BTreeMap<String, Record> = lines
+        .values
+        .into_iter()
+        .map(|r| (r.path.clone(), r))
+        .collect();
+    Ok(Read {
+        records: by_path.into_values().collect(),
+        partial_last_line: lines.partial_last_line,
+        bad_lines: lines.bad_lines,
+    })
 }
 
 /// Writes `records` (sorted by path, one line each) to `path`, atomically.
 pub fn write(path: &Path, records: &[Record]) -> Result<()> {
     let mut sorted: Vec<&Record> = records.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut text = String::new();
-    for r in sorted {
-        text.push_str(&r.line());
-        text.push('\n');
-    }
-    write_atomic(path, text.as_bytes())
-}
-
-/// Appends lines to a manifest as images complete.
-pub struct Appender {
-    file: std::fs::File,
-    path: PathBuf,
-}
-
-impl Appender {
-    pub fn open(path: &Path) -> Result<Appender> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        Ok(Appender {
-            file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Appends the records in one write, and syncs.
-    pub fn append(&mut self, records: &[Record]) -> Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut text = String::new();
-        for r in records {
-            text.push_str(&r.line());
-            text.push('\n');
-        }
-        self.file
-            .write_all(text.as_bytes())
-            .and_then(|_| self.file.sync_data())
-            .map_err(|e| Error::io(&self.path, e))
-    }
+    write_atomic(path, jsonl(&sorted).as_bytes())
 }
 
 /// What [`merge`] found.

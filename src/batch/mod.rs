@@ -23,6 +23,7 @@ pub use output::{Format, OverlayFormat};
 pub use pipeline::{Done, PipelineOptions};
 
 use crate::error::{Error, Result};
+use crate::io::JsonlAppender;
 
 /// What a run has to do, after reading its manifest.
 #[derive(Debug)]
@@ -94,12 +95,12 @@ pub fn plan(
 
 /// Creates the output directory and rewrites the manifest with the lines that stay (so that
 /// appends start on a clean line), then opens it for appending.
-pub fn open_manifest(out: &Path, plan: &Plan) -> Result<manifest::Appender> {
+pub fn open_manifest(out: &Path, plan: &Plan) -> Result<JsonlAppender> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     if plan.manifest.exists() || !plan.kept.is_empty() {
         manifest::write(&plan.manifest, &plan.kept)?;
     }
-    manifest::Appender::open(&plan.manifest)
+    JsonlAppender::open(&plan.manifest)
 }
 
 /// Rewrites a finished run's manifest sorted by path, one line per image; returns its

@@ -38,7 +38,6 @@ use serde::{Deserialize, Serialize};
 pub use dataset::{Dataset, Format, Sample};
 pub use evaluate::{Evaluator, Record};
 pub use report::{MethodSummary, Report};
-pub use store::Store;
 
 use crate::cam::{self, Cam};
 use crate::error::{Error, Result};
@@ -197,7 +196,7 @@ pub fn run(
     }
     std::fs::create_dir_all(&config.report_dir).map_err(|e| Error::io(&config.report_dir, e))?;
     check_settings(config)?;
-    let (mut store, previous) = Store::open(&config.report_dir.join(RESULTS_FILE))?;
+    let (mut store, previous) = store::open(&config.report_dir.join(RESULTS_FILE))?;
     let mut records: HashMap<(String, String), Record> = HashMap::new();
     for r in previous {
         records.insert((r.image.clone(), r.method.clone()), r);
@@ -266,7 +265,7 @@ pub fn run(
             let t = Instant::now();
             match evaluator.evaluate(sample, &prepared, method.as_ref()) {
                 Ok(record) => {
-                    store.append(&record)?;
+                    store.append(std::slice::from_ref(&record))?;
                     records.insert((record.image.clone(), record.method.clone()), record);
                     evaluated += 1;
                 }

@@ -1,61 +1,32 @@
 //! `results.jsonl`: one [`Record`] a line, appended as each (image, method) pair is done, so a
 //! run can be interrupted at any moment and resumed.
 //!
-//! Each line goes out in one `write` and is synced; a line cut short by a crash (no final
-//! newline, or not valid JSON) is dropped when the file is opened again, and that pair is
-//! evaluated again.
+//! Each line goes out in one `write` and is synced ([`JsonlAppender`]); a line cut short by a
+//! crash (no final newline) is cut off the file when it is opened again, and that pair is
+//! evaluated again. Complete lines that are not records are skipped.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::Record;
 use crate::error::{Error, Result};
+use crate::io::{JsonlAppender, parse_jsonl};
 
-/// The results file, open for appending.
-pub struct Store {
-    path: PathBuf,
-    file: File,
-}
-
-impl Store {
-    /// Opens (or creates) the file and reads the records already there, dropping a final
-    /// incomplete line.
-    pub fn open(path: &Path) -> Result<(Store, Vec<Record>)> {
-        let io = |e| Error::io(path, e);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
+/// Opens (or creates) the results file for appending, with the records already there.
+pub fn open(path: &Path) -> Result<(JsonlAppender, Vec<Record>)> {
+    let io = |e| Error::io(path, e);
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(e)),
+    };
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    if complete < bytes.len() {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
             .open(path)
             .map_err(io)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io)?;
-        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        if complete < bytes.len() {
-            file.set_len(complete as u64).map_err(io)?;
-        }
-        let text = String::from_utf8_lossy(&bytes[..complete]);
-        let records = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .filter_map(|l| serde_json::from_str::<Record>(l).ok())
-            .collect();
-        Ok((
-            Store {
-                path: path.to_path_buf(),
-                file,
-            },
-            records,
-        ))
+        file.set_len(complete as u64).map_err(io)?;
     }
-
-    /// Appends one record as one line.
-    pub fn append(&mut self, record: &Record) -> Result<()> {
-        let mut line = serde_json::to_string(record).expect("serialisable");
-        line.push('\n');
-        let io = |e| Error::io(&self.path, e);
-        self.file.write_all(line.as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)
-    }
+    let records = parse_jsonl(&String::from_utf8_lossy(&bytes[..complete])).values;
+    Ok((JsonlAppender::open(path)?, records))
 }
