@@ -214,9 +214,11 @@ fn boolean(name: &str, value: &str) -> Result<bool, ApiError> {
 }
 
 /// The query's pairs, the form's text fields, and the image (a form's `image` field, or the
-/// whole body when the request is not a form).
+/// whole body when the request is not a form). `limit` is the body limit the router enforces,
+/// for its error.
 async fn read_request(
     request: Request,
+    limit: usize,
 ) -> Result<(Vec<(String, String)>, Option<Bytes>), ApiError> {
     let Query(mut pairs) = Query::<Vec<(String, String)>>::try_from_uri(request.uri())
         .map_err(|e| bad(format!("malformed query string: {}", e.body_text())))?;
@@ -232,7 +234,7 @@ async fn read_request(
     if !multipart {
         let bytes = Bytes::from_request(request, &()).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge(0)
+                ApiError::TooLarge(limit)
             } else {
                 bad("could not read the request body")
             }
@@ -243,6 +245,11 @@ async fn read_request(
         .await
         .map_err(|e| bad(format!("malformed multipart form: {}", e.body_text())))?;
     let mut image = None;
+    let multipart_error = |e: MultipartError| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(limit),
+        StatusCode::BAD_REQUEST => bad(format!("malformed multipart form: {}", e.body_text())),
+        _ => bad("could not read the request body"),
+    };
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "image" {
@@ -263,14 +270,6 @@ async fn read_request(
     Ok((pairs, image.filter(|b| !b.is_empty())))
 }
 
-fn multipart_error(e: MultipartError) -> ApiError {
-    match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(0),
-        StatusCode::BAD_REQUEST => bad(format!("malformed multipart form: {}", e.body_text())),
-        _ => bad("could not read the request body"),
-    }
-}
-
 /// `POST /v1/explain`.
 pub(super) async fn explain(
     State(state): State<AppState>,
@@ -280,10 +279,7 @@ pub(super) async fn explain(
     // Admitted before the body is read, so that the bodies held in memory are bounded too:
     // at most `workers + queue` of them.
     let ticket = state.admit().ok_or(ApiError::Overloaded)?;
-    let (pairs, image) = read_request(request).await.map_err(|e| match e {
-        ApiError::TooLarge(_) => ApiError::TooLarge(state.config().max_body_bytes),
-        e => e,
-    })?;
+    let (pairs, image) = read_request(request, state.config().max_body_bytes).await?;
     let params = Params::parse(&pairs, state.model().as_ref())?;
     let image = image.ok_or_else(|| {
         bad("no image: send it in the multipart field `image`, or as the request body (not a form)")
