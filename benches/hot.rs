@@ -28,6 +28,7 @@ const MIN_SAMPLE: Duration = Duration::from_millis(20);
 const WARM_UP: Duration = Duration::from_millis(300);
 
 fn main() {
+    gradcam::alloc::tune_for_tensors();
     // cargo passes `--bench`; anything else not starting with '-' is a name filter.
     let filters: Vec<String> = std::env::args()
         .skip(1)

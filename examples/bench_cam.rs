@@ -69,6 +69,7 @@ struct Last {
 }
 
 fn main() -> anyhow::Result<()> {
+    gradcam::alloc::tune_for_tensors();
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.first().map(String::as_str) == Some("--lite0-path") {
         println!("{}", gradcam::weights::lite0::cached()?.display());

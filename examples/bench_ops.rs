@@ -28,6 +28,7 @@ mod common;
 use common::time;
 
 fn main() {
+    gradcam::alloc::tune_for_tensors();
     let reps: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

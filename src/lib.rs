@@ -3,6 +3,7 @@
 //! Models are cut at a named layer ([`model::CamModel`]); the body runs without autograd and
 //! only the rest of the network runs with it, so a backward pass touches the head alone.
 
+pub mod alloc;
 pub mod error;
 pub mod io;
 pub mod model;

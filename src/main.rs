@@ -5,6 +5,7 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    gradcam::alloc::tune_for_tensors();
     match cli::run() {
         Ok(code) => code,
         Err(err) => {

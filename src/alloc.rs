@@ -1,0 +1,45 @@
+//! Settings of the C allocator for tensor work.
+//!
+//! Every pass of a model allocates and frees the same tensors of a few megabytes. glibc's
+//! `malloc` serves blocks that large with a fresh `mmap` and unmaps them when freed, so each
+//! pass faults its pages in again: a first read maps the shared zero page, the first write
+//! copies it and flushes the other cores' TLBs. On the 2-core machine of docs/benchmarks.md
+//! that was most of the difference between a Lite0 Grad-CAM at batch 8 and its plain forward
+//! pass (perf: `do_wp_page` -> `flush_tlb_mm_range` -> IPIs). Serving such blocks from the
+//! heap and keeping freed memory for the next pass removes it; the price is that the process
+//! keeps its peak memory.
+
+/// Heap blocks up to this size instead of `mmap`s (glibc's default adapts from 128 KiB to at
+/// most 32 MiB).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: i32 = 1 << 30;
+/// Free memory at the top of the heap kept for reuse (glibc's default: 128 KiB).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_THRESHOLD: i32 = 1 << 30;
+/// Extra memory taken each time the heap grows, so that a pass does not grow it page by page.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TOP_PAD: i32 = 64 << 20;
+
+/// Tunes the process's C allocator for repeated passes (see the module's documentation);
+/// returns whether it did. The `gradcam` binary calls it first thing; a program that uses
+/// the library for many images should too. Only glibc on Linux has these settings; elsewhere
+/// it does nothing and returns `false`.
+///
+/// ```
+/// gradcam::alloc::tune_for_tensors();
+/// ```
+pub fn tune_for_tensors() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes glibc's thresholds; it is safe to call at any time.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+                && libc::mallopt(libc::M_TOP_PAD, TOP_PAD) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
