@@ -4,14 +4,15 @@
 //!
 //! burn's own kernels on the flex CPU backend (0.22.1) do more work than these passes need:
 //!
-//! - **Dense convolutions with few output positions** (ResNet's 3x3 convolutions at 14x14 and
-//!   7x7, one image): flex repacks the weight and the input serially on every call and
-//!   parallelises over images and tiles of 512 output positions, so one image at 7x7 runs on
-//!   one core. Here they are an im2col (one copy of the k*k shifted views) and one matrix
-//!   product with the weight as stored.
+//! - **Dense convolutions**: flex reorders the weight and the input (to channels-last)
+//!   serially on every call, allocates per tile of 512 outputs and scatters each tile's
+//!   product into place; one image at 7x7 runs on one core. Here each image is an im2col in
+//!   the weight's own order (none for a 1x1 convolution) and one matrix product, with the
+//!   bias as its starting value; their input gradient is the weight's transpose times the
+//!   output gradient, added back by col2im (burn: a transposed convolution, as slow).
 //! - **Max pooling**: flex tracks every window's argmax even when no gradient is wanted. The
 //!   forward pass here takes the maximum of the window's rows, then of its columns.
-//! - **Backward passes**: burn computes a depthwise convolution's input gradient as a transposed
+//! - **Other backward passes**: burn computes a depthwise convolution's input gradient as a transposed
 //!   convolution (one tiny GEMM per channel and a scalar scatter); here it is the forward
 //!   depthwise convolution of the output gradient with the kernel flipped. ReLU6's backward is
 //!   two fused passes instead of the masks of burn's clamps, and passes no gradient at 0 and 6,
@@ -33,17 +34,9 @@ use burn::backend::{
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::tensor::ops::PadMode;
 use burn::tensor::{Slice, Tensor};
 use rayon::prelude::*;
-
-/// Dense convolutions whose outputs cover at most this many input positions in the whole batch
-/// (output positions times the stride's area) go through im2col and one matrix product. flex
-/// splits its own work into tasks of one image and up to 512 output positions, so below this it
-/// runs on one core (`cargo run --release --example bench_layer_ops`: one image at 14x14 and
-/// 7x7 is faster through im2col; 28x28, a stride-2 convolution from 28x28 and batches of 8 are
-/// not).
-const IM2COL_MAX_POSITIONS: usize = 256;
+use std::ops::Range;
 
 /// The layer operations of this module as a backend extension.
 #[backend_extension(Flex, Autodiff)]
@@ -59,6 +52,13 @@ pub trait LayerOps: Backend {
     fn layer_conv2d_unbiased(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+    /// The gradient of `conv2d(x, weight, ..)` with respect to `x`, given the output's `grad`.
+    fn layer_conv2d_input_gradient(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self>;
     /// Max pooling with symmetric `padding`, dilation 1, floor rounding.
@@ -144,6 +144,18 @@ impl LayerOps for Flex {
         flex_conv2d(x, weight, None, options)
     }
 
+    fn layer_conv2d_input_gradient(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        match ConvGeometry::of_dense_f32(&x, &weight, &options) {
+            Some(geometry) => dense_conv2d_input_gradient_f32(&geometry, weight, grad),
+            None => input_gradient::<Flex>(x, weight, grad, options),
+        }
+    }
+
     fn layer_max_pool2d(
         x: FlexTensor,
         kernel: [usize; 2],
@@ -189,6 +201,16 @@ impl<B: LayerOps, C: CheckpointStrategy> LayerOps for Autodiff<B, C> {
         let (x, x_node) = x.into_parts();
         let (weight, weight_node) = weight.into_parts();
         tracked_conv2d::<B, C, 2>([x_node, weight_node], x, weight, None, options)
+    }
+
+    fn layer_conv2d_input_gradient(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        // Only a second-order gradient would get here: burn's.
+        Self::conv2d_x_backward(x, weight, grad, options)
     }
 
     fn layer_max_pool2d(
@@ -251,7 +273,7 @@ type ConvState<B> = (
     ConvOptions<2>,
 );
 
-impl<B: Backend, const N: usize> Backward<B, N> for ConvBackward {
+impl<B: LayerOps, const N: usize> Backward<B, N> for ConvBackward {
     type State = ConvState<B>;
 
     fn backward(
@@ -273,15 +295,15 @@ impl<B: Backend, const N: usize> Backward<B, N> for ConvBackward {
             grads.register::<B>(node.id, dw);
         }
         if let Some(Some(node)) = x_node {
-            grads.register::<B>(node.id, input_gradient::<B>(x, weight, grad, options));
+            let dx = B::layer_conv2d_input_gradient(x, weight, grad, options);
+            grads.register::<B>(node.id, dx);
         }
     }
 }
 
-/// The gradient of a convolution with respect to its input. For a depthwise convolution: the
-/// output gradient, spread out by the stride and padded, convolved (depthwise, stride 1) with
-/// the kernel flipped. Otherwise burn's transposed convolution, which flex runs faster than the
-/// equivalent forward convolution.
+/// The gradient of a grouped convolution with respect to its input. For a depthwise
+/// convolution: the output gradient, spread out by the stride and padded, convolved
+/// (depthwise, stride 1) with the kernel flipped. Otherwise burn's transposed convolution.
 fn input_gradient<B: Backend>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
@@ -350,30 +372,328 @@ impl<B: Backend> Backward<B, 1> for Relu6Backward {
     }
 }
 
-/// flex's convolution, or [`im2col_conv2d`] for a dense one with few output positions.
+/// [`dense_conv2d_f32`] for a dense float32 convolution without dilation, flex's otherwise.
 fn flex_conv2d(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
     options: ConvOptions<2>,
 ) -> FlexTensor {
-    let [_, _, kh, kw] = weight.shape().dims();
-    let [oh, ow] = output_size(&x.shape(), [kh, kw], &options);
-    // Strided views cost more to copy: count the input positions the output covers.
-    let positions = x.shape()[0] * oh * ow * options.stride[0] * options.stride[1];
-    if options.groups == 1 && kh * kw > 1 && positions <= IM2COL_MAX_POSITIONS {
-        im2col_conv2d::<Flex>(x, weight, bias, &options)
-    } else if kh * kw == 1 && options.stride != [1, 1] && options.padding == [(0, 0); 2] {
-        // A strided 1x1 convolution (ResNet's downsampling) is a 1x1 convolution of every
-        // stride-th position, which takes flex's pointwise fast path instead of its im2col.
-        let [sh, sw] = options.stride;
-        let every = |stride: usize| Slice::new(0, None, stride as isize);
-        let x = Flex::float_slice(x, &[Slice::full(), Slice::full(), every(sh), every(sw)]);
-        let options = ConvOptions::new([1, 1], [0, 0], options.dilation, options.groups);
-        Flex::conv2d(x, weight, bias, options)
-    } else {
-        Flex::conv2d(x, weight, bias, options)
+    match ConvGeometry::of_dense_f32(&x, &weight, &options) {
+        Some(geometry) => dense_conv2d_f32(&geometry, x, weight, bias),
+        None => Flex::conv2d(x, weight, bias, options),
     }
+}
+
+/// The sizes of a dense convolution, for the float32 kernels below.
+#[derive(Debug, Clone, Copy)]
+struct ConvGeometry {
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    out_channels: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    /// Top and left padding (bottom and right only show in the output size).
+    padding: [usize; 2],
+    out_size: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// `None` unless the convolution is dense (one group), without dilation, on float32.
+    fn of_dense_f32(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<Self> {
+        if options.groups != 1
+            || options.dilation != [1, 1]
+            || x.dtype() != DType::F32
+            || weight.dtype() != DType::F32
+        {
+            return None;
+        }
+        let [batch, channels, height, width] = x.shape().dims();
+        let [out_channels, _, kh, kw] = weight.shape().dims();
+        let [(top, _), (left, _)] = options.padding;
+        Some(Self {
+            batch,
+            channels,
+            height,
+            width,
+            out_channels,
+            kernel: [kh, kw],
+            stride: options.stride,
+            padding: [top, left],
+            out_size: output_size(&x.shape(), [kh, kw], options),
+        })
+    }
+
+    /// Rows of an image's im2col matrix (and columns of the weight matrix): `c * kh * kw`.
+    fn patch_len(&self) -> usize {
+        self.channels * self.kernel[0] * self.kernel[1]
+    }
+
+    fn out_positions(&self) -> usize {
+        self.out_size[0] * self.out_size[1]
+    }
+
+    /// A 1x1 convolution with stride 1 and no padding, whose input already is its im2col.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
+    /// Whether one image's matrix product is worth splitting over threads (flex's threshold).
+    fn parallel_product(&self) -> gemm::Parallelism {
+        let work = self.out_channels * self.patch_len() * self.out_positions();
+        if work >= 192 * 192 * 192 {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        }
+    }
+
+    /// For each kernel offset `k` along one axis, the output positions `o` whose input position
+    /// `o * stride + k - padding` is inside `0..len`.
+    fn inside(o_len: usize, stride: usize, padding: usize, k: usize, len: usize) -> Range<usize> {
+        let start = padding.saturating_sub(k).div_ceil(stride).min(o_len);
+        let end = (len + padding)
+            .saturating_sub(k)
+            .div_ceil(stride)
+            .min(o_len);
+        start..end.max(start)
+    }
+
+    /// Fills the `kh * kw` im2col rows of one input channel: row `(i, j)` holds, for every
+    /// output position, the input at offset `(i, j)` of its window (zero in the padding).
+    fn im2col_channel(&self, plane: &[f32], rows: &mut [f32]) {
+        let (kw, [sh, sw], [pt, pl]) = (self.kernel[1], self.stride, self.padding);
+        let [oh, ow] = self.out_size;
+        for (offset, row) in rows.chunks_mut(oh * ow).enumerate() {
+            let (i, j) = (offset / kw, offset % kw);
+            let rows_in = Self::inside(oh, sh, pt, i, self.height);
+            let cols_in = Self::inside(ow, sw, pl, j, self.width);
+            for (y, out_row) in row.chunks_mut(ow).enumerate() {
+                if !rows_in.contains(&y) || cols_in.is_empty() {
+                    out_row.fill(0.0);
+                    continue;
+                }
+                let input_row = &plane[(y * sh + i - pt) * self.width..][..self.width];
+                out_row[..cols_in.start].fill(0.0);
+                out_row[cols_in.end..].fill(0.0);
+                let first = cols_in.start * sw + j - pl;
+                let out = &mut out_row[cols_in.clone()];
+                if sw == 1 {
+                    out.copy_from_slice(&input_row[first..first + out.len()]);
+                } else {
+                    for (o, &v) in out.iter_mut().zip(input_row[first..].iter().step_by(sw)) {
+                        *o = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The transpose of [`im2col_channel`](Self::im2col_channel): adds each row's values back to
+    /// the input positions they came from.
+    fn col2im_channel(&self, rows: &[f32], plane: &mut [f32]) {
+        let (kw, [sh, sw], [pt, pl]) = (self.kernel[1], self.stride, self.padding);
+        let [oh, ow] = self.out_size;
+        for (offset, row) in rows.chunks(oh * ow).enumerate() {
+            let (i, j) = (offset / kw, offset % kw);
+            let rows_in = Self::inside(oh, sh, pt, i, self.height);
+            let cols_in = Self::inside(ow, sw, pl, j, self.width);
+            if cols_in.is_empty() {
+                continue;
+            }
+            for y in rows_in {
+                let input_row = &mut plane[(y * sh + i - pt) * self.width..][..self.width];
+                let first = cols_in.start * sw + j - pl;
+                let values = &row[y * ow..][cols_in.clone()];
+                if sw == 1 {
+                    for (x, &v) in input_row[first..].iter_mut().zip(values) {
+                        *x += v;
+                    }
+                } else {
+                    for (x, &v) in input_row[first..].iter_mut().step_by(sw).zip(values) {
+                        *x += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A dense float32 convolution, image by image, as im2col (rows in the weight's own
+/// `[c, kh, kw]` order, so the weight is used as stored) and one matrix product written into
+/// the output, which starts as the bias. A 1x1 convolution with stride 1 skips the im2col.
+/// Images go to threads; a single image splits its im2col and product instead.
+///
+/// flex's own does more per call: it reorders the weight and the input (to channels-last)
+/// serially, allocates per tile of 512 outputs, and scatters the product into place.
+fn dense_conv2d_f32(
+    geometry: &ConvGeometry,
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+) -> FlexTensor {
+    let g = *geometry;
+    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+    let (input, weight): (&[f32], &[f32]) = (x.storage(), weight.storage());
+    let (positions, image_len) = (g.out_positions(), g.channels * g.height * g.width);
+    let out_len = g.out_channels * positions;
+    let bias = bias.map(|b| b.to_contiguous());
+    let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
+    let mut output = vec![0.0f32; g.batch * out_len];
+    let image = |input: &[f32], out: &mut [f32], columns: &mut Vec<f32>, split: bool| {
+        if let Some(bias) = bias {
+            for (row, &b) in out.chunks_mut(positions).zip(bias) {
+                row.fill(b);
+            }
+        }
+        let columns: &[f32] = if g.is_pointwise() {
+            input
+        } else {
+            columns.resize(g.patch_len() * positions, 0.0);
+            let rows_per_channel = g.kernel[0] * g.kernel[1] * positions;
+            let planes = input.chunks(g.height * g.width);
+            if split {
+                columns
+                    .par_chunks_mut(rows_per_channel)
+                    .zip(planes.collect::<Vec<_>>())
+                    .for_each(|(rows, plane)| g.im2col_channel(plane, rows));
+            } else {
+                for (rows, plane) in columns.chunks_mut(rows_per_channel).zip(planes) {
+                    g.im2col_channel(plane, rows);
+                }
+            }
+            columns
+        };
+        let parallelism = if split {
+            g.parallel_product()
+        } else {
+            gemm::Parallelism::None
+        };
+        // out [cout, positions] (+)= weight [cout, patch] x columns [patch, positions]
+        // SAFETY: the three matrices are the row-major slices above, each of the size and
+        // strides given; `out` is not aliased.
+        unsafe {
+            gemm::gemm(
+                g.out_channels,
+                positions,
+                g.patch_len(),
+                out.as_mut_ptr(),
+                1,
+                positions as isize,
+                bias.is_some(),
+                weight.as_ptr(),
+                1,
+                g.patch_len() as isize,
+                columns.as_ptr(),
+                1,
+                positions as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    };
+    if g.batch == 1 {
+        image(input, &mut output, &mut Vec::new(), true);
+    } else {
+        output
+            .par_chunks_mut(out_len)
+            .zip(input.par_chunks(image_len))
+            .for_each_init(Vec::new, |columns, (out, input)| {
+                image(input, out, columns, false)
+            });
+    }
+    let [oh, ow] = g.out_size;
+    FlexTensor::from_data(TensorData::new(output, [g.batch, g.out_channels, oh, ow]))
+}
+
+/// The gradient of a dense float32 convolution with respect to its input, image by image: the
+/// weight's transpose times the output gradient gives each im2col entry's gradient, which
+/// [`col2im`](ConvGeometry::col2im_channel) adds back to the input positions.
+fn dense_conv2d_input_gradient_f32(
+    geometry: &ConvGeometry,
+    weight: FlexTensor,
+    grad: FlexTensor,
+) -> FlexTensor {
+    let g = *geometry;
+    let (weight, grad) = (weight.to_contiguous(), grad.to_contiguous());
+    let (weight, grad): (&[f32], &[f32]) = (weight.storage(), grad.storage());
+    let positions = g.out_positions();
+    let (image_len, plane_len) = (g.channels * g.height * g.width, g.height * g.width);
+    let mut output = vec![0.0f32; g.batch * image_len];
+    let image = |grad: &[f32], out: &mut [f32], columns: &mut Vec<f32>, split: bool| {
+        let parallelism = if split {
+            g.parallel_product()
+        } else {
+            gemm::Parallelism::None
+        };
+        let product = |dst: &mut [f32]| {
+            // dst [patch, positions] = weight^T [patch, cout] x grad [cout, positions]
+            // SAFETY: row-major slices of the sizes and strides given; the weight is read
+            // transposed through its strides; `dst` is not aliased.
+            unsafe {
+                gemm::gemm(
+                    g.patch_len(),
+                    positions,
+                    g.out_channels,
+                    dst.as_mut_ptr(),
+                    1,
+                    positions as isize,
+                    false,
+                    weight.as_ptr(),
+                    g.patch_len() as isize,
+                    1,
+                    grad.as_ptr(),
+                    1,
+                    positions as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+        };
+        if g.is_pointwise() {
+            return product(out);
+        }
+        columns.resize(g.patch_len() * positions, 0.0);
+        product(columns);
+        let rows_per_channel = g.kernel[0] * g.kernel[1] * positions;
+        if split {
+            out.par_chunks_mut(plane_len)
+                .zip(columns.par_chunks(rows_per_channel))
+                .for_each(|(plane, rows)| g.col2im_channel(rows, plane));
+        } else {
+            for (plane, rows) in out
+                .chunks_mut(plane_len)
+                .zip(columns.chunks(rows_per_channel))
+            {
+                g.col2im_channel(rows, plane);
+            }
+        }
+    };
+    let grad_len = g.out_channels * positions;
+    if g.batch == 1 {
+        image(grad, &mut output, &mut Vec::new(), true);
+    } else {
+        output
+            .par_chunks_mut(image_len)
+            .zip(grad.par_chunks(grad_len))
+            .for_each_init(Vec::new, |columns, (out, grad)| {
+                image(grad, out, columns, false)
+            });
+    }
+    FlexTensor::from_data(TensorData::new(
+        output,
+        [g.batch, g.channels, g.height, g.width],
+    ))
 }
 
 /// Output height and width of a convolution (dilation 1).
@@ -384,59 +704,6 @@ fn output_size(x: &Shape, [kh, kw]: [usize; 2], options: &ConvOptions<2>) -> [us
         (x[2] + top + bottom - kh) / sh + 1,
         (x[3] + left + right - kw) / sw + 1,
     ]
-}
-
-/// A dense convolution as im2col and one matrix product: the `kh * kw` shifted (and strided)
-/// views of the padded input stacked after the channel axis, `[n, c * kh * kw, oh * ow]`, which
-/// is the order of the weight's own `[cout, c, kh, kw]` layout.
-fn im2col_conv2d<B: Backend>(
-    x: FloatTensor<B>,
-    weight: FloatTensor<B>,
-    bias: Option<FloatTensor<B>>,
-    options: &ConvOptions<2>,
-) -> FloatTensor<B> {
-    let [n, c, _, _] = x.shape().dims();
-    let [cout, _, kh, kw] = weight.shape().dims();
-    let [oh, ow] = output_size(&x.shape(), [kh, kw], options);
-    let [sh, sw] = options.stride;
-    let [rows, cols] = options.padding;
-    let x = if options.padding == [(0, 0); 2] {
-        x
-    } else {
-        B::float_pad(x, &[(0, 0), (0, 0), rows, cols], PadMode::Constant(0.0))
-    };
-    let window = |start: usize, len: usize, stride: usize| {
-        Slice::new(
-            start as isize,
-            Some((start + (len - 1) * stride + 1) as isize),
-            stride as isize,
-        )
-    };
-    let shifts = (0..kh)
-        .flat_map(|i| (0..kw).map(move |j| (i, j)))
-        .map(|(i, j)| {
-            let view = B::float_slice(
-                x.clone(),
-                &[
-                    Slice::full(),
-                    Slice::full(),
-                    window(i, oh, sh),
-                    window(j, ow, sw),
-                ],
-            );
-            B::float_reshape(view, Shape::new([n, c, 1, oh * ow]))
-        })
-        .collect();
-    let columns = B::float_reshape(
-        B::float_cat(shifts, 2),
-        Shape::new([n, c * kh * kw, oh * ow]),
-    );
-    let weight = B::float_reshape(weight, Shape::new([1, cout, c * kh * kw]));
-    let mut y = B::float_matmul(weight, columns);
-    if let Some(bias) = bias {
-        y = B::float_add(y, B::float_reshape(bias, Shape::new([1, cout, 1])));
-    }
-    B::float_reshape(y, Shape::new([n, cout, oh, ow]))
 }
 
 /// Max pooling of a float32 tensor, one (image, channel) plane per task: per output row, the
@@ -501,10 +768,12 @@ mod tests {
             .assert_approx_eq::<f32>(&theirs.into_data(), Tolerance::absolute(tolerance));
     }
 
-    /// Every path of [`conv2d`]: im2col (stride 1 and 2, with and without bias; at most 256
-    /// input positions for the batch of 2), flex's own (large outputs, grouped), a strided 1x1
-    /// convolution, and the depthwise input gradient (stride 1 and 2, padding as PyTorch's and
-    /// as TensorFlow's "SAME" without padding), against burn's conv2d and its autodiff gradient.
+    /// Every path of [`conv2d`] against burn's conv2d and its autodiff input gradient, for one
+    /// image (split over threads) and three (one per thread): the dense kernel (1x1 with stride
+    /// 1 and 2, 3x3 with stride 1 and 2, 7x7 with stride 2 as ResNet's stem, padding wider than
+    /// the input reaches, with and without bias), a grouped convolution (flex's), and the
+    /// depthwise input gradient (stride 1 and 2, padding as PyTorch's and as TensorFlow's "SAME"
+    /// without padding).
     #[test]
     fn conv2d_matches_burn_forward_and_input_gradient() {
         // (channels in, out, kernel, stride, padding, groups, bias, size)
@@ -512,14 +781,18 @@ mod tests {
             (6, 5, 3, 1, 1, 1, false, 7),
             (6, 5, 3, 2, 1, 1, true, 10),
             (4, 8, 3, 1, 1, 1, true, 20),
+            (4, 8, 1, 1, 0, 1, true, 9),
             (4, 8, 1, 2, 0, 1, false, 9),
+            (3, 4, 7, 2, 3, 1, true, 16),
+            (3, 2, 3, 1, 4, 1, false, 2),
             (8, 8, 3, 1, 1, 8, true, 9),
             (8, 8, 5, 1, 2, 8, false, 10),
             (8, 8, 5, 2, 0, 8, true, 11),
             (8, 8, 3, 2, 1, 8, false, 12),
             (8, 4, 3, 1, 1, 2, true, 6),
         ];
-        for (cin, cout, k, stride, padding, groups, bias, size) in cases {
+        let batches = cases.iter().flat_map(|&case| [(1, case), (3, case)]);
+        for (batch, (cin, cout, k, stride, padding, groups, bias, size)) in batches {
             let conv = layers::conv2d(
                 [cin, cout],
                 k,
@@ -529,7 +802,7 @@ mod tests {
                 bias,
                 &Device::flex(),
             );
-            let x = random([2, cin, size, size]);
+            let x = random([batch, cin, size, size]);
             let theirs = |x: Tensor<4>| conv.forward(x);
             let ours = |x: Tensor<4>| conv2d(&conv, x);
             assert_close(ours(x.clone()), theirs(x.clone()), 1e-4);
