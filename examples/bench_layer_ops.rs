@@ -88,6 +88,27 @@ fn main() {
         let ours = time(reps, || input_gradient(&x, |x| ops::conv2d(&conv, x)));
         println!("{name:<40} {burn:>9.3} {ours:>9.3}");
     }
+    // (name, channels in, out, kernel, input size, stride): the dense convolutions a head
+    // from ResNet-50's `layer3` or Lite0's `blocks.8` backpropagates through.
+    let dense = [
+        ("layer4.0 3x3 512ch 14x14 stride 2", 512, 512, 3, 14, 2),
+        ("layer4 3x3 512ch 7x7", 512, 512, 3, 7, 1),
+        ("layer4.0 downsample 1024->2048 14x14", 1024, 2048, 1, 14, 2),
+        ("layer4 1x1 2048->512 7x7", 2048, 512, 1, 7, 1),
+        ("lite0 1x1 672->112 14x14", 672, 112, 1, 14, 1),
+    ];
+    for batch in [1, 8] {
+        for (name, cin, cout, kernel, size, stride) in dense {
+            let conv = conv(cin, cout, kernel, stride, kernel / 2, 1, &device);
+            let x = random([batch, cin, size, size], &device);
+            let burn = time(reps, || input_gradient(&x, |x| conv.forward(x)));
+            let ours = time(reps, || input_gradient(&x, |x| ops::conv2d(&conv, x)));
+            println!(
+                "{:<40} {burn:>9.3} {ours:>9.3}",
+                format!("{name}, batch {batch}")
+            );
+        }
+    }
     let x = random([1, 672, 14, 14], &device) * 4.0;
     let burn = time(reps, || {
         input_gradient(&x, |x| x.clamp_min(0.0).clamp_max(6.0))

@@ -36,6 +36,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::{Slice, Tensor};
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::ops::Range;
 
 /// The layer operations of this module as a backend extension.
@@ -431,23 +432,21 @@ impl ConvGeometry {
         self.channels * self.kernel[0] * self.kernel[1]
     }
 
-    fn out_positions(&self) -> usize {
-        self.out_size[0] * self.out_size[1]
-    }
-
     /// A 1x1 convolution with stride 1 and no padding, whose input already is its im2col.
     fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
     }
 
-    /// Whether one image's matrix product is worth splitting over threads (flex's threshold).
-    fn parallel_product(&self) -> gemm::Parallelism {
-        let work = self.out_channels * self.patch_len() * self.out_positions();
-        if work >= 192 * 192 * 192 {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
-        }
+    /// Output rows per im2col tile: whole rows, about [`TILE_FLOATS`] floats (at least one row).
+    fn tile_rows(&self) -> usize {
+        let row = self.patch_len() * self.out_size[1];
+        (TILE_FLOATS / row.max(1)).clamp(1, self.out_size[0].max(1))
+    }
+
+    /// The output rows of an image in tiles of [`tile_rows`](Self::tile_rows).
+    fn tiles(&self) -> impl Iterator<Item = Range<usize>> {
+        let (oh, step) = (self.out_size[0], self.tile_rows());
+        (0..oh).step_by(step).map(move |y| y..(y + step).min(oh))
     }
 
     /// For each kernel offset `k` along one axis, the output positions `o` whose input position
@@ -461,16 +460,17 @@ impl ConvGeometry {
         start..end.max(start)
     }
 
-    /// Fills the `kh * kw` im2col rows of one input channel: row `(i, j)` holds, for every
-    /// output position, the input at offset `(i, j)` of its window (zero in the padding).
-    fn im2col_channel(&self, plane: &[f32], rows: &mut [f32]) {
+    /// Fills the `kh * kw` im2col rows of one input channel for the output rows `ys`: row
+    /// `(i, j)` holds, for each of their positions, the input at offset `(i, j)` of its window
+    /// (zero in the padding).
+    fn im2col_channel(&self, plane: &[f32], rows: &mut [f32], ys: Range<usize>) {
         let (kw, [sh, sw], [pt, pl]) = (self.kernel[1], self.stride, self.padding);
         let [oh, ow] = self.out_size;
-        for (offset, row) in rows.chunks_mut(oh * ow).enumerate() {
+        for (offset, row) in rows.chunks_mut(ys.len() * ow).enumerate() {
             let (i, j) = (offset / kw, offset % kw);
             let rows_in = Self::inside(oh, sh, pt, i, self.height);
             let cols_in = Self::inside(ow, sw, pl, j, self.width);
-            for (y, out_row) in row.chunks_mut(ow).enumerate() {
+            for (y, out_row) in ys.clone().zip(row.chunks_mut(ow)) {
                 if !rows_in.contains(&y) || cols_in.is_empty() {
                     out_row.fill(0.0);
                     continue;
@@ -493,20 +493,20 @@ impl ConvGeometry {
 
     /// The transpose of [`im2col_channel`](Self::im2col_channel): adds each row's values back to
     /// the input positions they came from.
-    fn col2im_channel(&self, rows: &[f32], plane: &mut [f32]) {
+    fn col2im_channel(&self, rows: &[f32], plane: &mut [f32], ys: Range<usize>) {
         let (kw, [sh, sw], [pt, pl]) = (self.kernel[1], self.stride, self.padding);
         let [oh, ow] = self.out_size;
-        for (offset, row) in rows.chunks(oh * ow).enumerate() {
+        for (offset, row) in rows.chunks(ys.len() * ow).enumerate() {
             let (i, j) = (offset / kw, offset % kw);
             let rows_in = Self::inside(oh, sh, pt, i, self.height);
             let cols_in = Self::inside(ow, sw, pl, j, self.width);
             if cols_in.is_empty() {
                 continue;
             }
-            for y in rows_in {
+            let first = cols_in.start * sw + j - pl;
+            for y in ys.start.max(rows_in.start)..ys.end.min(rows_in.end) {
                 let input_row = &mut plane[(y * sh + i - pt) * self.width..][..self.width];
-                let first = cols_in.start * sw + j - pl;
-                let values = &row[y * ow..][cols_in.clone()];
+                let values = &row[(y - ys.start) * ow..][cols_in.clone()];
                 if sw == 1 {
                     for (x, &v) in input_row[first..].iter_mut().zip(values) {
                         *x += v;
@@ -521,10 +521,120 @@ impl ConvGeometry {
     }
 }
 
+/// Floats of one im2col tile (2 MiB, a core's L2 cache on the benchmark machine); flex's tiles
+/// hold 512 output positions.
+const TILE_FLOATS: usize = 1 << 19;
+
+thread_local! {
+    /// Each thread's im2col tile, kept between calls: it is overwritten before it is read.
+    static TILE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's tile buffer, at least `len` floats of arbitrary values (a fresh
+/// one if the thread's is in use further up its stack, as when rayon runs another task while
+/// this one waits).
+fn with_tile<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    TILE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut tile) => {
+            if tile.len() < len {
+                tile.resize(len, 0.0);
+            }
+            f(&mut tile[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
+/// A row-major float32 matrix in a slice: `rows x cols` with the given strides.
+#[derive(Clone, Copy)]
+struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    /// Distance between rows and between columns, in elements.
+    strides: [usize; 2],
+}
+
+impl<'a> Matrix<'a> {
+    fn new(data: &'a [f32], [rows, cols]: [usize; 2], strides: [usize; 2]) -> Self {
+        let last = (rows.max(1) - 1) * strides[0] + (cols.max(1) - 1) * strides[1];
+        assert!(
+            rows * cols == 0 || last < data.len(),
+            "matrix out of its slice"
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            strides,
+        }
+    }
+
+    /// The transpose, through the strides.
+    fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            strides: [self.strides[1], self.strides[0]],
+            ..self
+        }
+    }
+}
+
+/// `dst = lhs x rhs` (`dst += lhs x rhs` when `accumulate`) with gemm; `dst` is row-major with
+/// row stride `dst_stride`. Parallel over rayon's threads when `split` and the product is large
+/// (flex's threshold).
+fn matmul(
+    dst: &mut [f32],
+    dst_stride: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    accumulate: bool,
+    split: bool,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(k, rhs.rows, "inner dimensions");
+    assert!(
+        m * n == 0 || (m - 1) * dst_stride + n <= dst.len(),
+        "output out of its slice"
+    );
+    let parallelism = if split && m * n * k >= 192 * 192 * 192 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every element gemm touches inside the three slices, and
+    // `dst` is borrowed mutably, so it does not alias the others.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_stride as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.strides[1] as isize,
+            lhs.strides[0] as isize,
+            rhs.data.as_ptr(),
+            rhs.strides[1] as isize,
+            rhs.strides[0] as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
 /// A dense float32 convolution, image by image, as im2col (rows in the weight's own
-/// `[c, kh, kw]` order, so the weight is used as stored) and one matrix product written into
-/// the output, which starts as the bias. A 1x1 convolution with stride 1 skips the im2col.
-/// Images go to threads; a single image splits its im2col and product instead.
+/// `[c, kh, kw]` order, so the weight is used as stored) and a matrix product per tile of
+/// output rows, added to the output, which starts as the bias. A 1x1 convolution with stride
+/// 1 is one product with the input as it is. Images go to threads; a single image splits each
+/// tile's im2col and product instead.
 ///
 /// flex's own does more per call: it reorders the weight and the input (to channels-last)
 /// serially, allocates per tile of 512 outputs, and scatters the product into place.
@@ -537,84 +647,61 @@ fn dense_conv2d_f32(
     let g = *geometry;
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
     let (input, weight): (&[f32], &[f32]) = (x.storage(), weight.storage());
-    let (positions, image_len) = (g.out_positions(), g.channels * g.height * g.width);
-    let out_len = g.out_channels * positions;
+    let ([oh, ow], patch, plane_len) = (g.out_size, g.patch_len(), g.height * g.width);
+    let positions = oh * ow;
+    let weight = Matrix::new(weight, [g.out_channels, patch], [patch, 1]);
     let bias = bias.map(|b| b.to_contiguous());
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
-    let mut output = vec![0.0f32; g.batch * out_len];
-    let image = |input: &[f32], out: &mut [f32], columns: &mut Vec<f32>, split: bool| {
+    let mut output = vec![0.0f32; g.batch * g.out_channels * positions];
+    let image = |input: &[f32], out: &mut [f32], split: bool| {
         if let Some(bias) = bias {
             for (row, &b) in out.chunks_mut(positions).zip(bias) {
                 row.fill(b);
             }
         }
-        let columns: &[f32] = if g.is_pointwise() {
-            input
-        } else {
-            columns.resize(g.patch_len() * positions, 0.0);
-            let rows_per_channel = g.kernel[0] * g.kernel[1] * positions;
-            let planes = input.chunks(g.height * g.width);
-            if split {
-                columns
-                    .par_chunks_mut(rows_per_channel)
-                    .zip(planes.collect::<Vec<_>>())
-                    .for_each(|(rows, plane)| g.im2col_channel(plane, rows));
-            } else {
-                for (rows, plane) in columns.chunks_mut(rows_per_channel).zip(planes) {
-                    g.im2col_channel(plane, rows);
-                }
-            }
-            columns
-        };
-        let parallelism = if split {
-            g.parallel_product()
-        } else {
-            gemm::Parallelism::None
-        };
-        // out [cout, positions] (+)= weight [cout, patch] x columns [patch, positions]
-        // SAFETY: the three matrices are the row-major slices above, each of the size and
-        // strides given; `out` is not aliased.
-        unsafe {
-            gemm::gemm(
-                g.out_channels,
-                positions,
-                g.patch_len(),
-                out.as_mut_ptr(),
-                1,
-                positions as isize,
-                bias.is_some(),
-                weight.as_ptr(),
-                1,
-                g.patch_len() as isize,
-                columns.as_ptr(),
-                1,
-                positions as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
+        if g.is_pointwise() {
+            let input = Matrix::new(input, [patch, positions], [positions, 1]);
+            return matmul(out, positions, weight, input, bias.is_some(), split);
         }
+        let tile_len = patch * g.tile_rows() * ow;
+        with_tile(tile_len, |tile| {
+            for ys in g.tiles() {
+                let n = ys.len() * ow;
+                let columns = &mut tile[..patch * n];
+                let rows_per_channel = g.kernel[0] * g.kernel[1] * n;
+                if split {
+                    columns
+                        .par_chunks_mut(rows_per_channel)
+                        .zip(input.par_chunks(plane_len))
+                        .for_each(|(rows, plane)| g.im2col_channel(plane, rows, ys.clone()));
+                } else {
+                    for (rows, plane) in columns
+                        .chunks_mut(rows_per_channel)
+                        .zip(input.chunks(plane_len))
+                    {
+                        g.im2col_channel(plane, rows, ys.clone());
+                    }
+                }
+                let columns = Matrix::new(columns, [patch, n], [n, 1]);
+                let dst = &mut out[ys.start * ow..];
+                matmul(dst, positions, weight, columns, true, split);
+            }
+        })
     };
     if g.batch == 1 {
-        image(input, &mut output, &mut Vec::new(), true);
+        image(input, &mut output, true);
     } else {
         output
-            .par_chunks_mut(out_len)
-            .zip(input.par_chunks(image_len))
-            .for_each_init(Vec::new, |columns, (out, input)| {
-                image(input, out, columns, false)
-            });
+            .par_chunks_mut(g.out_channels * positions)
+            .zip(input.par_chunks(g.channels * plane_len))
+            .for_each(|(out, input)| image(input, out, false));
     }
-    let [oh, ow] = g.out_size;
     FlexTensor::from_data(TensorData::new(output, [g.batch, g.out_channels, oh, ow]))
 }
 
-/// The gradient of a dense float32 convolution with respect to its input, image by image: the
-/// weight's transpose times the output gradient gives each im2col entry's gradient, which
-/// [`col2im`](ConvGeometry::col2im_channel) adds back to the input positions.
+/// The gradient of a dense float32 convolution with respect to its input, image by image and
+/// tile by tile: the weight's transpose times the output gradient gives each im2col entry's
+/// gradient, which [`col2im`](ConvGeometry::col2im_channel) adds back to the input positions.
 fn dense_conv2d_input_gradient_f32(
     geometry: &ConvGeometry,
     weight: FlexTensor,
@@ -623,72 +710,45 @@ fn dense_conv2d_input_gradient_f32(
     let g = *geometry;
     let (weight, grad) = (weight.to_contiguous(), grad.to_contiguous());
     let (weight, grad): (&[f32], &[f32]) = (weight.storage(), grad.storage());
-    let positions = g.out_positions();
-    let (image_len, plane_len) = (g.channels * g.height * g.width, g.height * g.width);
-    let mut output = vec![0.0f32; g.batch * image_len];
-    let image = |grad: &[f32], out: &mut [f32], columns: &mut Vec<f32>, split: bool| {
-        let parallelism = if split {
-            g.parallel_product()
-        } else {
-            gemm::Parallelism::None
-        };
-        let product = |dst: &mut [f32]| {
-            // dst [patch, positions] = weight^T [patch, cout] x grad [cout, positions]
-            // SAFETY: row-major slices of the sizes and strides given; the weight is read
-            // transposed through its strides; `dst` is not aliased.
-            unsafe {
-                gemm::gemm(
-                    g.patch_len(),
-                    positions,
-                    g.out_channels,
-                    dst.as_mut_ptr(),
-                    1,
-                    positions as isize,
-                    false,
-                    weight.as_ptr(),
-                    g.patch_len() as isize,
-                    1,
-                    grad.as_ptr(),
-                    1,
-                    positions as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-            }
-        };
+    let ([oh, ow], patch, plane_len) = (g.out_size, g.patch_len(), g.height * g.width);
+    let positions = oh * ow;
+    let weight_t = Matrix::new(weight, [g.out_channels, patch], [patch, 1]).t();
+    let mut output = vec![0.0f32; g.batch * g.channels * plane_len];
+    let image = |grad: &[f32], out: &mut [f32], split: bool| {
         if g.is_pointwise() {
-            return product(out);
+            let grad = Matrix::new(grad, [g.out_channels, positions], [positions, 1]);
+            return matmul(out, positions, weight_t, grad, false, split);
         }
-        columns.resize(g.patch_len() * positions, 0.0);
-        product(columns);
-        let rows_per_channel = g.kernel[0] * g.kernel[1] * positions;
-        if split {
-            out.par_chunks_mut(plane_len)
-                .zip(columns.par_chunks(rows_per_channel))
-                .for_each(|(plane, rows)| g.col2im_channel(rows, plane));
-        } else {
-            for (plane, rows) in out
-                .chunks_mut(plane_len)
-                .zip(columns.chunks(rows_per_channel))
-            {
-                g.col2im_channel(rows, plane);
+        let tile_len = patch * g.tile_rows() * ow;
+        with_tile(tile_len, |tile| {
+            for ys in g.tiles() {
+                let n = ys.len() * ow;
+                let columns = &mut tile[..patch * n];
+                let grad = Matrix::new(&grad[ys.start * ow..], [g.out_channels, n], [positions, 1]);
+                matmul(columns, n, weight_t, grad, false, split);
+                let rows_per_channel = g.kernel[0] * g.kernel[1] * n;
+                if split {
+                    out.par_chunks_mut(plane_len)
+                        .zip(columns.par_chunks(rows_per_channel))
+                        .for_each(|(plane, rows)| g.col2im_channel(rows, plane, ys.clone()));
+                } else {
+                    for (plane, rows) in out
+                        .chunks_mut(plane_len)
+                        .zip(columns.chunks(rows_per_channel))
+                    {
+                        g.col2im_channel(rows, plane, ys.clone());
+                    }
+                }
             }
-        }
+        })
     };
-    let grad_len = g.out_channels * positions;
     if g.batch == 1 {
-        image(grad, &mut output, &mut Vec::new(), true);
+        image(grad, &mut output, true);
     } else {
         output
-            .par_chunks_mut(image_len)
-            .zip(grad.par_chunks(grad_len))
-            .for_each_init(Vec::new, |columns, (out, grad)| {
-                image(grad, out, columns, false)
-            });
+            .par_chunks_mut(g.channels * plane_len)
+            .zip(grad.par_chunks(g.out_channels * positions))
+            .for_each(|(out, grad)| image(grad, out, false));
     }
     FlexTensor::from_data(TensorData::new(
         output,
@@ -771,9 +831,9 @@ mod tests {
     /// Every path of [`conv2d`] against burn's conv2d and its autodiff input gradient, for one
     /// image (split over threads) and three (one per thread): the dense kernel (1x1 with stride
     /// 1 and 2, 3x3 with stride 1 and 2, 7x7 with stride 2 as ResNet's stem, padding wider than
-    /// the input reaches, with and without bias), a grouped convolution (flex's), and the
-    /// depthwise input gradient (stride 1 and 2, padding as PyTorch's and as TensorFlow's "SAME"
-    /// without padding).
+    /// the input reaches, with and without bias, two cases of more than one im2col tile), a
+    /// grouped convolution (flex's), and the depthwise input gradient (stride 1 and 2, padding
+    /// as PyTorch's and as TensorFlow's "SAME" without padding).
     #[test]
     fn conv2d_matches_burn_forward_and_input_gradient() {
         // (channels in, out, kernel, stride, padding, groups, bias, size)
@@ -785,6 +845,8 @@ mod tests {
             (4, 8, 1, 2, 0, 1, false, 9),
             (3, 4, 7, 2, 3, 1, true, 16),
             (3, 2, 3, 1, 4, 1, false, 2),
+            (64, 4, 3, 1, 1, 1, true, 40),
+            (32, 4, 3, 2, 1, 1, false, 100),
             (8, 8, 3, 1, 1, 8, true, 9),
             (8, 8, 5, 1, 2, 8, false, 10),
             (8, 8, 5, 2, 0, 8, true, 11),
