@@ -12,11 +12,15 @@
 //!   output gradient, added back by col2im (burn: a transposed convolution, as slow).
 //! - **Max pooling**: flex tracks every window's argmax even when no gradient is wanted. The
 //!   forward pass here takes the maximum of the window's rows, then of its columns.
-//! - **Other backward passes**: burn computes a depthwise convolution's input gradient as a transposed
-//!   convolution (one tiny GEMM per channel and a scalar scatter); here it is the forward
-//!   depthwise convolution of the output gradient with the kernel flipped. ReLU6's backward is
-//!   two fused passes instead of the masks of burn's clamps, and passes no gradient at 0 and 6,
-//!   as PyTorch's ReLU6.
+//! - **Depthwise convolutions with stride 1**: flex accumulates each kernel tap row by row,
+//!   and Lite0's rows (7 to 14 values) are shorter than its vectors. Here the plane is padded
+//!   once and the output computed as wide as the padded plane, so each tap is one long
+//!   multiply-add.
+//! - **Other backward passes**: burn computes a depthwise convolution's input gradient as a
+//!   transposed convolution (one tiny GEMM per channel and a scalar scatter); here it is the
+//!   forward depthwise convolution (stride 1, above) of the output gradient with the kernel
+//!   flipped. ReLU6's backward is two fused passes instead of the masks of burn's clamps, and
+//!   passes no gradient at 0 and 6, as PyTorch's ReLU6.
 //!
 //! Results equal burn's up to float rounding (tests below). Gradients with respect to weights
 //! and biases, when anything asks for them, are burn's.
@@ -305,7 +309,7 @@ impl<B: LayerOps, const N: usize> Backward<B, N> for ConvBackward {
 /// The gradient of a grouped convolution with respect to its input. For a depthwise
 /// convolution: the output gradient, spread out by the stride and padded, convolved
 /// (depthwise, stride 1) with the kernel flipped. Otherwise burn's transposed convolution.
-fn input_gradient<B: Backend>(
+fn input_gradient<B: LayerOps>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
     grad: FloatTensor<B>,
@@ -348,7 +352,7 @@ fn input_gradient<B: Backend>(
         [1, 1],
         channels,
     );
-    B::conv2d(spread, flipped, None, options)
+    B::layer_conv2d_unbiased(spread, flipped, options)
 }
 
 /// ReLU6's backward pass, with the output as state: the gradient where `0 < y < 6`, in two
@@ -380,10 +384,97 @@ fn flex_conv2d(
     bias: Option<FlexTensor>,
     options: ConvOptions<2>,
 ) -> FlexTensor {
-    match ConvGeometry::of_dense_f32(&x, &weight, &options) {
-        Some(geometry) => dense_conv2d_f32(&geometry, x, weight, bias),
-        None => Flex::conv2d(x, weight, bias, options),
+    if let Some(geometry) = ConvGeometry::of_dense_f32(&x, &weight, &options) {
+        return dense_conv2d_f32(&geometry, x, weight, bias);
     }
+    if is_depthwise_stride1_f32(&x, &weight, &options) {
+        return depthwise_conv2d_f32(x, weight, bias, options.padding);
+    }
+    Flex::conv2d(x, weight, bias, options)
+}
+
+/// A depthwise convolution (one filter per channel) with stride 1 and no dilation, on float32.
+fn is_depthwise_stride1_f32(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> bool {
+    let channels = x.shape()[1];
+    let [cout, per_group, _, _] = weight.shape().dims();
+    options.groups == channels
+        && cout == channels
+        && per_group == 1
+        && options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+}
+
+/// A depthwise convolution with stride 1, one (image, channel) plane per task. The plane is
+/// copied into a zero-padded buffer of width `wp`; the output is computed `wp` wide (its last
+/// `kw - 1` columns are discarded), so that each kernel tap is one multiply-add over a
+/// contiguous run of `oh * wp` values instead of `oh` short rows (Lite0's planes are 7 to 14
+/// wide, shorter than flex's vectors). `padding` is `[(top, bottom), (left, right)]`.
+fn depthwise_conv2d_f32(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    [(top, bottom), (left, right)]: [(usize, usize); 2],
+) -> FlexTensor {
+    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+    let [n, channels, h, w] = x.shape().dims();
+    let [_, _, kh, kw] = weight.shape().dims();
+    let (hp, wp) = (h + top + bottom, w + left + right);
+    let (oh, ow) = (hp + 1 - kh, wp + 1 - kw);
+    let (input, weight): (&[f32], &[f32]) = (x.storage(), weight.storage());
+    let bias = bias.map(|b| b.to_contiguous());
+    let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
+    // The wide output's last taps read up to `kw - 1` values past the padded plane.
+    let (padded_len, wide_len) = (hp * wp + kw - 1, oh * wp);
+    let mut output = vec![0.0f32; n * channels * oh * ow];
+    output
+        .par_chunks_mut(oh * ow)
+        .zip(input.par_chunks(h * w))
+        .enumerate()
+        .for_each(|(plane_index, (out, plane))| {
+            let channel = plane_index % channels;
+            let taps = &weight[channel * kh * kw..][..kh * kw];
+            with_tile(padded_len + wide_len, |buffer| {
+                let (padded, wide) = buffer.split_at_mut(padded_len);
+                padded.fill(0.0);
+                for (row, input_row) in padded[top * wp..].chunks_mut(wp).zip(plane.chunks(w)) {
+                    row[left..left + w].copy_from_slice(input_row);
+                }
+                wide.fill(bias.map_or(0.0, |b| b[channel]));
+                for (tap, &t) in taps.iter().enumerate() {
+                    let start = (tap / kw) * wp + tap % kw;
+                    multiply_add(wide, &padded[start..start + wide_len], t);
+                }
+                for (out_row, wide_row) in out.chunks_mut(ow).zip(wide.chunks(wp)) {
+                    out_row.copy_from_slice(&wide_row[..ow]);
+                }
+            })
+        });
+    FlexTensor::from_data(TensorData::new(output, [n, channels, oh, ow]))
+}
+
+/// `acc += factor * values`, with AVX2 where the CPU has it (the crate builds for baseline
+/// x86-64, whose vectors hold 4 floats).
+fn multiply_add(acc: &mut [f32], values: &[f32], factor: f32) {
+    #[inline(always)]
+    fn plain(acc: &mut [f32], values: &[f32], factor: f32) {
+        for (a, &v) in acc.iter_mut().zip(values) {
+            *a += factor * v;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn avx2(acc: &mut [f32], values: &[f32], factor: f32) {
+            plain(acc, values, factor)
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { avx2(acc, values, factor) };
+        }
+    }
+    plain(acc, values, factor)
 }
 
 /// The sizes of a dense convolution, for the float32 kernels below.
