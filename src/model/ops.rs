@@ -441,13 +441,18 @@ fn depthwise_conv2d_f32(
                 for (row, input_row) in padded[top * wp..].chunks_mut(wp).zip(plane.chunks(w)) {
                     row[left..left + w].copy_from_slice(input_row);
                 }
-                wide.fill(bias.map_or(0.0, |b| b[channel]));
+                wide.fill(0.0);
                 for (tap, &t) in taps.iter().enumerate() {
                     let start = (tap / kw) * wp + tap % kw;
                     multiply_add(wide, &padded[start..start + wide_len], t);
                 }
+                // The bias last, as flex and PyTorch add it: starting from it rounds
+                // differently, and a ReLU6 downstream can turn one ulp into a different mask.
+                let b = bias.map_or(0.0, |b| b[channel]);
                 for (out_row, wide_row) in out.chunks_mut(ow).zip(wide.chunks(wp)) {
-                    out_row.copy_from_slice(&wide_row[..ow]);
+                    for (o, &v) in out_row.iter_mut().zip(&wide_row[..ow]) {
+                        *o = v + b;
+                    }
                 }
             })
         });
