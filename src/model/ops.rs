@@ -7,9 +7,10 @@
 //! - **Dense convolutions**: flex reorders the weight and the input (to channels-last)
 //!   serially on every call, allocates per tile of 512 outputs and scatters each tile's
 //!   product into place; one image at 7x7 runs on one core. Here each image is an im2col in
-//!   the weight's own order (none for a 1x1 convolution) and one matrix product, with the
-//!   bias as its starting value; their input gradient is the weight's transpose times the
-//!   output gradient, added back by col2im (burn: a transposed convolution, as slow).
+//!   the weight's own order (none for a 1x1 convolution), in tiles of output rows, and one
+//!   matrix product per tile added to the bias; the input gradient is the weight's
+//!   transpose times the output gradient, added back by col2im (burn: a transposed
+//!   convolution, as slow).
 //! - **Max pooling**: flex tracks every window's argmax even when no gradient is wanted. The
 //!   forward pass here takes the maximum of the window's rows, then of its columns.
 //! - **Depthwise convolutions with stride 1**: flex accumulates each kernel tap row by row,
@@ -377,7 +378,8 @@ impl<B: Backend> Backward<B, 1> for Relu6Backward {
     }
 }
 
-/// [`dense_conv2d_f32`] for a dense float32 convolution without dilation, flex's otherwise.
+/// [`dense_conv2d_f32`] for a dense float32 convolution without dilation,
+/// [`depthwise_conv2d_f32`] for a depthwise one with stride 1, flex's otherwise.
 fn flex_conv2d(
     x: FlexTensor,
     weight: FlexTensor,
