@@ -317,11 +317,13 @@ fn input_gradient<B: LayerOps>(
     options: ConvOptions<2>,
 ) -> FloatTensor<B> {
     let [n, channels, h, w] = x.shape().dims();
-    let [cout, per_group, kh, kw] = weight.shape().dims();
-    let depthwise = per_group == 1 && options.groups == channels && cout == channels;
+    let [_, _, kh, kw] = weight.shape().dims();
     let [(top, bottom), (left, right)] = options.padding;
     let fits = top < kh && bottom < kh && left < kw && right < kw;
-    if !depthwise || !fits || options.dilation != [1, 1] {
+    if !is_depthwise(channels, weight.shape().dims(), options.groups)
+        || !fits
+        || options.dilation != [1, 1]
+    {
         return B::conv2d_x_backward(x, weight, grad, options);
     }
     let [_, _, oh, ow] = grad.shape().dims();
@@ -395,13 +397,15 @@ fn flex_conv2d(
     Flex::conv2d(x, weight, bias, options)
 }
 
-/// A depthwise convolution (one filter per channel) with stride 1 and no dilation, on float32.
+/// Whether a convolution of `channels` input channels with a `[cout, per_group, kh, kw]`
+/// weight in `groups` groups is depthwise: one filter per channel.
+fn is_depthwise(channels: usize, [cout, per_group, _, _]: [usize; 4], groups: usize) -> bool {
+    groups == channels && cout == channels && per_group == 1
+}
+
+/// A depthwise convolution with stride 1 and no dilation, on float32.
 fn is_depthwise_stride1_f32(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> bool {
-    let channels = x.shape()[1];
-    let [cout, per_group, _, _] = weight.shape().dims();
-    options.groups == channels
-        && cout == channels
-        && per_group == 1
+    is_depthwise(x.shape()[1], weight.shape().dims(), options.groups)
         && options.stride == [1, 1]
         && options.dilation == [1, 1]
         && x.dtype() == DType::F32
@@ -643,6 +647,29 @@ fn with_tile<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
+/// `f` on each pair of chunks of `dst` and `src` (of the lengths given), in order: on rayon's
+/// threads when `parallel`, else on this one. The dense kernels' images (parallel when there
+/// are several) and the channels of one image's im2col or col2im (parallel when the image is
+/// alone) both go through it.
+fn for_each_chunk_pair(
+    (dst, dst_len): (&mut [f32], usize),
+    (src, src_len): (&[f32], usize),
+    parallel: bool,
+    f: impl Fn(&mut [f32], &[f32]) + Sync,
+) {
+    // Empty chunks only come with an empty tensor, which has nothing to compute.
+    let (dst_len, src_len) = (dst_len.max(1), src_len.max(1));
+    if parallel {
+        dst.par_chunks_mut(dst_len)
+            .zip(src.par_chunks(src_len))
+            .for_each(|(d, s)| f(d, s));
+    } else {
+        for (d, s) in dst.chunks_mut(dst_len).zip(src.chunks(src_len)) {
+            f(d, s);
+        }
+    }
+}
+
 /// A row-major float32 matrix in a slice: `rows x cols` with the given strides.
 #[derive(Clone, Copy)]
 struct Matrix<'a> {
@@ -767,33 +794,24 @@ fn dense_conv2d_f32(
                 let n = ys.len() * ow;
                 let columns = &mut tile[..patch * n];
                 let rows_per_channel = g.kernel[0] * g.kernel[1] * n;
-                if split {
-                    columns
-                        .par_chunks_mut(rows_per_channel)
-                        .zip(input.par_chunks(plane_len))
-                        .for_each(|(rows, plane)| g.im2col_channel(plane, rows, ys.clone()));
-                } else {
-                    for (rows, plane) in columns
-                        .chunks_mut(rows_per_channel)
-                        .zip(input.chunks(plane_len))
-                    {
-                        g.im2col_channel(plane, rows, ys.clone());
-                    }
-                }
+                for_each_chunk_pair(
+                    (columns, rows_per_channel),
+                    (input, plane_len),
+                    split,
+                    |rows, plane| g.im2col_channel(plane, rows, ys.clone()),
+                );
                 let columns = Matrix::new(columns, [patch, n], [n, 1]);
                 let dst = &mut out[ys.start * ow..];
                 matmul(dst, positions, weight, columns, true, split);
             }
         })
     };
-    if g.batch == 1 {
-        image(input, &mut output, true);
-    } else {
-        output
-            .par_chunks_mut(g.out_channels * positions)
-            .zip(input.par_chunks(g.channels * plane_len))
-            .for_each(|(out, input)| image(input, out, false));
-    }
+    for_each_chunk_pair(
+        (&mut output, g.out_channels * positions),
+        (input, g.channels * plane_len),
+        g.batch > 1,
+        |out, input| image(input, out, g.batch == 1),
+    );
     FlexTensor::from_data(TensorData::new(output, [g.batch, g.out_channels, oh, ow]))
 }
 
@@ -825,29 +843,21 @@ fn dense_conv2d_input_gradient_f32(
                 let grad = Matrix::new(&grad[ys.start * ow..], [g.out_channels, n], [positions, 1]);
                 matmul(columns, n, weight_t, grad, false, split);
                 let rows_per_channel = g.kernel[0] * g.kernel[1] * n;
-                if split {
-                    out.par_chunks_mut(plane_len)
-                        .zip(columns.par_chunks(rows_per_channel))
-                        .for_each(|(plane, rows)| g.col2im_channel(rows, plane, ys.clone()));
-                } else {
-                    for (plane, rows) in out
-                        .chunks_mut(plane_len)
-                        .zip(columns.chunks(rows_per_channel))
-                    {
-                        g.col2im_channel(rows, plane, ys.clone());
-                    }
-                }
+                for_each_chunk_pair(
+                    (out, plane_len),
+                    (columns, rows_per_channel),
+                    split,
+                    |plane, rows| g.col2im_channel(rows, plane, ys.clone()),
+                );
             }
         })
     };
-    if g.batch == 1 {
-        image(grad, &mut output, true);
-    } else {
-        output
-            .par_chunks_mut(g.channels * plane_len)
-            .zip(grad.par_chunks(g.out_channels * positions))
-            .for_each(|(out, grad)| image(grad, out, false));
-    }
+    for_each_chunk_pair(
+        (&mut output, g.channels * plane_len),
+        (grad, g.out_channels * positions),
+        g.batch > 1,
+        |out, grad| image(grad, out, g.batch == 1),
+    );
     FlexTensor::from_data(TensorData::new(
         output,
         [g.batch, g.channels, g.height, g.width],
