@@ -21,14 +21,11 @@ use burn::tensor::{Device, Distribution, Tensor};
 use gradcam::model::ops;
 
 mod common;
-use common::time;
+use common::{reps_arg, time};
 
 fn main() {
     gradcam::alloc::tune_for_tensors();
-    let reps: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(20);
+    let reps = reps_arg(20);
     let device = Device::flex();
     println!("{:<40} {:>9} {:>9}", "forward (ms)", "burn", "gradcam");
     // ResNet-50's 3x3 convolutions and its downsampling 1x1 convolutions.

@@ -25,14 +25,11 @@ use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
 mod common;
-use common::time;
+use common::{reps_arg, time};
 
 fn main() {
     gradcam::alloc::tune_for_tensors();
-    let reps: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(30);
+    let reps = reps_arg(30);
     let device = Device::flex();
     // (name, channels in, channels out, groups, kernel, size): Lite0 block shapes.
     let cases = [

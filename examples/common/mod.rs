@@ -3,6 +3,14 @@
 
 use std::time::Instant;
 
+/// The repetition count: the first command-line argument, or `default`.
+pub fn reps_arg(default: usize) -> usize {
+    std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The median of `values`; NaN when there are none.
 pub fn median(values: &[f64]) -> f64 {
     if values.is_empty() {
