@@ -17,11 +17,10 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use gradcam::image::{RgbImage, load, overlay, resize_bilinear, resize_map};
 use gradcam::localize::{PAPER_THRESHOLD, localize};
-use gradcam::model::{CamModel, ResNetConfig};
+use gradcam::model::CamModel;
 
 const SAMPLES: usize = 10;
 const MIN_SAMPLE: Duration = Duration::from_millis(20);
@@ -51,14 +50,12 @@ fn main() {
             .iter()
             .any(|f| f.contains("lite0") || f.contains("resnet50"));
     if wants_models {
-        let lite0 =
-            gradcam::weights::lite0::load(None, 1000, &device).expect("EfficientNet-Lite0 weights");
-        let resnet50 = ResNetConfig::named("resnet50", 1000)
-            .expect("resnet50")
-            .init(&device)
-            .valid()
-            .fold_batch_norms(); // as `model::load` gives it
-        let models: [(&str, &dyn CamModel); 2] = [("lite0", &lite0), ("resnet50", &resnet50)];
+        let lite0 = gradcam::model::efficientnet_lite::pretrained(None, 1000, &device)
+            .expect("EfficientNet-Lite0 weights");
+        // Random weights, batch norms folded: as `model::load` gives it.
+        let resnet50 = gradcam::model::build("resnet50", 1000, &device).expect("resnet50");
+        let models: [(&str, &dyn CamModel); 2] =
+            [("lite0", &lite0), ("resnet50", resnet50.as_ref())];
         for (name, model) in models {
             let input = fixed_input(model, &device);
             let id = format!("forward/{name}/batch1");

@@ -2,7 +2,6 @@
 //! explanation back onto the original image and find its box. [`crate::batch`] writes the
 //! outputs.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,66 +9,31 @@ use ::image::RgbImage;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::cam::{self, Cam, CamOptions, LayerMap, Method, Targets, Timings};
-use crate::error::{Error, Result};
-use crate::image::{overlay, resize_bilinear, resize_map, to_input};
+use crate::cam::{
+    self, Cam, CamOptions, InputGradient, LayerMap, Method, MethodInfo, Targets, Timings,
+};
+use crate::error::Result;
+use crate::image::{resize_bilinear, resize_map, to_input};
 use crate::labels;
-use crate::localize::{BBox, PAPER_THRESHOLD, localize};
+use crate::localize::{BBox, localize};
 use crate::model::{CamModel, Preprocess};
-
-/// Which classes to explain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Classes {
-    /// The `k` highest-scoring classes of each image (1: pytorch-grad-cam's default).
-    Top(usize),
-    /// These classes, for every image.
-    These(Vec<usize>),
-}
+pub use crate::request::Classes;
+use crate::request::{ExplainRequest, RequestSpec};
 
 /// A model with a method and its layers, ready to explain images.
 pub struct Explainer {
     /// Shared, so that many explainers (one per request of `gradcam serve`) use one copy of
     /// the weights.
     pub model: Arc<dyn CamModel>,
-    pub method: Box<dyn Method>,
+    /// The method's row in [`cam::METHODS`].
+    pub method: &'static MethodInfo,
     /// Layer names as the user gave them (empty: the model's default layer).
     pub layers: Vec<String>,
     pub options: CamOptions,
     /// Fraction of the map's maximum that delimits the localization segment.
     pub box_threshold: f32,
-    /// Set for `guided-backprop` and `guided-gradcam`, which add an input-gradient image to
-    /// the Grad-CAM map.
-    pub guided: Option<Guided>,
-}
-
-/// The input-gradient methods, which `explain` offers beside the CAM methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guided {
-    /// `guided-backprop`: the guided-backpropagation gradient.
-    Backprop,
-    /// `guided-gradcam`: the same times the Grad-CAM map (the paper's Guided Grad-CAM).
-    GradCam,
-}
-
-impl Guided {
-    /// The command-line names.
-    pub const NAMES: [&'static str; 2] = ["guided-backprop", "guided-gradcam"];
-
-    /// The input-gradient method called `name`, if it is one.
-    pub fn named(name: &str) -> Option<Self> {
-        match name {
-            "guided-backprop" => Some(Guided::Backprop),
-            "guided-gradcam" => Some(Guided::GradCam),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Guided::Backprop => "guided-backprop",
-            Guided::GradCam => "guided-gradcam",
-        }
-    }
+    /// The map-making rule (Grad-CAM for the guided methods).
+    rule: Box<dyn Method>,
 }
 
 /// A class and how the model scores it.
@@ -121,83 +85,41 @@ pub struct Explanation {
     pub timings: Timings,
 }
 
-/// The CAM method that `name` asks for, and its input-gradient part for the guided methods
-/// (which localise with Grad-CAM and add their input-gradient image). An unknown name lists
-/// every valid one, the guided ones included.
-pub fn resolve_method(name: &str) -> Result<(Box<dyn Method>, Option<Guided>)> {
-    match Guided::named(name) {
-        Some(guided) => Ok((cam::method("gradcam")?, Some(guided))),
-        None => cam::method(name).map(|m| (m, None)).map_err(|e| match e {
-            Error::UnknownMethod { name, mut valid } => {
-                valid.extend(Guided::NAMES.iter().map(|s| s.to_string()));
-                Error::UnknownMethod { name, valid }
-            }
-            other => other,
-        }),
-    }
-}
-
-/// How the guided methods show their `[height, width, 3]` input-gradient image (`input` is
-/// its `(height, width)`): pytorch-grad-cam's `deprocess_image`, resized to `width` x
-/// `height` as Pillow's bilinear.
-pub fn guided_picture(guided: &[f32], input: (usize, usize), width: u32, height: u32) -> RgbImage {
-    let pixels = cam::deprocess(guided);
-    let small = RgbImage::from_raw(input.1 as u32, input.0 as u32, pixels)
-        .expect("a [height, width, 3] guided map");
-    resize_bilinear(&small, width, height)
-}
-
-/// The picture of one explained class on `image`: the overlay of its map (weight
-/// `image_weight` for the photo), or the input-gradient image of the guided methods, with the
-/// localization box in green when `draw_box`. `input` is the map's `(height, width)`.
-pub fn picture(
-    image: &RgbImage,
-    map: &ClassMap,
-    input: (usize, usize),
-    image_weight: f32,
-    draw_box: bool,
-) -> Result<RgbImage> {
-    let (w, h) = image.dimensions();
-    let mut picture = match &map.guided {
-        Some(guided) => guided_picture(guided, input, w, h),
-        None => overlay(
-            image,
-            &resize_map(&map.map, input, (h as usize, w as usize)),
-            image_weight,
-        )?,
-    };
-    if draw_box && let Some(b) = &map.bbox {
-        crate::image::draw_box(&mut picture, b, [0, 255, 0], (w.max(h) / 200).max(2));
-    }
-    Ok(picture)
-}
-
 impl Explainer {
     /// An explainer for a loaded model; `method` by its command-line name, `layers` by name
-    /// (none: the model's default). `Arc::from` makes the `Box<dyn CamModel>` of
-    /// [`crate::model::load`] one.
+    /// (none: the model's default), the other choices at their defaults. `Arc::from` makes
+    /// the `Box<dyn CamModel>` of [`crate::model::load`] one.
     pub fn new(
         model: Arc<dyn CamModel>,
         method: &str,
         layers: Vec<String>,
         options: CamOptions,
     ) -> Result<Self> {
-        let (method, guided) = resolve_method(method)?;
-        // Resolve the layers now so that a typo fails before any image is read.
-        Cam::new(model.as_ref(), method.as_ref(), &layers)?;
-        Ok(Explainer {
-            model,
-            method,
+        let spec = RequestSpec {
+            method: Some(method.to_string()),
             layers,
-            options,
-            box_threshold: PAPER_THRESHOLD,
-            guided,
-        })
+            counterfactual: options.counterfactual,
+            eigen_smooth: options.eigen_smooth,
+            aug_smooth: options.aug_smooth,
+            ..Default::default()
+        };
+        let request = spec.check(model.num_classes(), 1)?;
+        Self::from_request(model, &request)
     }
 
-    /// The method's command-line name.
-    pub fn method_name(&self) -> &'static str {
-        self.guided.map_or(self.method.name(), Guided::name)
+    /// An explainer for a checked request; fails when a layer is not the model's (listing
+    /// the valid ones), before any image is read.
+    pub fn from_request(model: Arc<dyn CamModel>, request: &ExplainRequest) -> Result<Self> {
+        request.check_layers(model.as_ref())?;
+        let rule = request.method.build();
+        Ok(Explainer {
+            model,
+            method: request.method,
+            layers: request.layers.clone(),
+            options: request.options,
+            box_threshold: request.box_threshold,
+            rule,
+        })
     }
 
     /// The network input for one image: resized as Pillow's bilinear, normalised, CHW.
@@ -232,9 +154,9 @@ impl Explainer {
             Classes::Top(k) => (0..(*k).clamp(1, num_classes)).map(Targets::Rank).collect(),
             Classes::These(list) => list.iter().map(|&c| Targets::class(c)).collect(),
         };
-        let cam = Cam::new(self.model.as_ref(), self.method.as_ref(), &self.layers)?
+        let cam = Cam::new(self.model.as_ref(), self.rule.as_ref(), &self.layers)?
             .with_options(self.options);
-        let guided: Vec<Option<Vec<Vec<f32>>>> = match self.guided {
+        let guided: Vec<Option<Vec<Vec<f32>>>> = match self.method.input_gradient {
             Some(_) => sets
                 .iter()
                 .map(|set| {
@@ -288,8 +210,10 @@ impl Explainer {
                                 ..l.clone()
                             })
                             .collect(),
-                        guided: guided.as_ref().map(|g| match self.guided {
-                            Some(Guided::GradCam) => cam::weight_by_map(&g[b], &out.maps[b]),
+                        guided: guided.as_ref().map(|g| match self.method.input_gradient {
+                            Some(InputGradient::GuidedGradCam) => {
+                                cam::weight_by_map(&g[b], &out.maps[b])
+                            }
                             _ => g[b].clone(),
                         }),
                     }
@@ -299,7 +223,7 @@ impl Explainer {
             image_timings.postprocess += start.elapsed().as_secs_f64() * 1e3;
             result.push(Explanation {
                 model: self.model.name().to_string(),
-                method: self.method_name().to_string(),
+                method: self.method.name.to_string(),
                 layers: layer_names.clone(),
                 counterfactual: self.options.counterfactual,
                 image_size: (image.width(), image.height()),
@@ -333,40 +257,4 @@ pub fn top_k(logits: &[f32], k: usize, num_classes: usize) -> Vec<Prediction> {
             probability: probabilities[c] as f32,
         })
         .collect()
-}
-
-/// The files written for one image, by kind.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct OutputFiles {
-    pub overlay: Vec<PathBuf>,
-    pub cam: Vec<PathBuf>,
-    /// The guided methods' input-gradient arrays (`<name>.<method>.npy`), one per target.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub guided: Vec<PathBuf>,
-    pub cam_raw: Vec<PathBuf>,
-    pub json: Option<PathBuf>,
-}
-
-/// PNG, default compression.
-pub fn encode_png(image: &RgbImage) -> Result<Vec<u8>> {
-    use ::image::ImageEncoder;
-    let mut bytes = Vec::new();
-    ::image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ::image::ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| Error::Invalid(format!("PNG encoding failed: {e}")))?;
-    Ok(bytes)
-}
-
-/// JPEG at quality 95.
-pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    ::image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95)
-        .encode_image(image)
-        .map_err(|e| Error::Invalid(format!("JPEG encoding failed: {e}")))?;
-    Ok(bytes)
 }

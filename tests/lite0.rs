@@ -54,7 +54,9 @@ fn cat_dog_photo_top1_is_bull_mastiff_and_maps_find_each_animal() {
     )
     .unwrap();
     assert_eq!(image.dimensions(), (640, 480));
-    let model = Arc::new(gradcam::weights::lite0::load(None, 1000, &Device::flex()).unwrap());
+    let model = Arc::new(
+        gradcam::model::efficientnet_lite::pretrained(None, 1000, &Device::flex()).unwrap(),
+    );
     let explainer = Explainer::new(model, "gradcam", vec![], Default::default()).unwrap();
     let explanation = explainer
         .explain(

@@ -237,7 +237,8 @@ async fn form_fields_choose_method_classes_and_maps() {
 /// writes) in place of the heat map, and Grad-CAM's box and map.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guided_methods_return_their_input_gradient_image() {
-    use gradcam::explain::{Classes, Explainer, guided_picture};
+    use gradcam::explain::{Classes, Explainer};
+    use gradcam::image::guided_picture;
     let app = default_app();
     let image = gradcam::image::decode(CAT_DOG, gradcam::image::MAX_PIXELS).unwrap();
     let gradcam_json = send_ok(&app, image_request("/v1/explain?class=243", CAT_DOG)).await;
@@ -518,11 +519,7 @@ async fn models_page_health_and_metrics() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    let expected: Vec<&str> = gradcam::cam::METHOD_NAMES
-        .iter()
-        .chain(&gradcam::explain::Guided::NAMES)
-        .copied()
-        .collect();
+    let expected: Vec<&str> = gradcam::cam::method_names().collect();
     assert_eq!(methods, expected);
     assert_eq!(json["limits"]["max_body_bytes"], 20 * 1024 * 1024);
 

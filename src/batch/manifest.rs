@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::inputs::Input;
+use super::output::OutputFiles;
 use crate::error::{Error, Result};
-use crate::explain::{Explanation, OutputFiles};
+use crate::explain::Explanation;
 use crate::io::{jsonl, parse_jsonl, write_atomic};
 use crate::localize::BBox;
 

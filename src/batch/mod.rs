@@ -1,9 +1,9 @@
 //! Whole datasets: batched, parallel, resumable and sharded explanation runs.
 //!
-//! A run ([`inputs::expand`] the arguments, [`plan`] against the manifest, then
-//! [`pipeline::run`]) decodes images on worker threads while the model explains batches, and
-//! writes each image's files as its batch completes, then its line in the manifest
-//! ([`manifest`]). Re-running the same command skips the images whose line says they are
+//! A run ([`run`]: [`inputs::expand`] the arguments into a [`Job`], [`plan`] it against the
+//! manifest, then [`pipeline::run`]) decodes images on worker threads while the model explains
+//! batches, and writes each image's files as its batch completes ([`output`]), then its line
+//! in the manifest ([`manifest`]). Re-running the same command skips the images whose line says they are
 //! complete; `--shard I/N` takes a stable 1/N of the images, and [`manifest::merge`] joins the
 //! shards' manifests.
 
@@ -13,14 +13,16 @@ pub mod manifest;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
+mod run;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 pub use inputs::{Input, Shard};
 pub use manifest::{Record, Status};
-pub use output::{Format, OverlayFormat};
+pub use output::{FileFormats, OutputFiles, OverlayFormat};
 pub use pipeline::{Done, PipelineOptions};
+pub use run::{Job, Observer, RunOptions, Summary, run, settings_digest};
 
 use crate::error::{Error, Result};
 use crate::io::JsonlAppender;

@@ -1,13 +1,27 @@
 //! Which files are written for an image (`--format`), and writing them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ::image::RgbImage;
+use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::explain::{Explanation, OutputFiles, encode_jpeg, encode_png, picture};
+use crate::explain::Explanation;
+use crate::image::{encode_jpeg, encode_png, picture};
 use crate::io::{npy_bytes, write_atomic};
+
+/// The files written for one image, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OutputFiles {
+    pub overlay: Vec<PathBuf>,
+    pub cam: Vec<PathBuf>,
+    /// The guided methods' input-gradient arrays (`<name>.<method>.npy`), one per target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guided: Vec<PathBuf>,
+    pub cam_raw: Vec<PathBuf>,
+    pub json: Option<PathBuf>,
+}
 
 /// The overlay's file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +46,7 @@ impl OverlayFormat {
 /// resolution), `json` (everything about the image), `box` (the box drawn on the overlay).
 /// The default, `jpg,npy,raw,json,box`, is what `gradcam explain` always wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Format {
+pub struct FileFormats {
     pub overlay: Option<OverlayFormat>,
     pub npy: bool,
     pub raw: bool,
@@ -40,9 +54,9 @@ pub struct Format {
     pub draw_box: bool,
 }
 
-impl Default for Format {
+impl Default for FileFormats {
     fn default() -> Self {
-        Format {
+        FileFormats {
             overlay: Some(OverlayFormat::Jpg),
             npy: true,
             raw: true,
@@ -52,11 +66,25 @@ impl Default for Format {
     }
 }
 
-impl FromStr for Format {
+impl FileFormats {
+    /// The list as the settings digest sees it (`jpg,npy,raw,json,box` for the default).
+    pub fn id(&self) -> String {
+        format!(
+            "{}{}{}{}{}",
+            self.overlay.map_or("", |o| o.extension()),
+            if self.npy { ",npy" } else { "" },
+            if self.raw { ",raw" } else { "" },
+            if self.json { ",json" } else { "" },
+            if self.draw_box { ",box" } else { "" }
+        )
+    }
+}
+
+impl FromStr for FileFormats {
     type Err = Error;
 
-    fn from_str(text: &str) -> Result<Format> {
-        let mut f = Format {
+    fn from_str(text: &str) -> Result<FileFormats> {
+        let mut f = FileFormats {
             overlay: None,
             npy: false,
             raw: false,
@@ -121,7 +149,7 @@ pub fn write(
     name: &str,
     image: &RgbImage,
     explanation: &Explanation,
-    format: &Format,
+    format: &FileFormats,
     image_weight: f32,
 ) -> Result<OutputFiles> {
     let base_path = dir.join(name);
@@ -137,7 +165,15 @@ pub fn write(
             (true, None) => format!("{name}.t{i}"),
         };
         if let Some(kind) = format.overlay {
-            let picture = picture(image, map, (h, w), image_weight, format.draw_box)?;
+            let picture = picture(
+                image,
+                &map.map,
+                map.guided.as_deref(),
+                map.bbox.as_ref(),
+                (h, w),
+                image_weight,
+                format.draw_box,
+            )?;
             let bytes = match kind {
                 OverlayFormat::Jpg => encode_jpeg(&picture)?,
                 OverlayFormat::Png => encode_png(&picture)?,
@@ -190,16 +226,16 @@ mod tests {
     #[test]
     fn formats_parse() {
         assert_eq!(
-            "jpg,npy,raw,json,box".parse::<Format>().unwrap(),
-            Format::default()
+            "jpg,npy,raw,json,box".parse::<FileFormats>().unwrap(),
+            FileFormats::default()
         );
-        let f: Format = "png, json".parse().unwrap();
+        let f: FileFormats = "png, json".parse().unwrap();
         assert_eq!(f.overlay, Some(OverlayFormat::Png));
         assert!(f.json && !f.npy && !f.raw && !f.draw_box);
-        assert!("jpg,png".parse::<Format>().is_err());
-        assert!("gif".parse::<Format>().is_err());
-        assert!("box".parse::<Format>().is_err());
-        assert!("npy,box".parse::<Format>().is_err());
-        assert!("".parse::<Format>().is_err());
+        assert!("jpg,png".parse::<FileFormats>().is_err());
+        assert!("gif".parse::<FileFormats>().is_err());
+        assert!("box".parse::<FileFormats>().is_err());
+        assert!("npy,box".parse::<FileFormats>().is_err());
+        assert!("".parse::<FileFormats>().is_err());
     }
 }

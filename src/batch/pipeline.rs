@@ -12,9 +12,9 @@ use ::image::RgbImage;
 use rayon::prelude::*;
 
 use super::inputs::Input;
-use super::output::{self, Format};
+use super::output::{self, FileFormats, OutputFiles};
 use crate::error::{Error, Result};
-use crate::explain::{Classes, Explainer, Explanation, OutputFiles, preprocess_with};
+use crate::explain::{Classes, Explainer, Explanation, preprocess_with};
 use crate::image::load;
 
 /// How to run the stages.
@@ -29,7 +29,7 @@ pub struct PipelineOptions {
     pub classes: Classes,
     /// The output directory.
     pub out: PathBuf,
-    pub format: Format,
+    pub format: FileFormats,
     pub image_weight: f32,
 }
 
@@ -44,16 +44,19 @@ pub struct Done<'a> {
     pub write_ms: f64,
 }
 
-type Decoded<'a> = (
-    &'a Input,
-    std::result::Result<(RgbImage, Vec<f32>), String>,
-    f64,
-);
-type Explained<'a> = (
-    &'a Input,
-    std::result::Result<(RgbImage, Explanation), String>,
-    f64,
-);
+/// One image out of the decoding stage: the photo and its network input, or what went wrong.
+struct Decoded<'a> {
+    input: &'a Input,
+    result: std::result::Result<(RgbImage, Vec<f32>), String>,
+    decode_ms: f64,
+}
+
+/// One image out of the model stage.
+struct Explained<'a> {
+    input: &'a Input,
+    result: std::result::Result<(RgbImage, Explanation), String>,
+    decode_ms: f64,
+}
 
 /// Explains `inputs` in batches; `on_batch` receives results in input order, on the writing
 /// thread, once their files are written (a batch, or several that were ready together). An
@@ -102,7 +105,11 @@ where
                                     })
                                     .map_err(|e| e.to_string()),
                             };
-                            (input, result, start.elapsed().as_secs_f64() * 1e3)
+                            Decoded {
+                                input,
+                                result,
+                                decode_ms: start.elapsed().as_secs_f64() * 1e3,
+                            }
                         })
                         .collect()
                 });
@@ -134,14 +141,19 @@ fn model_stage<'a>(
         let mut images = Vec::new();
         let mut data = Vec::new();
         let mut slots = Vec::with_capacity(batch.len());
-        for (input, result, ms) in batch {
+        for Decoded {
+            input,
+            result,
+            decode_ms,
+        } in batch
+        {
             match result {
                 Ok((image, x)) => {
                     images.push(image);
                     data.extend_from_slice(&x);
-                    slots.push((input, None, ms));
+                    slots.push((input, None, decode_ms));
                 }
-                Err(e) => slots.push((input, Some(e), ms)),
+                Err(e) => slots.push((input, Some(e), decode_ms)),
             }
         }
         let explanations = explainer.explain_inputs(data, &images, &options.classes);
@@ -149,20 +161,28 @@ fn model_stage<'a>(
         match explanations {
             Ok(explanations) => {
                 let mut pairs = images.into_iter().zip(explanations);
-                for (input, err, ms) in slots {
+                for (input, err, decode_ms) in slots {
                     let result = match err {
                         Some(e) => Err(e),
                         None => Ok(pairs.next().expect("one explanation per image")),
                     };
-                    out.push((input, result, ms));
+                    out.push(Explained {
+                        input,
+                        result,
+                        decode_ms,
+                    });
                 }
             }
             Err(e) => {
-                for (input, err, ms) in slots {
+                for (input, err, decode_ms) in slots {
                     let message = err.unwrap_or_else(|| {
                         format!("{}: explaining failed: {e}", input.path.display())
                     });
-                    out.push((input, Err(message), ms));
+                    out.push(Explained {
+                        input,
+                        result: Err(message),
+                        decode_ms,
+                    });
                 }
             }
         }
@@ -193,29 +213,35 @@ where
         let done: Vec<Done<'a>> = pool.install(|| {
             batch
                 .into_par_iter()
-                .map(|(input, result, decode_ms)| {
-                    let start = Instant::now();
-                    let outcome = result.and_then(|(image, explanation)| {
-                        output::write(
-                            &options.out,
-                            &input.name,
-                            &image,
-                            &explanation,
-                            &options.format,
-                            options.image_weight,
-                        )
-                        .map(|files| (explanation, files))
-                        .map_err(|e| {
-                            format!("{}: writing the outputs failed: {e}", input.path.display())
-                        })
-                    });
-                    Done {
-                        input,
-                        outcome,
-                        decode_ms,
-                        write_ms: start.elapsed().as_secs_f64() * 1e3,
-                    }
-                })
+                .map(
+                    |Explained {
+                         input,
+                         result,
+                         decode_ms,
+                     }| {
+                        let start = Instant::now();
+                        let outcome = result.and_then(|(image, explanation)| {
+                            output::write(
+                                &options.out,
+                                &input.name,
+                                &image,
+                                &explanation,
+                                &options.format,
+                                options.image_weight,
+                            )
+                            .map(|files| (explanation, files))
+                            .map_err(|e| {
+                                format!("{}: writing the outputs failed: {e}", input.path.display())
+                            })
+                        });
+                        Done {
+                            input,
+                            outcome,
+                            decode_ms,
+                            write_ms: start.elapsed().as_secs_f64() * 1e3,
+                        }
+                    },
+                )
                 .collect()
         });
         on_batch(done)?;

@@ -19,6 +19,7 @@ mod hires_cam;
 mod layer_cam;
 mod method;
 mod normalize;
+mod registry;
 mod score_cam;
 mod target;
 mod xgrad_cam;
@@ -41,46 +42,13 @@ pub use hires_cam::HiResCam;
 pub use layer_cam::LayerCam;
 pub use method::{CamInput, ChannelWeights, Method, channel_sum_or_projection};
 pub use normalize::{fuse_layers, scale_map};
+pub use registry::{InputGradient, METHODS, MethodInfo, method, method_info, method_names};
 pub use score_cam::ScoreCam;
 pub use target::{ClassLogit, ClassSoftmax, CosineSimilarity, Negated, Target};
 pub use xgrad_cam::XGradCam;
 
 use crate::error::{Error, Result};
 use crate::model::CamModel;
-
-/// The names of the implemented methods, as `--method` takes them.
-pub const METHOD_NAMES: &[&str] = &[
-    "gradcam",
-    "gradcam++",
-    "xgradcam",
-    "hirescam",
-    "gradcam-elementwise",
-    "layercam",
-    "eigencam",
-    "eigengradcam",
-    "scorecam",
-    "ablationcam",
-];
-
-/// A method by its command-line name.
-pub fn method(name: &str) -> Result<Box<dyn Method>> {
-    match name {
-        "gradcam" => Ok(Box::new(GradCam)),
-        "gradcam++" => Ok(Box::new(GradCamPlusPlus)),
-        "xgradcam" => Ok(Box::new(XGradCam)),
-        "hirescam" => Ok(Box::new(HiResCam)),
-        "gradcam-elementwise" => Ok(Box::new(GradCamElementWise)),
-        "layercam" => Ok(Box::new(LayerCam)),
-        "eigencam" => Ok(Box::new(EigenCam)),
-        "eigengradcam" => Ok(Box::new(EigenGradCam)),
-        "scorecam" => Ok(Box::new(ScoreCam::default())),
-        "ablationcam" => Ok(Box::new(AblationCam::default())),
-        _ => Err(Error::UnknownMethod {
-            name: name.to_string(),
-            valid: METHOD_NAMES.iter().map(|s| s.to_string()).collect(),
-        }),
-    }
-}
 
 /// Which score each image's map explains.
 #[derive(Clone)]
@@ -226,11 +194,10 @@ pub struct CamOutput {
 /// ```no_run
 /// use burn::tensor::{Device, Tensor};
 /// use gradcam::cam::{Cam, GradCam, Targets};
-/// use gradcam::model::ResNetConfig;
 ///
 /// let device = Device::flex();
-/// let model = ResNetConfig::named("resnet18", 1000).unwrap().init(&device);
-/// let cam = Cam::new(&model, &GradCam, &["layer4"]).unwrap();
+/// let model = gradcam::model::build("resnet18", 1000, &device).unwrap();
+/// let cam = Cam::new(model.as_ref(), &GradCam, &["layer4"]).unwrap();
 /// let input = Tensor::<4>::zeros([1, 3, 224, 224], &device);
 /// let out = cam.run(input, &Targets::Rank(0)).unwrap();
 /// assert_eq!(out.maps[0].len(), 224 * 224);

@@ -4,16 +4,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use gradcam::batch::progress::{Progress, duration};
-use gradcam::batch::{self, Done, Format, PipelineOptions, Record, Shard, Status, manifest};
-use gradcam::cam::CamOptions;
-use gradcam::explain::{Classes, Explainer, Explanation, OutputFiles};
+use gradcam::batch::{
+    self, Done, FileFormats, Job, Observer, OutputFiles, RunOptions, Shard, Summary,
+};
+use gradcam::explain::Explanation;
 use gradcam::image::MAX_PIXELS;
-use gradcam::labels;
+use gradcam::request::{ExplainRequest, RequestSpec};
 
 use super::ModelArgs;
 
@@ -31,8 +32,7 @@ pub struct ExplainArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// CAM method.
-    #[arg(long, default_value = "gradcam")]
+    #[arg(long, default_value = "gradcam", help = super::methods_help())]
     pub method: String,
     /// Layer to explain (repeat for several, fused by their mean). Default: the model's.
     #[arg(long = "layer", short)]
@@ -78,17 +78,18 @@ pub struct ExplainArgs {
     /// EfficientNet-Lite0, 8 for ResNet and VGG).
     #[arg(long, short = 'b', value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub batch_size: Option<u64>,
-    /// Worker threads that decode and write images (default: half the cores, 1 to 8).
-    #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
+    /// Worker threads that decode and write images, 1 to 64 (default: half the cores, at
+    /// most 8).
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: Option<u64>,
     /// Do part I of N (from 0) of the images. Default: from SLURM_ARRAY_TASK_ID and
     /// SLURM_ARRAY_TASK_COUNT, or a Kubernetes indexed Job's JOB_COMPLETION_INDEX with
     /// --shards or GRADCAM_SHARDS; else everything.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
     /// Number of shards, with JOB_COMPLETION_INDEX (or to override SLURM_ARRAY_TASK_COUNT).
-    #[arg(long, value_name = "N")]
-    pub shards: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub shards: Option<u64>,
     /// Explain every image again, even those the manifest says are done.
     #[arg(long)]
     pub overwrite: bool,
@@ -102,46 +103,39 @@ fn default_jobs() -> usize {
     (cores / 2).clamp(1, 8)
 }
 
+impl ExplainArgs {
+    /// The explanation asked for, as the library checks it (the server takes the same).
+    fn request(&self) -> gradcam::Result<ExplainRequest> {
+        RequestSpec {
+            method: Some(self.method.clone()),
+            layers: self.layers.clone(),
+            classes: self.classes.clone(),
+            top_k: self.top_k,
+            counterfactual: self.counterfactual,
+            eigen_smooth: self.eigen_smooth,
+            aug_smooth: self.aug_smooth,
+            image_weight: Some(self.image_weight),
+            box_threshold: Some(self.box_threshold),
+            draw_box: None,
+        }
+        .check(self.model.num_classes, self.model.num_classes)
+    }
+}
+
 pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    if !(0.0..=1.0).contains(&args.image_weight) {
-        anyhow::bail!(
-            "--image-weight must be in [0, 1], got {}",
-            args.image_weight
-        );
-    }
-    if !(0.0..=1.0).contains(&args.box_threshold) {
-        anyhow::bail!(
-            "--box-threshold must be in [0, 1], got {}",
-            args.box_threshold
-        );
-    }
-    if args.top_k == Some(0) {
-        anyhow::bail!("--top-k must be at least 1");
-    }
-    let mut format: Format = args.format.parse()?;
+    let request = args.request()?;
+    let mut formats: FileFormats = args.format.parse()?;
     if args.no_box {
-        format.draw_box = false;
+        formats.draw_box = false;
     }
-    if args.html && format.overlay.is_none() {
+    if args.html && formats.overlay.is_none() {
         anyhow::bail!("--html shows the overlays: add jpg or png to --format");
     }
-    let num_classes = args.model.num_classes;
-    let classes = if args.classes.is_empty() {
-        Classes::Top(args.top_k.unwrap_or(1))
-    } else {
-        Classes::These(
-            args.classes
-                .iter()
-                .map(|c| labels::class(c, num_classes))
-                .collect::<Result<_, _>>()?,
-        )
-    };
-    let (shard, shard_from) = Shard::resolve(args.shard.as_deref(), args.shards, |k| {
-        std::env::var(k).ok()
-    })?;
-
-    // Inputs, and what the manifest says is done.
+    let (shard, shard_source) = Shard::resolve(
+        args.shard.as_deref(),
+        args.shards.map(|n| n as usize),
+        |k| std::env::var(k).ok(),
+    )?;
     let mut arguments = args.images.clone();
     if let Some(list) = &args.from_list {
         arguments.extend(
@@ -150,167 +144,113 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let inputs = batch::inputs::expand(&arguments, Some(&args.out));
-    let total = inputs.len();
-    let settings = manifest::settings_id(&serde_json::json!({
-        "model": args.model.model,
-        "weights": args.model.weights,
-        "num_classes": num_classes,
-        "method": args.method,
-        "layers": args.layers,
-        "classes": match &classes { Classes::Top(k) => serde_json::json!({ "top": k }), Classes::These(c) => serde_json::json!(c) },
-        "counterfactual": args.counterfactual,
-        "eigen_smooth": args.eigen_smooth,
-        "aug_smooth": args.aug_smooth,
-        "image_weight": args.image_weight,
-        "box_threshold": args.box_threshold,
-        "format": format_id(&format),
-    }));
-    let plan = batch::plan(inputs, &args.out, shard, &settings, args.overwrite)?;
-    let say = |text: String| {
-        if !args.quiet {
-            eprintln!("gradcam: {text}");
-        }
-    };
-    if shard.count > 1 {
-        say(format!(
-            "shard {}/{} (from {shard_from}): {} of {total} images",
-            shard.index,
-            shard.count,
-            total - plan.other_shards
-        ));
-    }
-    if plan.partial_last_line {
-        say(format!(
-            "{}: dropped a partial last line (an interrupted run)",
-            plan.manifest.display()
-        ));
-    }
-    if plan.bad_lines > 0 {
-        eprintln!(
-            "gradcam: {}: dropped {} unreadable lines",
-            plan.manifest.display(),
-            plan.bad_lines
-        );
-    }
-    if total == 0 {
+    if inputs.is_empty() {
         eprintln!(
             "gradcam: warning: no images found in {}",
             describe(&arguments)
         );
     }
-
-    let mut explained = 0;
-    let mut failed = 0;
-    let mut rate = 0.0;
-    let threads = args.jobs.unwrap_or_else(default_jobs).max(1);
-    let mut batch_size = 0;
-    // The manifest, rewritten sorted, when this run touched it.
-    let finished = if !plan.todo.is_empty() {
-        let model = args
-            .model
-            .load()
-            .with_context(|| format!("loading {}", args.model.model))?;
-        batch_size = args
-            .batch_size
-            .map_or_else(|| model.default_batch_size(), |b| b as usize);
-        let options = CamOptions {
-            counterfactual: args.counterfactual,
-            eigen_smooth: args.eigen_smooth,
-            aug_smooth: args.aug_smooth,
-        };
-        let mut explainer =
-            Explainer::new(model.into(), &args.method, args.layers.clone(), options)?;
-        explainer.box_threshold = args.box_threshold;
-        let mut appender = batch::open_manifest(&args.out, &plan)?;
-        if plan.skipped > 0 {
-            say(format!(
-                "{} images already done, {} to go",
-                plan.skipped,
-                plan.todo.len()
-            ));
-        }
-        let mut progress = Progress::new(plan.todo.len(), args.quiet, Duration::from_secs(10));
-        let pipeline = PipelineOptions {
-            batch_size,
-            threads,
-            max_pixels: args.max_pixels,
-            classes,
-            out: args.out.clone(),
-            format,
-            image_weight: args.image_weight,
-        };
-        let timings = std::env::var_os("GRADCAM_TIMINGS").is_some();
-        batch::pipeline::run(&explainer, &plan.todo, &pipeline, |done: Vec<Done>| {
-            let records: Vec<Record> = done
-                .iter()
-                .map(|d| match &d.outcome {
-                    Ok((e, files)) => Record::ok(d.input, e, files, &args.out, &settings),
-                    Err(message) => Record::error(d.input, message.clone(), &settings),
-                })
-                .collect();
-            appender.append(&records)?;
-            let bad = records.iter().filter(|r| r.status == Status::Error).count();
-            explained += records.len() - bad;
-            failed += bad;
-            progress.suspend(|| report(&done, &args, timings));
-            progress.add(done.len(), bad);
-            Ok(())
-        })?;
-        rate = progress.rate();
-        progress.finish();
-        Some(batch::finish_manifest(&plan.manifest)?)
-    } else if plan.partial_last_line || plan.bad_lines > 0 {
-        Some(batch::finish_manifest(&plan.manifest)?)
-    } else {
-        None
+    let job = Job {
+        inputs,
+        model: args.model.spec(),
+        request,
     };
-    if args.html && args.out.is_dir() {
-        let records = match finished {
-            Some(records) => records,
-            None => manifest::read(&plan.manifest)?.records,
-        };
-        let title = format!("gradcam: {}", args.out.display());
-        let page = batch::html::gallery(&title, &records, !format.draw_box);
-        gradcam::io::write_atomic(&args.out.join(shard.html_name()), page.as_bytes())?;
+    let options = RunOptions {
+        out: args.out.clone(),
+        formats,
+        html: args.html,
+        shard,
+        shard_source: shard_source.to_string(),
+        overwrite: args.overwrite,
+        batch_size: args.batch_size.map(|b| b as usize),
+        threads: args.jobs.map_or_else(default_jobs, |j| j as usize),
+        max_pixels: args.max_pixels,
+    };
+    let mut printer = Printer {
+        args: &args,
+        progress: None,
+        timings: std::env::var_os("GRADCAM_TIMINGS").is_some(),
+    };
+    let summary = batch::run(job, &options, &mut printer)
+        .with_context(|| format!("explaining with {}", args.model.model))?;
+    if let Some(progress) = &mut printer.progress {
+        progress.finish();
     }
-    let mut summary = format!(
-        "{explained} explained, {failed} failed, {} skipped (already done) in {}",
-        plan.skipped,
-        match started.elapsed().as_secs_f64() {
-            t if t < 60.0 => format!("{t:.1}s"),
-            t => duration(t),
-        }
-    );
-    if shard.count > 1 {
-        summary.push_str(&format!(", {} in other shards", plan.other_shards));
-    }
-    if explained + failed > 0 {
-        summary.push_str(&format!(
-            "; {rate:.1} images/s, batch {batch_size}, {threads} worker thread{}",
-            if threads == 1 { "" } else { "s" }
-        ));
-    }
-    if plan.manifest.exists() {
-        summary.push_str(&format!("; manifest {}", plan.manifest.display()));
-    }
-    say(summary);
-    Ok(if failed == 0 {
+    printer.notice(&summary_line(&summary));
+    Ok(if summary.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-/// The format as the settings digest sees it.
-fn format_id(f: &Format) -> String {
-    format!(
-        "{}{}{}{}{}",
-        f.overlay.map_or("", |o| o.extension()),
-        if f.npy { ",npy" } else { "" },
-        if f.raw { ",raw" } else { "" },
-        if f.json { ",json" } else { "" },
-        if f.draw_box { ",box" } else { "" }
-    )
+/// The last line: what was done, how fast, where the manifest is.
+fn summary_line(s: &Summary) -> String {
+    let seconds = s.elapsed.as_secs_f64();
+    let mut line = format!(
+        "{} explained, {} failed, {} skipped (already done) in {}",
+        s.explained,
+        s.failed,
+        s.skipped,
+        if seconds < 60.0 {
+            format!("{seconds:.1}s")
+        } else {
+            duration(seconds)
+        }
+    );
+    if s.other_shards > 0 {
+        line.push_str(&format!(", {} in other shards", s.other_shards));
+    }
+    if s.explained + s.failed > 0 {
+        line.push_str(&format!(
+            "; {:.1} images/s, batch {}, {} worker thread{}",
+            s.rate,
+            s.batch_size,
+            s.threads,
+            if s.threads == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(manifest) = &s.manifest {
+        line.push_str(&format!("; manifest {}", manifest.display()));
+    }
+    line
+}
+
+/// Shows the run on the terminal: notices and the progress on standard error, each image's
+/// summary (or JSON) on standard output.
+struct Printer<'a> {
+    args: &'a ExplainArgs,
+    progress: Option<Progress>,
+    timings: bool,
+}
+
+impl Observer for Printer<'_> {
+    fn notice(&mut self, text: &str) {
+        if !self.args.quiet {
+            eprintln!("gradcam: {text}");
+        }
+    }
+
+    fn warning(&mut self, text: &str) {
+        eprintln!("gradcam: {text}");
+    }
+
+    fn started(&mut self, todo: usize) {
+        self.progress = Some(Progress::new(
+            todo,
+            self.args.quiet,
+            Duration::from_secs(10),
+        ));
+    }
+
+    fn done(&mut self, images: &[Done]) {
+        let failed = images.iter().filter(|d| d.outcome.is_err()).count();
+        let (args, timings) = (self.args, self.timings);
+        if let Some(progress) = &mut self.progress {
+            progress.suspend(|| report(images, args, timings));
+            progress.add(images.len(), failed);
+        }
+    }
 }
 
 fn describe(args: &[PathBuf]) -> String {

@@ -41,8 +41,7 @@ enum Command {
 /// Which model, with which weights.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Model name (see `gradcam models`).
-    #[arg(long, short, default_value = "efficientnet_lite0")]
+    #[arg(long, short, default_value = "efficientnet_lite0", help = models_help())]
     pub model: String,
     /// Checkpoint (.pth or .safetensors with torchvision's keys). EfficientNet-Lite0 fetches
     /// its ImageNet weights by itself; torchvision models also look in torchvision's cache.
@@ -54,15 +53,33 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub fn load(&self) -> anyhow::Result<Box<dyn gradcam::model::CamModel>> {
-        let device = burn::tensor::Device::flex();
-        Ok(gradcam::model::load(
-            &self.model,
-            self.weights.as_deref(),
-            self.num_classes,
-            &device,
-        )?)
+    /// The model as the library names it.
+    pub fn spec(&self) -> gradcam::model::ModelSpec {
+        gradcam::model::ModelSpec {
+            name: self.model.clone(),
+            weights: self.weights.clone(),
+            num_classes: self.num_classes,
+        }
     }
+
+    pub fn load(&self) -> anyhow::Result<Box<dyn gradcam::model::CamModel>> {
+        Ok(self.spec().load(&burn::tensor::Device::flex())?)
+    }
+}
+
+/// `--model`'s help: every model of the library's table.
+fn models_help() -> String {
+    let names: Vec<&str> = gradcam::model::MODELS.iter().map(|m| m.name).collect();
+    format!("Model: {} (see `gradcam models`)", names.join(", "))
+}
+
+/// `--method`'s help: every method of the library's table.
+pub fn methods_help() -> String {
+    let names: Vec<&str> = gradcam::cam::method_names().collect();
+    format!(
+        "CAM method: {} (`gradcam models` says what each does)",
+        names.join(", ")
+    )
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {

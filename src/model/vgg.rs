@@ -30,14 +30,18 @@ pub enum Item {
 
 use Item::{Conv as C, Pool as M};
 
+/// torchvision's `vgg11` features (configuration "A"); `C` a 3x3 convolution, `M` a max pool.
 #[rustfmt::skip]
-const VGG11: &[Item] = &[C(64), M, C(128), M, C(256), C(256), M, C(512), C(512), M, C(512), C(512), M];
+pub const VGG11: &[Item] = &[C(64), M, C(128), M, C(256), C(256), M, C(512), C(512), M, C(512), C(512), M];
+/// torchvision's `vgg13` features (configuration "B"); `C` a 3x3 convolution, `M` a max pool.
 #[rustfmt::skip]
-const VGG13: &[Item] = &[C(64), C(64), M, C(128), C(128), M, C(256), C(256), M, C(512), C(512), M, C(512), C(512), M];
+pub const VGG13: &[Item] = &[C(64), C(64), M, C(128), C(128), M, C(256), C(256), M, C(512), C(512), M, C(512), C(512), M];
+/// torchvision's `vgg16` features (configuration "D"); `C` a 3x3 convolution, `M` a max pool.
 #[rustfmt::skip]
-const VGG16: &[Item] = &[C(64), C(64), M, C(128), C(128), M, C(256), C(256), C(256), M, C(512), C(512), C(512), M, C(512), C(512), C(512), M];
+pub const VGG16: &[Item] = &[C(64), C(64), M, C(128), C(128), M, C(256), C(256), C(256), M, C(512), C(512), C(512), M, C(512), C(512), C(512), M];
+/// torchvision's `vgg19` features (configuration "E"); `C` a 3x3 convolution, `M` a max pool.
 #[rustfmt::skip]
-const VGG19: &[Item] = &[C(64), C(64), M, C(128), C(128), M, C(256), C(256), C(256), C(256), M, C(512), C(512), C(512), C(512), M, C(512), C(512), C(512), C(512), M];
+pub const VGG19: &[Item] = &[C(64), C(64), M, C(128), C(128), M, C(256), C(256), C(256), C(256), M, C(512), C(512), C(512), C(512), M, C(512), C(512), C(512), C(512), M];
 
 /// One module of torchvision's `features` Sequential.
 #[derive(Module, Debug)]
@@ -71,28 +75,6 @@ pub struct VggConfig {
 }
 
 impl VggConfig {
-    /// torchvision's `vgg11` ... `vgg19_bn`.
-    pub fn named(name: &str, num_classes: usize) -> Option<Self> {
-        let (base, batch_norm) = match name.strip_suffix("_bn") {
-            Some(base) => (base, true),
-            None => (name, false),
-        };
-        let features = match base {
-            "vgg11" => VGG11,
-            "vgg13" => VGG13,
-            "vgg16" => VGG16,
-            "vgg19" => VGG19,
-            _ => return None,
-        };
-        Some(VggConfig {
-            name: name.to_string(),
-            features: features.to_vec(),
-            batch_norm,
-            hidden: 4096,
-            num_classes,
-        })
-    }
-
     /// Builds the network with random weights.
     pub fn init(&self, device: &Device) -> Vgg {
         let mut features = Vec::new();

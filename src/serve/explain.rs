@@ -15,16 +15,14 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::cam::{CamOptions, METHOD_NAMES};
-use crate::explain::{
-    ClassMap, Classes, Explainer, Guided, Prediction, encode_png, guided_picture, picture,
-    resolve_method,
-};
-use crate::image::{colorize, resize_map};
+use crate::cam::{METHODS, method_names};
+use crate::explain::{ClassMap, Explainer, Prediction};
+use crate::image::{colorize, encode_png, guided_picture, picture, resize_map};
 use crate::io::npy_bytes;
 use crate::labels;
-use crate::localize::{BBox, PAPER_THRESHOLD};
+use crate::localize::BBox;
 use crate::model::CamModel;
+use crate::request::{ExplainRequest, RequestSpec};
 
 /// The most maps one request may ask for (`class` values or `top_k`): each costs a backward
 /// pass and its images.
@@ -64,19 +62,11 @@ pub enum MapFormat {
     Npy,
 }
 
-/// The validated parameters of one explain request.
+/// The validated parameters of one explain request: the explanation (checked by
+/// [`RequestSpec::check`], as the command line's) and what the response carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
-    pub method: String,
-    /// Layer names (empty: the model's default layer).
-    pub layers: Vec<String>,
-    pub classes: Classes,
-    pub options: CamOptions,
-    /// Weight of the image in the server-made overlay, in [0, 1].
-    pub image_weight: f32,
-    /// Draw the box on the overlay.
-    pub draw_box: bool,
-    pub box_threshold: f32,
+    pub request: ExplainRequest,
     /// Return the overlay on the original image (PNG, base64).
     pub overlay: bool,
     /// Return the heat map alone (JET colours, PNG, base64), for blending client-side.
@@ -88,37 +78,25 @@ impl Params {
     /// Parses `name=value` pairs (query string first, then form fields; for single values the
     /// last wins, `layer` and `class` accumulate and take comma lists), checked against `model`.
     pub fn parse(pairs: &[(String, String)], model: &dyn CamModel) -> Result<Params, ApiError> {
-        let mut classes = Vec::new();
-        let mut top_k = None;
-        let mut p = Params {
-            method: "gradcam".to_string(),
-            layers: Vec::new(),
-            classes: Classes::Top(1),
-            options: CamOptions::default(),
-            image_weight: 0.5,
-            draw_box: true,
-            box_threshold: PAPER_THRESHOLD,
-            overlay: true,
-            heatmap: true,
-            map: MapFormat::None,
-        };
+        let mut spec = RequestSpec::default();
+        let (mut overlay, mut heatmap, mut map) = (true, true, MapFormat::None);
         for (name, value) in pairs {
             let value = value.trim();
             match name.as_str() {
-                "method" => p.method = value.to_string(),
-                "layer" | "layers" => p.layers.extend(list(value)),
-                "class" | "classes" => classes.extend(list(value)),
-                "top_k" => top_k = Some(number::<usize>(name, value)?),
-                "counterfactual" => p.options.counterfactual = boolean(name, value)?,
-                "eigen_smooth" => p.options.eigen_smooth = boolean(name, value)?,
-                "aug_smooth" => p.options.aug_smooth = boolean(name, value)?,
-                "image_weight" => p.image_weight = fraction(name, value)?,
-                "box" => p.draw_box = boolean(name, value)?,
-                "box_threshold" => p.box_threshold = fraction(name, value)?,
-                "overlay" => p.overlay = boolean(name, value)?,
-                "heatmap" => p.heatmap = boolean(name, value)?,
+                "method" => spec.method = Some(value.to_string()),
+                "layer" | "layers" => spec.layers.extend(list(value)),
+                "class" | "classes" => spec.classes.extend(list(value)),
+                "top_k" => spec.top_k = Some(number(name, value)?),
+                "counterfactual" => spec.counterfactual = boolean(name, value)?,
+                "eigen_smooth" => spec.eigen_smooth = boolean(name, value)?,
+                "aug_smooth" => spec.aug_smooth = boolean(name, value)?,
+                "image_weight" => spec.image_weight = Some(number(name, value)?),
+                "box" => spec.draw_box = Some(boolean(name, value)?),
+                "box_threshold" => spec.box_threshold = Some(number(name, value)?),
+                "overlay" => overlay = boolean(name, value)?,
+                "heatmap" => heatmap = boolean(name, value)?,
                 "map" => {
-                    p.map = match value {
+                    map = match value {
                         "" | "none" => MapFormat::None,
                         "json" => MapFormat::Json,
                         "npy" => MapFormat::Npy,
@@ -147,31 +125,14 @@ impl Params {
                 }
             }
         }
-        resolve_method(&p.method)?;
-        for layer in &p.layers {
-            model.layer_index(layer)?;
-        }
-        p.classes = match (classes.is_empty(), top_k) {
-            (true, None) => Classes::Top(1),
-            (true, Some(k)) if (1..=MAX_CLASSES).contains(&k) => Classes::Top(k),
-            (true, Some(k)) => {
-                return Err(bad(format!("top_k must be in 1..={MAX_CLASSES}, got {k}")));
-            }
-            (false, Some(_)) => return Err(bad("give either class or top_k, not both")),
-            (false, None) if classes.len() > MAX_CLASSES => {
-                return Err(bad(format!(
-                    "at most {MAX_CLASSES} classes per request, got {}",
-                    classes.len()
-                )));
-            }
-            (false, None) => Classes::These(
-                classes
-                    .iter()
-                    .map(|c| labels::class(c, model.num_classes()))
-                    .collect::<crate::Result<_>>()?,
-            ),
-        };
-        Ok(p)
+        let request = spec.check(model.num_classes(), MAX_CLASSES)?;
+        request.check_layers(model)?;
+        Ok(Params {
+            request,
+            overlay,
+            heatmap,
+            map,
+        })
     }
 }
 
@@ -179,29 +140,16 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::BadRequest(message.into())
 }
 
-/// Non-empty items of a comma list.
+/// The items of a comma list, empty ones included (`layer=` is refused by the request's
+/// checks, as `--layer ''` is).
 fn list(value: &str) -> impl Iterator<Item = String> + '_ {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
+    value.split(',').map(|s| s.trim().to_string())
 }
 
 fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ApiError> {
     value
         .parse()
         .map_err(|_| bad(format!("{name} must be a number, got `{value}`")))
-}
-
-/// A number in [0, 1].
-fn fraction(name: &str, value: &str) -> Result<f32, ApiError> {
-    let v: f32 = number(name, value)?;
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(bad(format!("{name} must be in [0, 1], got {value}")))
-    }
 }
 
 /// `true`/`1`/`yes`/`on`, or present without a value (a checkbox), or `false`/`0`/`no`/`off`.
@@ -401,15 +349,9 @@ fn run(state: &AppState, p: &Params, bytes: &[u8]) -> Result<ExplainResponse, Ap
     let image = crate::image::decode(bytes, state.config().max_pixels)?;
     let decode = ms(start);
 
-    let mut explainer = Explainer::new(
-        state.model().clone(),
-        &p.method,
-        p.layers.clone(),
-        p.options,
-    )?;
-    explainer.box_threshold = p.box_threshold;
+    let explainer = Explainer::from_request(state.model().clone(), &p.request)?;
     let explanation = explainer
-        .explain(std::slice::from_ref(&image), &p.classes)?
+        .explain(std::slice::from_ref(&image), &p.request.classes)?
         .pop()
         .ok_or(ApiError::Internal)?;
 
@@ -453,7 +395,15 @@ fn render(
     let (w, h) = image.dimensions();
     // The guided methods show their input-gradient image in place of the heat map.
     let overlay_png = if p.overlay {
-        let picture = picture(image, m, input, p.image_weight, p.draw_box)?;
+        let picture = picture(
+            image,
+            &m.map,
+            m.guided.as_deref(),
+            m.bbox.as_ref(),
+            input,
+            p.request.image_weight,
+            p.request.draw_box,
+        )?;
         Some(BASE64.encode(png(&picture)?))
     } else {
         None
@@ -534,7 +484,8 @@ pub(super) async fn models(State(state): State<AppState>) -> Json<serde_json::Va
             "default_layer": m.default_layer(),
             "layers": layers,
         }],
-        "methods": METHOD_NAMES.iter().chain(&Guided::NAMES).collect::<Vec<_>>(),
+        "methods": method_names().collect::<Vec<_>>(),
+        "method_details": METHODS,
         "default_method": "gradcam",
         "parameters": PARAMETERS,
         "limits": {

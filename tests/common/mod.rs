@@ -79,7 +79,7 @@ pub fn small_model(name: &str) -> Box<dyn CamModel> {
 pub fn lite0() -> &'static EfficientNetLite {
     static MODEL: OnceLock<EfficientNetLite> = OnceLock::new();
     MODEL.get_or_init(|| {
-        gradcam::weights::lite0::load(None, 1000, &Device::flex())
+        gradcam::model::efficientnet_lite::pretrained(None, 1000, &Device::flex())
             .expect("EfficientNet-Lite0 weights")
     })
 }
