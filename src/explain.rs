@@ -63,7 +63,7 @@ pub struct ClassMap {
     #[serde(skip)]
     pub raw: Vec<LayerMap>,
     /// For the guided methods: the input-gradient image at network input resolution,
-    /// `[height, width, 3]` row-major (raw and signed; see [`cam::deprocess`]).
+    /// `[height, width, 3]` row-major (raw and signed; see [`crate::image::deprocess`]).
     #[serde(skip)]
     pub guided: Option<Vec<f32>>,
 }

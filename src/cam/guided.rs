@@ -16,9 +16,9 @@ use crate::model::guided::Guided;
 /// back only where its input is positive and the incoming gradient is positive.
 ///
 /// Returns one `[height, width, 3]` array per image, row-major with the channels last, as
-/// pytorch-grad-cam's `GuidedBackpropReLUModel` returns it (raw and signed; see [`deprocess`]
-/// to view it). pytorch-grad-cam guides only `torch.nn.ReLU` modules; we also guide ReLU6
-/// (EfficientNet-Lite), which it leaves plain.
+/// pytorch-grad-cam's `GuidedBackpropReLUModel` returns it (raw and signed; see
+/// [`crate::image::deprocess`] to view it). pytorch-grad-cam guides only `torch.nn.ReLU`
+/// modules; we also guide ReLU6 (EfficientNet-Lite), which it leaves plain.
 pub fn guided_backprop(
     model: &dyn CamModel,
     input: Tensor<4>,
@@ -77,18 +77,4 @@ pub(crate) fn guided_gradients(
         .chunks(height * width * channels)
         .map(<[f32]>::to_vec)
         .collect())
-}
-
-/// pytorch-grad-cam's `deprocess_image`, to view a guided map: standardise
-/// (`(x - mean) / (std + 1e-5)`), scale by 0.1, shift by 0.5, clip to [0, 1], `u8(255 x)`.
-pub fn deprocess(map: &[f32]) -> Vec<u8> {
-    let n = map.len().max(1) as f64;
-    let mean = map.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let std = (map.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
-    map.iter()
-        .map(|&v| {
-            let x = ((v as f64 - mean) / (std + 1e-5) * 0.1 + 0.5).clamp(0.0, 1.0);
-            (x * 255.0) as u8
-        })
-        .collect()
 }

@@ -36,7 +36,7 @@ pub use eigen_grad_cam::EigenGradCam;
 pub use grad_cam::GradCam;
 pub use grad_cam_elementwise::GradCamElementWise;
 pub use grad_cam_plus_plus::GradCamPlusPlus;
-pub use guided::{deprocess, guided_backprop, guided_gradcam};
+pub use guided::{guided_backprop, guided_gradcam};
 pub(crate) use guided::{guided_gradients, weight_by_map};
 pub use hires_cam::HiResCam;
 pub use layer_cam::LayerCam;

@@ -16,7 +16,7 @@ pub use ::image::RgbImage;
 pub use jet::JET;
 pub use load::{MAX_PIXELS, UPLOAD_PATH, decode, load};
 pub use overlay::{colorize, draw_box, overlay};
-pub use render::{encode_jpeg, encode_png, guided_picture, picture};
+pub use render::{deprocess, encode_jpeg, encode_png, guided_picture, picture};
 pub use resize::{resize_bilinear, resize_map, resize_map_generic};
 
 /// Converts an image to a network input: `float32`, channels first (`3 x H x W`, row-major),

@@ -4,7 +4,6 @@
 use ::image::RgbImage;
 
 use super::{draw_box, overlay, resize_bilinear, resize_map};
-use crate::cam::deprocess;
 use crate::error::{Error, Result};
 use crate::localize::BBox;
 
@@ -68,4 +67,18 @@ pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>> {
         .encode_image(image)
         .map_err(|e| Error::Invalid(format!("JPEG encoding failed: {e}")))?;
     Ok(bytes)
+}
+
+/// pytorch-grad-cam's `deprocess_image`, to view a guided map: standardise
+/// (`(x - mean) / (std + 1e-5)`), scale by 0.1, shift by 0.5, clip to [0, 1], `u8(255 x)`.
+pub fn deprocess(map: &[f32]) -> Vec<u8> {
+    let n = map.len().max(1) as f64;
+    let mean = map.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let std = (map.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    map.iter()
+        .map(|&v| {
+            let x = ((v as f64 - mean) / (std + 1e-5) * 0.1 + 0.5).clamp(0.0, 1.0);
+            (x * 255.0) as u8
+        })
+        .collect()
 }
