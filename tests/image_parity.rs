@@ -9,16 +9,15 @@
 //! `GRADCAM_FIXTURES` may point to another fixture folder. A missing fixture fails the test,
 //! naming the file and the command that makes it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use gradcam::image::{MAX_PIXELS, load, overlay, resize_bilinear, resize_map};
 use gradcam::io::read_npy;
 
 fn fixture(name: &str) -> PathBuf {
-    let dir = std::env::var_os("GRADCAM_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"));
-    let path = dir.join(name);
+    let path = common::fixtures().join(name);
     assert!(
         path.exists(),
         "missing fixture {}; make it with `python tools/make_fixtures.py --parts 3`",
