@@ -473,11 +473,13 @@ fn run_writes_a_report_and_resumes() {
     let dataset = Dataset::open(&data, None, 10).unwrap();
     let cfg = config(&report, &dataset, &["gradcam", "eigencam"]);
     let mut calls = 0;
+    let start = std::time::Instant::now();
     let out = eval::run(model.as_ref(), &dataset, &cfg, &mut |p| {
         calls += 1;
         assert!(p.done <= p.total && p.total == 6);
     })
     .unwrap();
+    let wall_ms = start.elapsed().as_secs_f64() * 1e3;
     assert_eq!((out.evaluated, out.resumed, calls), (6, 0, 6));
     assert!(out.failures.is_empty(), "{:?}", out.failures);
     for f in [
@@ -502,7 +504,13 @@ fn run_writes_a_report_and_resumes() {
         assert!(m.deletion.auc.is_finite() && (0.0..=1.0).contains(&m.deletion.auc));
         assert!(m.insertion.auc.is_finite() && (0.0..=1.0).contains(&m.insertion.auc));
         assert!((0.0..=100.0).contains(&m.pointing));
-        assert!(m.map_ms > 0.0);
+        // Milliseconds: a map is part of an image's measures, which are part of the run.
+        assert!(
+            m.map_ms > 0.0 && m.map_ms <= m.total_ms && m.total_ms * m.images as f64 <= wall_ms,
+            "map {} ms, image {} ms, run {wall_ms} ms",
+            m.map_ms,
+            m.total_ms
+        );
         // Ends of the curves: the image and the baseline (deletion), the blur and the image.
         assert!(m.deletion.mean.iter().all(|v| (0.0..=1.0).contains(v)));
     }
