@@ -115,23 +115,39 @@ fn records(path: &Path) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// Whether two manifest records tell the same result: equal but for float noise in the
-/// probabilities and scores (batches of other sizes add in another order) and a pixel on the
-/// boxes.
-fn same_result(a: &Value, b: &Value) -> bool {
+/// How far two manifest records are apart where they may differ: floats (probabilities and
+/// scores: batches of other sizes add in another order), as a difference relative to
+/// 1 + the magnitude, and box corners, in pixels.
+#[derive(Debug, Default)]
+struct Apart {
+    relative: f64,
+    pixels: f64,
+}
+
+/// Records `a` and `b` into `apart`; false when they differ anywhere else (keys, strings,
+/// classes and other integers, lengths).
+fn compare(a: &Value, b: &Value, in_box: bool, apart: &mut Apart) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
+        (Value::Number(x), Value::Number(y)) if in_box => {
+            let d = (x.as_f64().unwrap() - y.as_f64().unwrap()).abs();
+            apart.pixels = apart.pixels.max(d);
+            true
+        }
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            (x - y).abs() <= 1e-3 * (1.0 + x.abs().max(y.abs()))
-                || (x - y).abs() <= 2.0 && x.fract() == 0.0
+            let d = (x - y).abs() / (1.0 + x.abs().max(y.abs()));
+            apart.relative = apart.relative.max(d);
+            true
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_result(v, w)))
+                && x.iter().all(|(k, v)| {
+                    y.get(k)
+                        .is_some_and(|w| compare(v, w, in_box || k == "box", apart))
+                })
         }
         (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_result(v, w))
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| compare(v, w, in_box, apart))
         }
         _ => a == b,
     }
@@ -139,9 +155,18 @@ fn same_result(a: &Value, b: &Value) -> bool {
 
 fn assert_same_manifests(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) {
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    let mut apart = Apart::default();
     for (path, x) in a {
-        assert!(same_result(x, &b[path]), "{path}:\n{x}\n{}", b[path]);
+        assert!(
+            compare(x, &b[path], false, &mut apart),
+            "{path}:\n{x}\n{}",
+            b[path]
+        );
     }
+    // Measured: 1.2e-6 and 0 pixels between batch sizes 1 and 2, nothing between shards. A
+    // box corner may still move by one pixel where float noise crosses the threshold.
+    println!("manifests apart by {apart:?}");
+    assert!(apart.relative <= 1e-5 && apart.pixels <= 1.0, "{apart:?}");
 }
 
 fn mtimes(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
@@ -221,7 +246,9 @@ fn directory_run_records_errors_skips_done_images_and_resumes_after_a_kill() {
     assert_eq!(ok.len(), 28);
     for r in &ok {
         assert!(r["top1"]["class"].as_u64().unwrap() < 1000);
-        assert!(r["top1"]["probability"].as_f64().unwrap() > 0.0);
+        // The largest of 1000 softmax probabilities is at least 1/1000.
+        let p = r["top1"]["probability"].as_f64().unwrap();
+        assert!((1e-3..=1.0).contains(&p), "{r}");
         let t = &r["targets"][0];
         assert_eq!(t["class"], r["top1"]["class"]);
         for key in ["overlay", "cam"] {
