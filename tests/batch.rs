@@ -1,52 +1,17 @@
 //! Whole-dataset runs of the `gradcam` binary: directories with bad files, the manifest,
 //! resuming after an interruption, shards and their merge, output formats and the gallery.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::run::{command, gradcam, gradcam_env, root, s, scratch, stderr};
 use image::{ImageFormat, RgbImage, imageops::FilterType};
 use serde_json::Value;
-
-fn gradcam(args: &[&str]) -> Output {
-    gradcam_env(args, &[])
-}
-
-fn gradcam_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradcam"));
-    cmd.args(args);
-    for var in [
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_COUNT",
-        "JOB_COMPLETION_INDEX",
-        "GRADCAM_SHARDS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("run gradcam")
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gradcam-batch-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// `good` small images (resized copies of the two assets, 64 to 160 px, in every format, some
 /// in a subdirectory), and, with `bad`, a truncated JPEG, garbage named .png, a text file
@@ -298,7 +263,7 @@ fn directory_run_records_errors_skips_done_images_and_resumes_after_a_kill() {
     // leaves must resume either way, so only that is asserted.
     let out2 = dir.join("out2");
     let manifest2 = out2.join("manifest.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+    let mut child = command()
         .args([
             "explain",
             s(&data),
@@ -461,7 +426,7 @@ fn formats_lists_globs_and_the_gallery() {
         data.join("img00.jpg").display(),
         data.join("sub/img03.bmp").display()
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+    let mut child = command()
         .args([
             "explain",
             "--from-list",

@@ -5,10 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use common::run::{command, root, scratch};
 use gradcam::eval::dataset::{Dataset, Format, VOC_CLASSES};
 use gradcam::eval::metrics::*;
 use gradcam::eval::perturb::{Normal, impute, road_keep};
@@ -22,13 +22,6 @@ fn bb(x1: u32, y1: u32, x2: u32, y2: u32) -> BBox {
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gradcam-eval-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -603,7 +596,7 @@ fn failed_images_are_reported_and_the_others_go_on() {
 fn cli_eval_with_lite0() {
     let data = scratch("cli-data");
     std::fs::create_dir_all(data.join("images")).unwrap();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     // cat_dog.jpg resized is not needed: any size works; the CSV's original boxes are used
     // (tabby cat and bull mastiff, rough boxes in the 640x480 original).
     std::fs::copy(
@@ -622,7 +615,7 @@ fn cli_eval_with_lite0() {
     )
     .unwrap();
     let report = scratch("cli-report");
-    let out = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+    let out = command()
         .args([
             "eval",
             "--dataset",
