@@ -296,6 +296,7 @@ fn directory_run_records_errors_skips_done_images_and_resumes_after_a_kill() {
         .filter(|r| r["status"] == "ok")
         .map(|r| r["path"].as_str().unwrap().to_string())
         .collect();
+    println!("killed with {} of 28 images done", done.len());
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&manifest2)
