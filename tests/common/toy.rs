@@ -90,9 +90,9 @@ impl Toy {
         }
     }
 
-    /// captum's toy model (its `BasicModel_ConvNet_One_Conv`): Conv2d 1 -> 2 (3x3, weights 1,
-    /// bias [-50, -75]), ReLU, Linear 8 -> 4 with weights `[ones(4, 5) | -ones(4, 3)]` and
-    /// bias 0, on a 4x4 input.
+    /// captum's toy model (its `BasicModel_ConvNet_One_Conv`, without the ReLU it puts on the
+    /// logits): Conv2d 1 -> 2 (3x3, weights 1, bias [-50, -75]), ReLU, Linear 8 -> 4 with
+    /// weights `[ones(4, 5) | -ones(4, 3)]` and bias 0, on a 4x4 input.
     pub fn captum(device: &Device) -> Self {
         // burn stores Linear weights as [in, out]: inputs 0..5 add, 5..8 subtract.
         let fc: Vec<f32> = (0..8)
