@@ -378,9 +378,15 @@ fn aug_smooth_changes_the_map_but_not_the_class() {
     }
     let (a, _) = gradcam::io::read_npy(&plain.join("cat_dog.cam.npy")).unwrap();
     let (b, _) = gradcam::io::read_npy(&smooth.join("cat_dog.cam.npy")).unwrap();
+    // Measured: up to 0.064 apart, and 85% of the pixels by more than 1e-3.
+    let apart = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
     assert!(
-        a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3),
-        "aug-smooth made no difference"
+        apart > 0.01,
+        "aug-smooth changed the map by {apart} at most"
     );
     let class = |dir: &Path| -> serde_json::Value {
         let json: serde_json::Value =
