@@ -1,52 +1,17 @@
 //! Whole-dataset runs of the `gradcam` binary: directories with bad files, the manifest,
 //! resuming after an interruption, shards and their merge, output formats and the gallery.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::run::{command, gradcam, gradcam_env, root, s, scratch, stderr};
 use image::{ImageFormat, RgbImage, imageops::FilterType};
 use serde_json::Value;
-
-fn gradcam(args: &[&str]) -> Output {
-    gradcam_env(args, &[])
-}
-
-fn gradcam_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradcam"));
-    cmd.args(args);
-    for var in [
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_COUNT",
-        "JOB_COMPLETION_INDEX",
-        "GRADCAM_SHARDS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("run gradcam")
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gradcam-batch-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// `good` small images (resized copies of the two assets, 64 to 160 px, in every format, some
 /// in a subdirectory), and, with `bad`, a truncated JPEG, garbage named .png, a text file
@@ -115,23 +80,39 @@ fn records(path: &Path) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// Whether two manifest records tell the same result: equal but for float noise in the
-/// probabilities and scores (batches of other sizes add in another order) and a pixel on the
-/// boxes.
-fn same_result(a: &Value, b: &Value) -> bool {
+/// How far two manifest records are apart where they may differ: floats (probabilities and
+/// scores: batches of other sizes add in another order), as a difference relative to
+/// 1 + the magnitude, and box corners, in pixels.
+#[derive(Debug, Default)]
+struct Apart {
+    relative: f64,
+    pixels: f64,
+}
+
+/// Records `a` and `b` into `apart`; false when they differ anywhere else (keys, strings,
+/// classes and other integers, lengths).
+fn compare(a: &Value, b: &Value, in_box: bool, apart: &mut Apart) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
+        (Value::Number(x), Value::Number(y)) if in_box => {
+            let d = (x.as_f64().unwrap() - y.as_f64().unwrap()).abs();
+            apart.pixels = apart.pixels.max(d);
+            true
+        }
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            (x - y).abs() <= 1e-3 * (1.0 + x.abs().max(y.abs()))
-                || (x - y).abs() <= 2.0 && x.fract() == 0.0
+            let d = (x - y).abs() / (1.0 + x.abs().max(y.abs()));
+            apart.relative = apart.relative.max(d);
+            true
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_result(v, w)))
+                && x.iter().all(|(k, v)| {
+                    y.get(k)
+                        .is_some_and(|w| compare(v, w, in_box || k == "box", apart))
+                })
         }
         (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_result(v, w))
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| compare(v, w, in_box, apart))
         }
         _ => a == b,
     }
@@ -139,9 +120,18 @@ fn same_result(a: &Value, b: &Value) -> bool {
 
 fn assert_same_manifests(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) {
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    let mut apart = Apart::default();
     for (path, x) in a {
-        assert!(same_result(x, &b[path]), "{path}:\n{x}\n{}", b[path]);
+        assert!(
+            compare(x, &b[path], false, &mut apart),
+            "{path}:\n{x}\n{}",
+            b[path]
+        );
     }
+    // Measured: 1.2e-6 and 0 pixels between batch sizes 1 and 2, nothing between shards. A
+    // box corner may still move by one pixel where float noise crosses the threshold.
+    println!("manifests apart by {apart:?}");
+    assert!(apart.relative <= 1e-5 && apart.pixels <= 1.0, "{apart:?}");
 }
 
 fn mtimes(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
@@ -221,7 +211,9 @@ fn directory_run_records_errors_skips_done_images_and_resumes_after_a_kill() {
     assert_eq!(ok.len(), 28);
     for r in &ok {
         assert!(r["top1"]["class"].as_u64().unwrap() < 1000);
-        assert!(r["top1"]["probability"].as_f64().unwrap() > 0.0);
+        // The largest of 1000 softmax probabilities is at least 1/1000.
+        let p = r["top1"]["probability"].as_f64().unwrap();
+        assert!((1e-3..=1.0).contains(&p), "{r}");
         let t = &r["targets"][0];
         assert_eq!(t["class"], r["top1"]["class"]);
         for key in ["overlay", "cam"] {
@@ -266,11 +258,12 @@ fn directory_run_records_errors_skips_done_images_and_resumes_after_a_kill() {
         stderr(&quiet)
     );
 
-    // Interrupted: kill the run once some images are done, leave half a line as an interrupted
-    // append would, and run again.
+    // Interrupted: kill a run once some images are done, leave half a line as an interrupted
+    // append would, and run again. The run may also have ended before the kill lands; what it
+    // leaves must resume either way, so only that is asserted.
     let out2 = dir.join("out2");
     let manifest2 = out2.join("manifest.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+    let mut child = command()
         .args([
             "explain",
             s(&data),
@@ -285,22 +278,25 @@ fn directory_run_records_errors_skips_done_images_and_resumes_after_a_kill() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    loop {
-        let n = std::fs::read_to_string(&manifest2).map_or(0, |t| t.lines().count());
-        if n >= 4 {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be interrupted"
-        );
+    while std::fs::read_to_string(&manifest2).map_or(0, |t| t.lines().count()) < 4
+        && child.try_wait().unwrap().is_none()
+    {
         assert!(start.elapsed() < Duration::from_secs(120), "no progress");
         std::thread::sleep(Duration::from_millis(10));
     }
-    child.kill().unwrap();
+    let _ = child.kill(); // an error only says that it had ended already
     child.wait().unwrap();
-    let done_before = manifest_lines(&manifest2).len();
-    assert!(done_before < 31, "killed mid-way ({done_before} lines)");
+    // The images the resumed run must skip: the successes among the complete lines (a kill
+    // during an append leaves a partial last line, which does not count).
+    let left = std::fs::read_to_string(&manifest2).unwrap();
+    let done: BTreeSet<String> = left
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["status"] == "ok")
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    println!("killed with {} of 28 images done", done.len());
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&manifest2)
@@ -311,18 +307,16 @@ fn directory_run_records_errors_skips_done_images_and_resumes_after_a_kill() {
     assert_eq!(resumed.status.code(), Some(1));
     let err = stderr(&resumed);
     assert!(err.contains("partial last line"), "{err}");
-    let ok_before = manifest_lines(&manifest2).len(); // rewritten and complete now
-    assert_eq!(ok_before, 31);
+    assert_eq!(
+        manifest_lines(&manifest2).len(),
+        31,
+        "rewritten and complete"
+    );
     assert_same_manifests(&records(&manifest2), &first_records);
-    let skipped: usize = err
-        .split(" skipped")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{err}"));
     assert!(
-        skipped >= done_before.saturating_sub(3) && skipped > 0,
-        "{err}"
+        err.contains(&format!(" {} skipped", done.len())),
+        "{} done before the kill: {err}",
+        done.len()
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -433,7 +427,7 @@ fn formats_lists_globs_and_the_gallery() {
         data.join("img00.jpg").display(),
         data.join("sub/img03.bmp").display()
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+    let mut child = command()
         .args([
             "explain",
             "--from-list",

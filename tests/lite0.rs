@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use burn::tensor::Device;
-use common::{lite0 as model, max_abs_diff, npy, tensor};
+use common::{
+    LITE0_IMAGES, LOGIT_TOLERANCE, MAP_TOLERANCE, lite0 as model, max_abs_diff, npy, tensor,
+};
 use gradcam::cam::{Cam, GradCam, Targets};
 use gradcam::model::{CamModel, EfficientNetLite};
 
@@ -18,7 +20,7 @@ fn input(image: &str) -> burn::tensor::Tensor<4> {
 
 #[test]
 fn logits_match_pytorch() {
-    for image in ["cat_dog", "both"] {
+    for &image in LITE0_IMAGES {
         let logits: Vec<f32> = model()
             .forward(input(image))
             .into_data()
@@ -27,20 +29,23 @@ fn logits_match_pytorch() {
         let (expected, _) = npy(&format!("lite0/{image}.logits.npy"));
         let diff = max_abs_diff(&logits, &expected);
         eprintln!("{image}: logits max abs diff {diff:e}");
-        assert!(diff <= 1e-3, "{image}: logits differ by {diff}");
+        assert!(diff <= LOGIT_TOLERANCE, "{image}: logits differ by {diff}");
     }
 }
 
 #[test]
 fn gradcam_matches_pytorch_grad_cam() {
-    for image in ["cat_dog", "both"] {
+    for &image in LITE0_IMAGES {
         let cam = Cam::new(model(), &GradCam, &["head"]).unwrap();
         let out = cam.run(input(image), &Targets::Rank(0)).unwrap();
         assert_eq!(out.classes[0], Some(243), "{image}: top-1");
         let (expected, _) = npy(&format!("lite0/{image}.gradcam.npy"));
         let diff = max_abs_diff(&out.maps[0], &expected);
         eprintln!("{image}: Grad-CAM max abs diff {diff:e}");
-        assert!(diff <= 1e-3, "{image}: Grad-CAM map differs by {diff}");
+        assert!(
+            diff <= MAP_TOLERANCE,
+            "{image}: Grad-CAM map differs by {diff}"
+        );
     }
 }
 
@@ -98,8 +103,9 @@ fn cat_dog_photo_top1_is_bull_mastiff_and_maps_find_each_animal() {
     }
 }
 
-/// Our decoding and Pillow-exact resize give nearly the reference input (the JPEG decoders
-/// differ slightly), and the class ranking is the same.
+/// Our decoding and Pillow-exact resize give the reference input up to one 8-bit level (the
+/// JPEG decoders round a few pixels differently): one level is 1/255 over the std 128/255,
+/// i.e. 1/128. Measured: 1/128 on 1.1% of the values (the rest equal).
 #[test]
 fn preprocessing_is_close_to_the_reference_input() {
     use gradcam::explain::Explainer;
@@ -112,15 +118,14 @@ fn preprocessing_is_close_to_the_reference_input() {
     let explainer = Explainer::new(model, "gradcam", vec![], Default::default()).unwrap();
     let ours = explainer.preprocess(&image);
     let (reference, _) = npy("lite0/cat_dog.input.npy");
-    let mean_diff = ours
+    let max = max_abs_diff(&ours, &reference);
+    let differ = ours
         .iter()
         .zip(&reference)
-        .map(|(a, b)| (a - b).abs())
-        .sum::<f32>()
-        / ours.len() as f32;
-    eprintln!(
-        "mean abs diff to the reference input: {mean_diff}, max {}",
-        max_abs_diff(&ours, &reference)
-    );
-    assert!(mean_diff < 1e-3, "mean abs diff {mean_diff}");
+        .filter(|(a, b)| (*a - *b).abs() > 1e-6)
+        .count();
+    let share = differ as f64 / ours.len() as f64;
+    eprintln!("max abs diff to the reference input {max:e}, {differ} values differ ({share:.4})");
+    assert!(max <= 1.0 / 128.0 + 1e-6, "max abs diff {max}");
+    assert!(share <= 0.02, "{differ} of {} values differ", ours.len());
 }

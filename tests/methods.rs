@@ -3,24 +3,28 @@
 //! EfficientNet-Lite0, guided backpropagation, Guided Grad-CAM, `aug_smooth` and
 //! `eigen_smooth`; and a gradient check of the (guided) input gradient on a hand-sized network.
 //!
+//! The eigen fixtures (Eigen-CAM, EigenGrad-CAM, `eigen_smooth`) are not upstream's raw output:
+//! `get_2d_projection`'s sign is arbitrary (it comes from the SVD), so tools/make_fixtures.py
+//! patches it to negate the projection when its dot product with the uncentred matrix's
+//! channel sum is negative, which is our documented rule (tests/fixtures/README.md). Parity
+//! there means parity with upstream up to that sign choice.
+//!
 //! Run with `--nocapture` to see each difference.
 
 mod common;
 
-use std::ops::Range;
-
-use burn::module::{Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::{Device, Tensor, TensorData};
-use common::{LITE0_IMAGES, SMALL_MODELS, lite0, max_abs, max_abs_diff, npy, small_model, tensor};
+use burn::tensor::{Device, Tensor};
+use common::toy::{Params, Toy, ToySpec};
+use common::{
+    LITE0_IMAGES, MAP_TOLERANCE, SMALL_MODELS, lite0, max_abs, max_abs_diff, npy, small_model,
+    tensor,
+};
 use gradcam::cam::{self, AblationCam, Cam, CamOptions, GradCam, ScoreCam, Targets};
-use gradcam::model::guided::relu;
-use gradcam::model::{CamModel, Layer, Preprocess, Rounding};
+use gradcam::model::CamModel;
 
-/// Largest allowed difference of a final (normalised) map.
-const TOLERANCE: f32 = 1e-3;
+/// Largest allowed difference of a guided (raw, signed) gradient image, relative to its
+/// largest magnitude: measured 1.4e-6 (Guided Grad-CAM on resnet_small).
+const GUIDED_TOLERANCE: f32 = 1e-5;
 
 /// Every method of this file at each small model's default layer, top-1 targets.
 fn check_small(method: &str) {
@@ -35,7 +39,10 @@ fn check_small(method: &str) {
         assert_eq!(shape, [2, 64, 64]);
         let diff = max_abs_diff(&out.maps.concat(), &expected);
         println!("{method:>20} {name:>13}: max abs diff {diff:.2e}");
-        assert!(diff <= TOLERANCE, "{method} on {name}: max abs diff {diff}");
+        assert!(
+            diff <= MAP_TOLERANCE,
+            "{method} on {name}: max abs diff {diff}"
+        );
     }
 }
 
@@ -60,7 +67,7 @@ fn check_lite0_on(method: &dyn cam::Method, images: &[&str]) {
             method.name()
         );
         assert!(
-            diff <= TOLERANCE,
+            diff <= MAP_TOLERANCE,
             "{} on Lite0 {image}: max abs diff {diff}",
             method.name()
         );
@@ -68,12 +75,14 @@ fn check_lite0_on(method: &dyn cam::Method, images: &[&str]) {
 }
 
 macro_rules! parity {
-    ($($small:ident, $lite0:ident, $name:literal;)*) => {$(
+    ($($(#[$doc:meta])* $small:ident, $lite0:ident, $name:literal;)*) => {$(
+        $(#[$doc])*
         #[test]
         fn $small() {
             check_small($name);
         }
 
+        $(#[$doc])*
         #[test]
         fn $lite0() {
             check_lite0(cam::method($name).unwrap().as_ref());
@@ -87,7 +96,9 @@ parity! {
     hirescam_small, hirescam_lite0, "hirescam";
     gradcam_elementwise_small, gradcam_elementwise_lite0, "gradcam-elementwise";
     layercam_small, layercam_lite0, "layercam";
+    /// Against pytorch-grad-cam with the sign-ruled `get_2d_projection` (see the file's doc).
     eigencam_small, eigencam_lite0, "eigencam";
+    /// Against pytorch-grad-cam with the sign-ruled `get_2d_projection` (see the file's doc).
     eigengradcam_small, eigengradcam_lite0, "eigengradcam";
     ablationcam_small, ablationcam_lite0, "ablationcam";
 }
@@ -127,7 +138,13 @@ fn batch_sizes_do_not_change_perturbation_methods() {
                 .concat()
         };
         let (x, y) = (run(a.as_ref()), run(b.as_ref()));
-        assert!(max_abs_diff(&x, &y) <= 1e-5 * max_abs(&y), "{}", a.name());
+        let diff = max_abs_diff(&x, &y) / max_abs(&y);
+        println!(
+            "{:>12}: raw maps, max abs diff / max abs {diff:.2e}",
+            a.name()
+        );
+        // Measured 0 (bit-identical); the bound leaves the last bits to kernels that tile by batch.
+        assert!(diff <= 1e-6, "{}: {diff}", a.name());
     }
 }
 
@@ -143,7 +160,7 @@ fn check_smoothing(options: CamOptions, fixture: &str) {
         let diff = max_abs_diff(&out.maps.concat(), &expected);
         println!("{fixture:>20} {name:>13}: max abs diff {diff:.2e}");
         assert!(
-            diff <= TOLERANCE,
+            diff <= MAP_TOLERANCE,
             "{fixture} on {name}: max abs diff {diff}"
         );
     }
@@ -160,6 +177,7 @@ fn aug_smooth_matches_pytorch_grad_cam() {
     );
 }
 
+/// Against pytorch-grad-cam with the sign-ruled `get_2d_projection` (see the file's doc).
 #[test]
 fn eigen_smooth_matches_pytorch_grad_cam() {
     check_smoothing(
@@ -191,7 +209,7 @@ fn guided_backprop_matches_pytorch_grad_cam() {
             let diff = max_abs_diff(&ours.concat(), &expected) / max_abs(&expected);
             println!("{fixture:>20} {name:>13}: max abs diff / max abs {diff:.2e}");
             assert!(
-                diff <= TOLERANCE,
+                diff <= GUIDED_TOLERANCE,
                 "{fixture} on {name}: relative difference {diff}"
             );
         }
@@ -220,113 +238,39 @@ fn lcg(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-struct Weights {
-    conv: Vec<f32>, // [COUT, CIN, 3, 3]
-    conv_bias: Vec<f32>,
-    fc1: Vec<f32>, // [12, HIDDEN] (burn's [in, out])
-    fc1_bias: Vec<f32>,
-    fc2: Vec<f32>, // [HIDDEN, CLASSES]
-    fc2_bias: Vec<f32>,
-}
-
-impl Weights {
-    fn new() -> Self {
-        Weights {
-            conv: lcg(COUT * CIN * 9, 1),
-            conv_bias: lcg(COUT, 2),
-            fc1: lcg(12 * HIDDEN, 3),
-            fc1_bias: lcg(HIDDEN, 4),
-            fc2: lcg(HIDDEN * CLASSES, 5),
-            fc2_bias: lcg(CLASSES, 6),
-        }
+/// A layer of `outputs` channels with weights and biases from [`lcg`].
+fn lcg_params<const D: usize>(shape: [usize; D], outputs: usize, seed: u64) -> Params<D> {
+    Params {
+        shape,
+        weight: lcg(shape.iter().product(), seed),
+        bias: lcg(outputs, seed + 1),
     }
 }
 
-#[derive(Module, Debug)]
-struct Tiny {
-    conv: Conv2d,
-    pool: MaxPool2d,
-    fc1: Linear,
-    fc2: Linear,
-    #[module(skip)]
-    layers: Vec<Layer>,
-}
-
-fn param<const D: usize>(data: &[f32], shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
-    Param::from_tensor(Tensor::from_data(
-        TensorData::new(data.to_vec(), shape),
-        device,
-    ))
-}
-
-impl Tiny {
-    fn new(w: &Weights, device: &Device) -> Self {
-        let mut conv = Conv2dConfig::new([CIN, COUT], [3, 3])
-            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-            .init(device);
-        conv.weight = param(&w.conv, [COUT, CIN, 3, 3], device);
-        conv.bias = Some(param(&w.conv_bias, [COUT], device));
-        let mut fc1 = LinearConfig::new(12, HIDDEN).init(device);
-        fc1.weight = param(&w.fc1, [12, HIDDEN], device);
-        fc1.bias = Some(param(&w.fc1_bias, [HIDDEN], device));
-        let mut fc2 = LinearConfig::new(HIDDEN, CLASSES).init(device);
-        fc2.weight = param(&w.fc2, [HIDDEN, CLASSES], device);
-        fc2.bias = Some(param(&w.fc2_bias, [CLASSES], device));
-        Tiny {
-            conv,
-            pool: MaxPool2dConfig::new([2, 2]).init(),
-            fc1,
-            fc2,
-            layers: vec![
-                Layer::new("conv", COUT, 1, Rounding::Ceil),
-                Layer::new("relu", COUT, 1, Rounding::Ceil),
-                Layer::new("pool", COUT, 2, Rounding::Floor),
-            ],
-        }
-    }
-}
-
-impl CamModel for Tiny {
-    fn name(&self) -> &str {
-        "tiny"
-    }
-    fn layers(&self) -> &[Layer] {
-        &self.layers
-    }
-    fn default_layer(&self) -> &str {
-        "pool"
-    }
-    fn preprocess(&self) -> Preprocess {
-        Preprocess {
-            size: (4, 4),
-            mean: [0.0; 3],
-            std: [1.0; 3],
-        }
-    }
-    fn num_classes(&self) -> usize {
-        CLASSES
-    }
-    fn forward_stages(&self, mut x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
-        for stage in range {
-            x = match stage {
-                0 => self.conv.forward(x),
-                1 => relu(x),
-                _ => self.pool.forward(x),
-            };
-        }
-        x
-    }
-    fn classify(&self, features: Tensor<4>) -> Tensor<2> {
-        self.fc2
-            .forward(relu(self.fc1.forward(features.flatten(1, 3))))
+/// The toy network of this check.
+fn tiny_spec() -> ToySpec {
+    ToySpec {
+        input: (4, 4),
+        conv: lcg_params([COUT, CIN, 3, 3], COUT, 1),
+        padding: 1,
+        pool: true,
+        head: vec![
+            lcg_params([12, HIDDEN], HIDDEN, 3),
+            lcg_params([HIDDEN, CLASSES], CLASSES, 5),
+        ],
     }
 }
 
 /// The input gradient of logit `class`, worked out by hand in f64; with `guided`, every ReLU
 /// also drops negative incoming gradients.
-fn hand_gradient(w: &Weights, x: &[f32], class: usize, guided: bool) -> Vec<f64> {
+fn hand_gradient(spec: &ToySpec, x: &[f32], class: usize, guided: bool) -> Vec<f64> {
     let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
-    let (x, conv, fc1, fc2) = (f(x), f(&w.conv), f(&w.fc1), f(&w.fc2));
+    let (x, conv, fc1, fc2) = (
+        f(x),
+        f(&spec.conv.weight),
+        f(&spec.head[0].weight),
+        f(&spec.head[1].weight),
+    );
     let relu_back = |grad: f64, input: f64| {
         if input > 0.0 && (!guided || grad > 0.0) {
             grad
@@ -339,7 +283,7 @@ fn hand_gradient(w: &Weights, x: &[f32], class: usize, guided: bool) -> Vec<f64>
     for co in 0..COUT {
         for i in 0..4 {
             for j in 0..4 {
-                let mut s = w.conv_bias[co] as f64;
+                let mut s = spec.conv.bias[co] as f64;
                 for ci in 0..CIN {
                     for ki in 0..3 {
                         for kj in 0..3 {
@@ -373,7 +317,7 @@ fn hand_gradient(w: &Weights, x: &[f32], class: usize, guided: bool) -> Vec<f64>
     }
     let h: Vec<f64> = (0..HIDDEN)
         .map(|o| {
-            w.fc1_bias[o] as f64
+            spec.head[0].bias[o] as f64
                 + (0..12)
                     .map(|i| pooled[i] * fc1[i * HIDDEN + o])
                     .sum::<f64>()
@@ -423,11 +367,10 @@ fn chw(hwc: &[f32], c: usize, hw: usize) -> Vec<f32> {
 #[test]
 fn input_gradients_match_finite_differences_and_the_guided_rule() {
     let device = Device::flex();
-    let w = Weights::new();
-    let model = Tiny::new(&w, &device);
+    let model = Toy::new(tiny_spec(), &device);
     let x = lcg(CIN * 16, 7);
-    let input =
-        |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, CIN, 4, 4]), &device);
+    let input = |v: &[f32]| model.input(v, &device);
+    let (mut worst_fd, mut worst_hand) = (0.0f64, 0.0f64);
     for class in 0..CLASSES {
         // Plain input gradient by burn's autodiff.
         let leaf = input(&x).autodiff().require_grad();
@@ -455,8 +398,10 @@ fn input_gradients_match_finite_differences_and_the_guided_rule() {
             up[i] += eps;
             down[i] -= eps;
             let fd = (logit(&up) - logit(&down)) / (up[i] - down[i]) as f64;
+            worst_fd = worst_fd.max((fd - plain[i] as f64).abs());
             assert!(
-                (fd - plain[i] as f64).abs() <= 2e-3,
+                // f32 logits over a 2e-3 step: rounding alone is ~1e-4; measured 4.9e-4.
+                (fd - plain[i] as f64).abs() <= 1e-3,
                 "class {class}, input {i}: {fd} vs {}",
                 plain[i]
             );
@@ -466,17 +411,21 @@ fn input_gradients_match_finite_differences_and_the_guided_rule() {
             .unwrap()
             .remove(0);
         let guided = chw(&guided, CIN, 16);
-        let hand_plain = hand_gradient(&w, &x, class, false);
-        let hand_guided = hand_gradient(&w, &x, class, true);
+        let hand_plain = hand_gradient(&model.spec, &x, class, false);
+        let hand_guided = hand_gradient(&model.spec, &x, class, true);
         for i in 0..x.len() {
+            worst_hand = worst_hand
+                .max((plain[i] as f64 - hand_plain[i]).abs())
+                .max((guided[i] as f64 - hand_guided[i]).abs());
             assert!(
-                (plain[i] as f64 - hand_plain[i]).abs() <= 1e-5,
+                // f32 against f64: measured 1.3e-7.
+                (plain[i] as f64 - hand_plain[i]).abs() <= 1e-6,
                 "plain {i}: {} vs {}",
                 plain[i],
                 hand_plain[i]
             );
             assert!(
-                (guided[i] as f64 - hand_guided[i]).abs() <= 1e-5,
+                (guided[i] as f64 - hand_guided[i]).abs() <= 1e-6,
                 "guided {i}: {} vs {}",
                 guided[i],
                 hand_guided[i]
@@ -491,6 +440,7 @@ fn input_gradients_match_finite_differences_and_the_guided_rule() {
             "class {class}"
         );
     }
+    println!("finite differences: max abs diff {worst_fd:.2e}; by hand: {worst_hand:.2e}");
 }
 
 /// Median seconds per image of the perturbation methods on EfficientNet-Lite0's head at
