@@ -16,7 +16,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use common::{LITE0_IMAGES, SMALL_MODELS, lite0, max_abs, max_abs_diff, npy, small_model, tensor};
 use gradcam::cam::{self, AblationCam, Cam, CamOptions, GradCam, ScoreCam, Targets};
-use gradcam::model::guided::relu;
+use gradcam::kernels::guided_relu::relu;
 use gradcam::model::{CamModel, Layer, Preprocess, Rounding};
 
 /// Largest allowed difference of a final (normalised) map.
