@@ -13,10 +13,7 @@ use super::scratch::with_tile;
 /// `[c, kh, kw]` order, so the weight is used as stored) and a matrix product per tile of
 /// output rows, added to the output, which starts as the bias. A 1x1 convolution with stride
 /// 1 is one product with the input as it is. Images go to threads; a single image splits each
-/// tile's im2col and product instead.
-///
-/// flex's own does more per call: it reorders the weight and the input (to channels-last)
-/// serially, allocates per tile of 512 outputs, and scatters the product into place.
+/// tile's im2col and product instead (flex's reorders both operands on every call).
 pub(super) fn dense_conv2d_f32(
     geometry: &ConvGeometry,
     x: FlexTensor,
