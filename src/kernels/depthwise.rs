@@ -13,11 +13,7 @@ use super::scratch::with_tile;
 
 /// Whether a convolution of `channels` input channels with a `[cout, per_group, kh, kw]`
 /// weight in `groups` groups is depthwise: one filter per channel.
-pub(super) fn is_depthwise(
-    channels: usize,
-    [cout, per_group, _, _]: [usize; 4],
-    groups: usize,
-) -> bool {
+fn is_depthwise(channels: usize, [cout, per_group, _, _]: [usize; 4], groups: usize) -> bool {
     groups == channels && cout == channels && per_group == 1
 }
 
