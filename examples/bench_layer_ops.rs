@@ -1,4 +1,4 @@
-//! Times `gradcam::model::ops` against burn's own operations on the flex backend, on the shapes
+//! Times `gradcam::kernels` against burn's own operations on the flex backend, on the shapes
 //! where they differ (see docs/benchmarks.md, "The third performance push").
 //!
 //! ```text
@@ -18,7 +18,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
 use burn::tensor::{Device, Distribution, Tensor};
-use gradcam::model::ops;
+use gradcam::kernels as ops;
 
 mod common;
 use common::{reps_arg, time};

@@ -1,13 +1,6 @@
-//! Settings of the C allocator for tensor work.
-//!
-//! Every pass of a model allocates and frees the same tensors of a few megabytes. glibc's
-//! `malloc` serves blocks that large with a fresh `mmap` and unmaps them when freed, so each
-//! pass faults its pages in again: a first read maps the shared zero page, the first write
-//! copies it and flushes the other cores' TLBs. On the 2-core machine of docs/benchmarks.md
-//! that was most of the difference between a Lite0 Grad-CAM at batch 8 and its plain forward
-//! pass (perf: `do_wp_page` -> `flush_tlb_mm_range` -> IPIs). Serving such blocks from the
-//! heap and keeping freed memory for the next pass removes it; the price is that the process
-//! keeps its peak memory.
+//! Settings of the C allocator for tensor work: glibc would `mmap` and unmap every tensor of a
+//! few megabytes on every pass, faulting its pages in again each time (docs/benchmarks.md,
+//! "Why the kernels are shaped this way", has the profile).
 
 /// Heap blocks up to this size instead of `mmap`s (glibc's default adapts from 128 KiB to at
 /// most 32 MiB).
@@ -20,8 +13,9 @@ const TRIM_THRESHOLD: i32 = 1 << 30;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TOP_PAD: i32 = 64 << 20;
 
-/// Tunes the process's C allocator for repeated passes (see the module's documentation);
-/// returns whether it did. The `gradcam` binary calls it first thing; a program that uses
+/// Tunes the process's C allocator for repeated passes: large blocks from the heap, freed
+/// memory kept for the next pass (so the process keeps its peak memory); returns whether it
+/// did. The `gradcam` binary calls it first thing; a program that uses
 /// the library for many images should too. Only glibc on Linux has these settings; elsewhere
 /// it does nothing and returns `false`.
 ///

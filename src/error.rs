@@ -34,6 +34,17 @@ pub enum Error {
     /// Input the library cannot work with (wrong shape, empty batch, ...).
     #[error("{0}")]
     Invalid(String),
+    /// An iterative solver stopped short of its tolerance.
+    #[error(
+        "{what} did not converge: relative residual {residual:e} after {iterations} iterations \
+         (tolerance {tolerance:e})"
+    )]
+    NotConverged {
+        what: &'static str,
+        residual: f64,
+        iterations: usize,
+        tolerance: f64,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

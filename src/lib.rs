@@ -6,6 +6,7 @@
 pub mod alloc;
 pub mod error;
 pub mod io;
+pub mod kernels;
 pub mod model;
 pub mod weights;
 

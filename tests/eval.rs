@@ -205,7 +205,7 @@ fn road_imputation_matches_pytorch_grad_cam() {
     let image = road_fixture("image");
     let keep: Vec<bool> = road_fixture("keep_hand").iter().map(|&k| k > 0.5).collect();
     let want = road_fixture("imputed_hand");
-    let got = impute(&image, &keep, h, w, 0.0, &mut Normal::new(0));
+    let got = impute(&image, &keep, h, w, 0.0, &mut Normal::new(0)).unwrap();
     let diff = common::max_abs_diff(&got, &want);
     assert!(diff < 1e-4, "max difference {diff}");
 }
@@ -226,7 +226,7 @@ fn road_percentiles_match_pytorch_grad_cam() {
             }
             // ... and filled with the same values (all removed: zeros, as SciPy's answer to the
             // singular system).
-            let got = impute(&image, &keep, h, w, 0.0, &mut Normal::new(0));
+            let got = impute(&image, &keep, h, w, 0.0, &mut Normal::new(0)).unwrap();
             let diff = common::max_abs_diff(&got, &want);
             assert!(diff < 1e-4, "{name} p{p}: max difference {diff}");
         }
@@ -238,9 +238,9 @@ fn road_noise_is_seeded_and_small() {
     let (h, w) = (9, 11);
     let image = road_fixture("image");
     let keep: Vec<bool> = road_fixture("keep_hand").iter().map(|&k| k > 0.5).collect();
-    let clean = impute(&image, &keep, h, w, 0.0, &mut Normal::new(0));
-    let a = impute(&image, &keep, h, w, 0.01, &mut Normal::new(42));
-    let b = impute(&image, &keep, h, w, 0.01, &mut Normal::new(42));
+    let clean = impute(&image, &keep, h, w, 0.0, &mut Normal::new(0)).unwrap();
+    let a = impute(&image, &keep, h, w, 0.01, &mut Normal::new(42)).unwrap();
+    let b = impute(&image, &keep, h, w, 0.01, &mut Normal::new(42)).unwrap();
     assert_eq!(a, b);
     let diff = common::max_abs_diff(&a, &clean);
     assert!(diff > 0.0 && diff < 0.06, "{diff}");

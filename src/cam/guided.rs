@@ -8,8 +8,8 @@ use burn::tensor::Tensor;
 
 use super::{Cam, Targets, batch_scores, flat, rows};
 use crate::error::{Error, Result};
+use crate::kernels::Guided;
 use crate::model::CamModel;
-use crate::model::guided::Guided;
 
 /// The guided-backpropagation gradient of each image's target score with respect to the
 /// network input: every ReLU (and ReLU6, on its pass-through range `0 < x < 6`) passes gradient

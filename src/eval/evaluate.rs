@@ -247,7 +247,7 @@ impl Evaluator<'_> {
                             ^ hash(&[&sample.name, method.name(), &format!("{percentile}{morf}")]);
                         impute(input, &keep, h, w, s.road_noise, &mut Normal::new(seed))
                     })
-                    .collect()
+                    .collect::<Result<_>>()?
             };
             inputs.extend(imputed.into_iter().flatten());
             faith_layout = Some(inner.len());

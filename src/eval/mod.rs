@@ -23,6 +23,7 @@
 
 pub mod dataset;
 pub mod evaluate;
+mod imputation;
 pub mod metrics;
 pub mod perturb;
 pub mod plot;

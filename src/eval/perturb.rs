@@ -4,6 +4,10 @@
 //! Images here are network inputs: `f32`, channels first (`C x H x W`, row-major), already
 //! normalised; maps are `H x W`, row-major.
 
+pub use super::imputation::NEIGHBOR_WEIGHTS;
+use super::imputation::solve_harmonic;
+use crate::error::{Error, Result};
+
 /// The order in which Deletion and Insertion change pixels: most relevant first, i.e. by
 /// decreasing map value; ties keep raster order (a stable sort; RISE's `np.argsort` leaves ties
 /// in no particular order). NaN values count as the least relevant.
@@ -151,18 +155,6 @@ pub fn road_keep(map: &[f32], percentile_: f64, most_relevant_first: bool) -> Ve
     }
 }
 
-/// pytorch-grad-cam's (and ROAD's) neighbour weights: `((d_row, d_col), weight)`.
-pub const NEIGHBOR_WEIGHTS: [((isize, isize), f64); 8] = [
-    ((1, 1), 1.0 / 12.0),
-    ((0, 1), 1.0 / 6.0),
-    ((-1, 1), 1.0 / 12.0),
-    ((1, -1), 1.0 / 12.0),
-    ((0, -1), 1.0 / 6.0),
-    ((-1, -1), 1.0 / 12.0),
-    ((1, 0), 1.0 / 6.0),
-    ((-1, 0), 1.0 / 6.0),
-];
-
 /// ROAD's noise: absolute standard deviation added to every imputed value
 /// (pytorch-grad-cam's `NoisyLinearImputer(noise=0.01)`).
 pub const ROAD_NOISE: f32 = 0.01;
@@ -217,12 +209,14 @@ impl Normal {
 ///
 /// pytorch-grad-cam solves the system with SciPy's direct `spsolve`; here it is solved by
 /// conjugate gradients (the matrix is symmetric positive definite as soon as one pixel is
-/// kept) preconditioned by an aggregation multigrid V-cycle, to a relative residual of 1e-5. When no pixel is kept the system is singular (SciPy returns
-/// NaN); the image is then filled with zeros (the dataset mean in normalised space) plus noise.
+/// kept) preconditioned by an aggregation multigrid V-cycle, to a relative residual of 1e-5.
+/// When no pixel is kept the system is singular (SciPy returns NaN); the image is then filled
+/// with zeros (the dataset mean in normalised space) plus noise.
 ///
-/// # Panics
+/// # Errors
 ///
-/// If `keep.len() != h * w` or `image.len()` is not a multiple of it.
+/// [`Error::Invalid`] if `keep.len() != h * w` or `image.len()` is not a multiple of it;
+/// [`Error::NotConverged`] if the solver stops short of its tolerance (NaN in the image).
 pub fn impute(
     image: &[f32],
     keep: &[bool],
@@ -230,16 +224,23 @@ pub fn impute(
     w: usize,
     noise: f32,
     rng: &mut Normal,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
     let n = h * w;
-    assert_eq!(keep.len(), n, "impute: the mask is not {h}x{w}");
-    assert!(
-        n > 0 && image.len().is_multiple_of(n),
-        "impute: the image is not C x {h} x {w}"
-    );
+    if keep.len() != n {
+        return Err(Error::Invalid(format!(
+            "impute: the mask has {} values, not {h}x{w}",
+            keep.len()
+        )));
+    }
+    if n == 0 || !image.len().is_multiple_of(n) {
+        return Err(Error::Invalid(format!(
+            "impute: the image has {} values, not C x {h} x {w}",
+            image.len()
+        )));
+    }
     let channels = image.len() / n;
     let values: Vec<f64> = image.iter().map(|&v| v as f64).collect();
-    let solved = solve_harmonic(&values, keep, channels, h, w);
+    let solved = solve_harmonic(&values, keep, channels, h, w)?;
     let mut out = image.to_vec();
     for c in 0..channels {
         for i in (0..n).filter(|&i| !keep[i]) {
@@ -250,402 +251,7 @@ pub fn impute(
             out[c * n + i] = v as f32;
         }
     }
-    out
-}
-
-/// The imputation system without noise: `values` (C x h x w) with the unknown pixels solved.
-fn solve_harmonic(values: &[f64], keep: &[bool], channels: usize, h: usize, w: usize) -> Vec<f64> {
-    let n = h * w;
-    let unknown: Vec<usize> = (0..n).filter(|&i| !keep[i]).collect();
-    let mut out = values.to_vec();
-    if unknown.is_empty() {
-        return out;
-    }
-    if unknown.len() == n {
-        out.iter_mut().for_each(|v| *v = 0.0);
-        return out;
-    }
-    // The system over the unknowns: diag_k x_k - sum_j w_kj x_j = sum_(kept j) w_kj v_j.
-    let mut index = vec![u32::MAX; n];
-    for (k, &i) in unknown.iter().enumerate() {
-        index[i] = k as u32;
-    }
-    let m = unknown.len();
-    let mut a = Csr::with_capacity(m);
-    let mut rhs = vec![0.0; channels * m];
-    for (k, &i) in unknown.iter().enumerate() {
-        let (y, x) = ((i / w) as isize, (i % w) as isize);
-        let mut diag = 0.0;
-        for &((dy, dx), wt) in &NEIGHBOR_WEIGHTS {
-            let (ny, nx) = (y + dy, x + dx);
-            if ny < 0 || nx < 0 || ny >= h as isize || nx >= w as isize {
-                continue;
-            }
-            diag += wt;
-            let j = ny as usize * w + nx as usize;
-            if keep[j] {
-                for c in 0..channels {
-                    rhs[c * m + k] += wt * values[c * n + j];
-                }
-            } else {
-                a.cols.push(index[j]);
-                a.vals.push(-wt);
-            }
-        }
-        a.diag.push(diag);
-        a.row_start.push(a.cols.len());
-    }
-    let positions: Vec<(u32, u32)> = unknown
-        .iter()
-        .map(|&i| ((i / w) as u32, (i % w) as u32))
-        .collect();
-    let hierarchy = Hierarchy::new(a, positions);
-    // All channels at once: unknown k, channel c at k * channels + c.
-    let mut b = vec![0.0; m * channels];
-    for c in 0..channels {
-        for k in 0..m {
-            b[k * channels + c] = rhs[c * m + k];
-        }
-    }
-    let mut x = vec![0.0; m * channels];
-    preconditioned_cg(&hierarchy, &b, &mut x, channels, 1e-5, 200);
-    for c in 0..channels {
-        for (k, &i) in unknown.iter().enumerate() {
-            out[c * n + i] = x[k * channels + c];
-        }
-    }
-    out
-}
-
-/// A sparse symmetric matrix: its diagonal apart, the other entries by rows.
-#[derive(Debug, Clone, Default)]
-struct Csr {
-    diag: Vec<f64>,
-    row_start: Vec<usize>,
-    cols: Vec<u32>,
-    vals: Vec<f64>,
-}
-
-impl Csr {
-    fn with_capacity(m: usize) -> Self {
-        let mut row_start = Vec::with_capacity(m + 1);
-        row_start.push(0);
-        Csr {
-            diag: Vec::with_capacity(m),
-            row_start,
-            cols: Vec::with_capacity(8 * m),
-            vals: Vec::with_capacity(8 * m),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.diag.len()
-    }
-
-    /// `y = A x` for `nc` interleaved vectors.
-    fn matvec(&self, x: &[f64], y: &mut [f64], nc: usize) {
-        let mut s = [0.0f64; MAX_CHANNELS];
-        for k in 0..self.len() {
-            for c in 0..nc {
-                s[c] = self.diag[k] * x[k * nc + c];
-            }
-            for e in self.row_start[k]..self.row_start[k + 1] {
-                let (v, j) = (self.vals[e], self.cols[e] as usize * nc);
-                for c in 0..nc {
-                    s[c] += v * x[j + c];
-                }
-            }
-            y[k * nc..k * nc + nc].copy_from_slice(&s[..nc]);
-        }
-    }
-
-    /// One Gauss-Seidel sweep on `A z = r` (`nc` interleaved vectors), rows in order or
-    /// reversed.
-    fn gauss_seidel(&self, r: &[f64], z: &mut [f64], nc: usize, reverse: bool) {
-        let sweep = |k: usize, z: &mut [f64]| {
-            let mut s = [0.0f64; MAX_CHANNELS];
-            s[..nc].copy_from_slice(&r[k * nc..k * nc + nc]);
-            for e in self.row_start[k]..self.row_start[k + 1] {
-                let (v, j) = (self.vals[e], self.cols[e] as usize * nc);
-                for c in 0..nc {
-                    s[c] -= v * z[j + c];
-                }
-            }
-            let d = self.diag[k];
-            for c in 0..nc {
-                z[k * nc + c] = s[c] / d;
-            }
-        };
-        if reverse {
-            (0..self.len()).rev().for_each(|k| sweep(k, z));
-        } else {
-            (0..self.len()).for_each(|k| sweep(k, z));
-        }
-    }
-}
-
-/// The most channels [`impute`] solves at once (more are done in groups).
-const MAX_CHANNELS: usize = 4;
-
-/// One level of the multigrid: its matrix and, but for the coarsest, which coarse unknown
-/// each of its unknowns belongs to (2x2 blocks of the grid).
-struct Level {
-    a: Csr,
-    parent: Vec<u32>,
-}
-
-/// An aggregation multigrid for the imputation system: unknowns are merged by 2x2 blocks of
-/// pixels, coarse matrices are Galerkin products `P^T A P` with piecewise constant `P` (so every
-/// level stays symmetric positive definite), and the coarsest (at most 256 unknowns) is solved
-/// by a dense Cholesky factorisation. One V-cycle with a forward Gauss-Seidel sweep before the
-/// coarse correction and a backward one after is a symmetric preconditioner for CG.
-struct Hierarchy {
-    levels: Vec<Level>,
-    /// Cholesky factor of the coarsest matrix, row-major lower triangle.
-    chol: Vec<f64>,
-}
-
-const COARSEST: usize = 256;
-
-impl Hierarchy {
-    fn new(a: Csr, mut positions: Vec<(u32, u32)>) -> Self {
-        let mut levels = Vec::new();
-        let mut a = a;
-        while a.len() > COARSEST {
-            // Aggregates: unknowns in the same 2x2 block of the grid.
-            let coarse_pos: Vec<(u32, u32)> =
-                positions.iter().map(|&(y, x)| (y / 2, x / 2)).collect();
-            let mut order: Vec<u32> = (0..a.len() as u32).collect();
-            order.sort_by_key(|&k| coarse_pos[k as usize]);
-            let mut parent = vec![0u32; a.len()];
-            let mut next_positions = Vec::new();
-            let mut members: Vec<Vec<u32>> = Vec::new();
-            for &k in &order {
-                let p = coarse_pos[k as usize];
-                if next_positions.last() != Some(&p) {
-                    next_positions.push(p);
-                    members.push(Vec::new());
-                }
-                parent[k as usize] = (next_positions.len() - 1) as u32;
-                members.last_mut().expect("pushed").push(k);
-            }
-            if members.len() == a.len() {
-                break; // no coarsening possible
-            }
-            let mut coarse = Csr::with_capacity(members.len());
-            let mut row: Vec<(u32, f64)> = Vec::with_capacity(9);
-            for (big, group) in members.iter().enumerate() {
-                row.clear();
-                let mut diag = 0.0;
-                let mut add = |col: u32, v: f64, row: &mut Vec<(u32, f64)>| {
-                    if col as usize == big {
-                        diag += v;
-                    } else if let Some(e) = row.iter_mut().find(|e| e.0 == col) {
-                        e.1 += v;
-                    } else {
-                        row.push((col, v));
-                    }
-                };
-                for &k in group {
-                    let k = k as usize;
-                    add(big as u32, a.diag[k], &mut row);
-                    for e in a.row_start[k]..a.row_start[k + 1] {
-                        add(parent[a.cols[e] as usize], a.vals[e], &mut row);
-                    }
-                }
-                coarse.diag.push(diag);
-                for &(col, v) in &row {
-                    coarse.cols.push(col);
-                    coarse.vals.push(v);
-                }
-                coarse.row_start.push(coarse.cols.len());
-            }
-            levels.push(Level { a, parent });
-            a = coarse;
-            positions = next_positions;
-        }
-        // Dense Cholesky of the coarsest matrix.
-        let m = a.len();
-        let mut dense = vec![0.0; m * m];
-        for k in 0..m {
-            dense[k * m + k] = a.diag[k];
-            for e in a.row_start[k]..a.row_start[k + 1] {
-                dense[k * m + a.cols[e] as usize] += a.vals[e];
-            }
-        }
-        for j in 0..m {
-            let mut d = dense[j * m + j];
-            for p in 0..j {
-                d -= dense[j * m + p] * dense[j * m + p];
-            }
-            let d = d.max(1e-300).sqrt();
-            dense[j * m + j] = d;
-            for i in j + 1..m {
-                let mut v = dense[i * m + j];
-                for p in 0..j {
-                    v -= dense[i * m + p] * dense[j * m + p];
-                }
-                dense[i * m + j] = v / d;
-            }
-        }
-        levels.push(Level {
-            a,
-            parent: Vec::new(),
-        });
-        Hierarchy {
-            levels,
-            chol: dense,
-        }
-    }
-
-    fn matrix(&self) -> &Csr {
-        &self.levels[0].a
-    }
-
-    /// `z = B r`, B the V-cycle from `level` down, for `nc` interleaved vectors.
-    fn vcycle(&self, level: usize, r: &[f64], z: &mut [f64], nc: usize) {
-        let lv = &self.levels[level];
-        let m = lv.a.len();
-        if level + 1 == self.levels.len() {
-            // Forward and backward substitution with the Cholesky factor.
-            let l = &self.chol;
-            for c in 0..nc {
-                for i in 0..m {
-                    let mut v = r[i * nc + c];
-                    for p in 0..i {
-                        v -= l[i * m + p] * z[p * nc + c];
-                    }
-                    z[i * nc + c] = v / l[i * m + i];
-                }
-                for i in (0..m).rev() {
-                    let mut v = z[i * nc + c];
-                    for p in i + 1..m {
-                        v -= l[p * m + i] * z[p * nc + c];
-                    }
-                    z[i * nc + c] = v / l[i * m + i];
-                }
-            }
-            return;
-        }
-        z.iter_mut().for_each(|v| *v = 0.0);
-        lv.a.gauss_seidel(r, z, nc, false);
-        let mut az = vec![0.0; r.len()];
-        lv.a.matvec(z, &mut az, nc);
-        let coarse_n = self.levels[level + 1].a.len();
-        let mut rc = vec![0.0; coarse_n * nc];
-        for k in 0..m {
-            let p = lv.parent[k] as usize * nc;
-            for c in 0..nc {
-                rc[p + c] += r[k * nc + c] - az[k * nc + c];
-            }
-        }
-        let mut zc = vec![0.0; coarse_n * nc];
-        self.vcycle(level + 1, &rc, &mut zc, nc);
-        for k in 0..m {
-            let p = lv.parent[k] as usize * nc;
-            for c in 0..nc {
-                z[k * nc + c] += zc[p + c];
-            }
-        }
-        lv.a.gauss_seidel(r, z, nc, true);
-    }
-}
-
-/// Preconditioned conjugate gradients on the hierarchy's finest matrix for `nc` interleaved
-/// right-hand sides at once (each with its own step sizes), from the initial `x`, until every
-/// `|b_c - A x_c| <= tol * |b_c|` or `max_iter` iterations. Returns the iterations done.
-fn preconditioned_cg(
-    hierarchy: &Hierarchy,
-    b: &[f64],
-    x: &mut [f64],
-    nc: usize,
-    tol: f64,
-    max_iter: usize,
-) -> usize {
-    if nc > MAX_CHANNELS {
-        // In groups of at most MAX_CHANNELS channels.
-        let m = b.len() / nc;
-        let mut most = 0;
-        for start in (0..nc).step_by(MAX_CHANNELS) {
-            let g = MAX_CHANNELS.min(nc - start);
-            let pick = |v: &[f64]| {
-                (0..m)
-                    .flat_map(|k| (0..g).map(move |c| (k, c)))
-                    .map(|(k, c)| v[k * nc + start + c])
-                    .collect::<Vec<_>>()
-            };
-            let bg = pick(b);
-            let mut xg = pick(x);
-            most = most.max(preconditioned_cg(hierarchy, &bg, &mut xg, g, tol, max_iter));
-            for k in 0..m {
-                for c in 0..g {
-                    x[k * nc + start + c] = xg[k * g + c];
-                }
-            }
-        }
-        return most;
-    }
-    let a = hierarchy.matrix();
-    let len = b.len();
-    let dots = |u: &[f64], v: &[f64]| {
-        let mut d = [0.0f64; MAX_CHANNELS];
-        for (p, q) in u.chunks_exact(nc).zip(v.chunks_exact(nc)) {
-            for c in 0..nc {
-                d[c] += p[c] * q[c];
-            }
-        }
-        d
-    };
-    let mut ax = vec![0.0; len];
-    a.matvec(x, &mut ax, nc);
-    let mut r: Vec<f64> = b.iter().zip(&ax).map(|(bi, ai)| bi - ai).collect();
-    let bb = dots(b, b);
-    let target: Vec<f64> = (0..nc).map(|c| tol * bb[c].sqrt()).collect();
-    let converged = |r: &[f64]| {
-        let rr = dots(r, r);
-        (0..nc).all(|c| rr[c].sqrt() <= target[c])
-    };
-    if converged(&r) {
-        return 0;
-    }
-    let mut z = vec![0.0; len];
-    hierarchy.vcycle(0, &r, &mut z, nc);
-    let mut p = z.clone();
-    let mut rz = dots(&r, &z);
-    let mut ap = vec![0.0; len];
-    for iter in 1..=max_iter {
-        a.matvec(&p, &mut ap, nc);
-        let pap = dots(&p, &ap);
-        let alpha: Vec<f64> = (0..nc)
-            .map(|c| if pap[c] > 0.0 { rz[c] / pap[c] } else { 0.0 })
-            .collect();
-        for (((x, r), p), ap) in x
-            .chunks_exact_mut(nc)
-            .zip(r.chunks_exact_mut(nc))
-            .zip(p.chunks_exact(nc))
-            .zip(ap.chunks_exact(nc))
-        {
-            for c in 0..nc {
-                x[c] += alpha[c] * p[c];
-                r[c] -= alpha[c] * ap[c];
-            }
-        }
-        if converged(&r) {
-            return iter;
-        }
-        hierarchy.vcycle(0, &r, &mut z, nc);
-        let rz_new = dots(&r, &z);
-        let beta: Vec<f64> = (0..nc)
-            .map(|c| if rz[c] > 0.0 { rz_new[c] / rz[c] } else { 0.0 })
-            .collect();
-        rz = rz_new;
-        for (p, z) in p.chunks_exact_mut(nc).zip(z.chunks_exact(nc)) {
-            for c in 0..nc {
-                p[c] = z[c] + beta[c] * p[c];
-            }
-        }
-    }
-    max_iter
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -711,7 +317,7 @@ mod tests {
         let img = [1.0, 2.0, 3.0, 4.0, 100.0, 6.0, 7.0, 8.0, 9.0];
         let mut keep = [true; 9];
         keep[4] = false;
-        let out = impute(&img, &keep, 3, 3, 0.0, &mut Normal::new(0));
+        let out = impute(&img, &keep, 3, 3, 0.0, &mut Normal::new(0)).unwrap();
         let want = (2.0 + 4.0 + 6.0 + 8.0) / 6.0 + (1.0 + 3.0 + 7.0 + 9.0) / 12.0;
         assert!((out[4] as f64 - want).abs() < 1e-6, "{} vs {want}", out[4]);
         assert_eq!(&out[..4], &img[..4]);
@@ -723,7 +329,7 @@ mod tests {
         // mean (1/6 * 2 + 1/6 * 3 + 1/12 * 4) / (5/12) = 2.8.
         let img = [0.0, 2.0, 3.0, 4.0];
         let keep = [false, true, true, true];
-        let out = impute(&img, &keep, 2, 2, 0.0, &mut Normal::new(0));
+        let out = impute(&img, &keep, 2, 2, 0.0, &mut Normal::new(0)).unwrap();
         assert!((out[0] - 2.8).abs() < 1e-6, "{}", out[0]);
     }
 
@@ -738,15 +344,27 @@ mod tests {
         let keep: Vec<bool> = (0..h * w)
             .map(|i| !(5..25).contains(&(i % w)) || !(2..h - 2).contains(&(i / w)))
             .collect();
-        let out = impute(&img, &keep, h, w, 0.0, &mut Normal::new(0));
+        let out = impute(&img, &keep, h, w, 0.0, &mut Normal::new(0)).unwrap();
         for (a, b) in out.iter().zip(&img) {
             assert!((a - b).abs() < 1e-3, "{a} vs {b}");
         }
     }
 
     #[test]
+    fn a_mask_or_image_of_the_wrong_size_is_an_error() {
+        let mut rng = Normal::new(0);
+        let err = impute(&[0.0; 12], &[true; 5], 2, 3, 0.0, &mut rng).unwrap_err();
+        assert!(
+            err.to_string().contains("the mask has 5 values, not 2x3"),
+            "{err}"
+        );
+        let err = impute(&[0.0; 13], &[true; 6], 2, 3, 0.0, &mut rng).unwrap_err();
+        assert!(err.to_string().contains("the image has 13 values"), "{err}");
+    }
+
+    #[test]
     fn nothing_kept_gives_zeros() {
-        let out = impute(&[5.0; 16], &[false; 16], 4, 4, 0.0, &mut Normal::new(0));
+        let out = impute(&[5.0; 16], &[false; 16], 4, 4, 0.0, &mut Normal::new(0)).unwrap();
         assert_eq!(out, [0.0; 16]);
     }
 

@@ -6,6 +6,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
+use crate::kernels;
+
 /// A convolution with symmetric zero padding `padding`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d(
@@ -37,7 +39,7 @@ pub(crate) fn batch_norm(channels: usize, epsilon: f64, device: &Device) -> Batc
 /// the convolution (models hold such a batch norm as `Option`, `Some` until the weights are
 /// loaded, so that checkpoints load as they are).
 pub(crate) fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
-    let y = super::ops::conv2d(conv, x);
+    let y = kernels::conv2d(conv, x);
     match bn {
         Some(bn) => bn.forward(y),
         None => y,
@@ -77,7 +79,7 @@ pub(crate) fn pad_same(x: Tensor<4>, kernel: usize, stride: usize) -> Tensor<4> 
     )
 }
 
-pub(crate) use super::guided::{relu, relu6};
+pub(crate) use crate::kernels::guided_relu::{relu, relu6};
 
 #[cfg(test)]
 mod tests {

@@ -6,9 +6,7 @@
 //! output, and only that rest needs autodiff.
 
 pub mod efficientnet_lite;
-pub mod guided;
 mod layers;
-pub mod ops;
 mod registry;
 pub mod resnet;
 pub mod vgg;

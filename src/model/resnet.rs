@@ -11,8 +11,8 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{batch_norm, conv_bn, conv2d, fold_batch_norm, relu};
-use super::ops;
 use super::{CamModel, Layer, Preprocess, Rounding};
+use crate::kernels as ops;
 
 const BN_EPS: f64 = 1e-5;
 

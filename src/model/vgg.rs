@@ -12,8 +12,8 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{batch_norm, conv2d, relu};
-use super::ops;
 use super::{CamModel, Layer, Preprocess, Rounding};
+use crate::kernels as ops;
 
 /// torchvision's classifier is a Sequential with its Linear layers at 0, 3 and 6.
 pub const KEY_REMAPS: crate::weights::KeyRemaps = &[

@@ -11,7 +11,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
-use gradcam::model::guided::relu;
+use gradcam::kernels::guided_relu::relu;
 use gradcam::model::{CamModel, Layer, Preprocess, Rounding};
 
 /// A layer's parameters as flat row-major arrays.

@@ -32,7 +32,7 @@ thread_local! {
 /// Switches the models' ReLU and ReLU6 to their guided versions on this thread until dropped.
 ///
 /// ```
-/// use gradcam::model::guided::Guided;
+/// use gradcam::kernels::Guided;
 /// {
 ///     let _guided = Guided::enable();
 ///     assert!(Guided::active());
@@ -178,7 +178,7 @@ pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if Guided::active() {
         guided_relu6(x)
     } else {
-        super::ops::relu6(x)
+        super::relu6(x)
     }
 }
 

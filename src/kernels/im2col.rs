@@ -1,0 +1,237 @@
+//! A dense convolution's sizes, its tiles of output rows, and im2col / col2im of one input
+//! channel (rows in the weight's own `[c, kh, kw]` order, so the weight is used as stored).
+
+use std::ops::Range;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ConvOptions;
+use burn::backend::{DType, Shape, TensorMetadata};
+
+use super::scratch::TILE_FLOATS;
+
+/// The sizes of a dense convolution, for the float32 kernels below.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ConvGeometry {
+    pub(super) batch: usize,
+    pub(super) channels: usize,
+    pub(super) height: usize,
+    pub(super) width: usize,
+    pub(super) out_channels: usize,
+    pub(super) kernel: [usize; 2],
+    pub(super) stride: [usize; 2],
+    /// Top and left padding (bottom and right only show in the output size).
+    pub(super) padding: [usize; 2],
+    pub(super) out_size: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// `None` unless the convolution is dense (one group), without dilation, on float32.
+    pub(super) fn of_dense_f32(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        options: &ConvOptions<2>,
+    ) -> Option<Self> {
+        if options.groups != 1
+            || options.dilation != [1, 1]
+            || x.dtype() != DType::F32
+            || weight.dtype() != DType::F32
+        {
+            return None;
+        }
+        let [batch, channels, height, width] = x.shape().dims();
+        let [out_channels, _, kh, kw] = weight.shape().dims();
+        let [(top, _), (left, _)] = options.padding;
+        Some(Self {
+            batch,
+            channels,
+            height,
+            width,
+            out_channels,
+            kernel: [kh, kw],
+            stride: options.stride,
+            padding: [top, left],
+            out_size: output_size(&x.shape(), [kh, kw], options),
+        })
+    }
+
+    /// Rows of an image's im2col matrix (and columns of the weight matrix): `c * kh * kw`.
+    pub(super) fn patch_len(&self) -> usize {
+        self.channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// A 1x1 convolution with stride 1 and no padding, whose input already is its im2col.
+    pub(super) fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
+    /// Output rows per im2col tile: whole rows, about [`TILE_FLOATS`] floats (at least one row).
+    pub(super) fn tile_rows(&self) -> usize {
+        let row = self.patch_len() * self.out_size[1];
+        (TILE_FLOATS / row.max(1)).clamp(1, self.out_size[0].max(1))
+    }
+
+    /// The output rows of an image in tiles of [`tile_rows`](Self::tile_rows).
+    pub(super) fn tiles(&self) -> impl Iterator<Item = Range<usize>> {
+        let (oh, step) = (self.out_size[0], self.tile_rows());
+        (0..oh).step_by(step).map(move |y| y..(y + step).min(oh))
+    }
+
+    /// For each kernel offset `k` along one axis, the output positions `o` whose input position
+    /// `o * stride + k - padding` is inside `0..len`.
+    fn inside(o_len: usize, stride: usize, padding: usize, k: usize, len: usize) -> Range<usize> {
+        let start = padding.saturating_sub(k).div_ceil(stride).min(o_len);
+        let end = (len + padding)
+            .saturating_sub(k)
+            .div_ceil(stride)
+            .min(o_len);
+        start..end.max(start)
+    }
+
+    /// Fills the `kh * kw` im2col rows of one input channel for the output rows `ys`: row
+    /// `(i, j)` holds, for each of their positions, the input at offset `(i, j)` of its window
+    /// (zero in the padding).
+    pub(super) fn im2col_channel(&self, plane: &[f32], rows: &mut [f32], ys: Range<usize>) {
+        let (kw, [sh, sw], [pt, pl]) = (self.kernel[1], self.stride, self.padding);
+        let [oh, ow] = self.out_size;
+        for (offset, row) in rows.chunks_mut(ys.len() * ow).enumerate() {
+            let (i, j) = (offset / kw, offset % kw);
+            let rows_in = Self::inside(oh, sh, pt, i, self.height);
+            let cols_in = Self::inside(ow, sw, pl, j, self.width);
+            for (y, out_row) in ys.clone().zip(row.chunks_mut(ow)) {
+                if !rows_in.contains(&y) || cols_in.is_empty() {
+                    out_row.fill(0.0);
+                    continue;
+                }
+                let input_row = &plane[(y * sh + i - pt) * self.width..][..self.width];
+                out_row[..cols_in.start].fill(0.0);
+                out_row[cols_in.end..].fill(0.0);
+                let first = cols_in.start * sw + j - pl;
+                let out = &mut out_row[cols_in.clone()];
+                if sw == 1 {
+                    out.copy_from_slice(&input_row[first..first + out.len()]);
+                } else {
+                    for (o, &v) in out.iter_mut().zip(input_row[first..].iter().step_by(sw)) {
+                        *o = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The transpose of [`im2col_channel`](Self::im2col_channel): adds each row's values back to
+    /// the input positions they came from.
+    pub(super) fn col2im_channel(&self, rows: &[f32], plane: &mut [f32], ys: Range<usize>) {
+        let (kw, [sh, sw], [pt, pl]) = (self.kernel[1], self.stride, self.padding);
+        let [oh, ow] = self.out_size;
+        for (offset, row) in rows.chunks(ys.len() * ow).enumerate() {
+            let (i, j) = (offset / kw, offset % kw);
+            let rows_in = Self::inside(oh, sh, pt, i, self.height);
+            let cols_in = Self::inside(ow, sw, pl, j, self.width);
+            if cols_in.is_empty() {
+                continue;
+            }
+            let first = cols_in.start * sw + j - pl;
+            for y in ys.start.max(rows_in.start)..ys.end.min(rows_in.end) {
+                let input_row = &mut plane[(y * sh + i - pt) * self.width..][..self.width];
+                let values = &row[(y - ys.start) * ow..][cols_in.clone()];
+                if sw == 1 {
+                    for (x, &v) in input_row[first..].iter_mut().zip(values) {
+                        *x += v;
+                    }
+                } else {
+                    for (x, &v) in input_row[first..].iter_mut().step_by(sw).zip(values) {
+                        *x += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Output height and width of a convolution (dilation 1).
+fn output_size(x: &Shape, [kh, kw]: [usize; 2], options: &ConvOptions<2>) -> [usize; 2] {
+    let [(top, bottom), (left, right)] = options.padding;
+    let [sh, sw] = options.stride;
+    [
+        (x[2] + top + bottom - kh) / sh + 1,
+        (x[3] + left + right - kw) / sw + 1,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry(
+        size: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad: [(usize, usize); 2],
+    ) -> ConvGeometry {
+        let [(top, bottom), (left, right)] = pad;
+        let out = |n: usize, p: usize, k: usize, s: usize| (n + p - k) / s + 1;
+        ConvGeometry {
+            batch: 1,
+            channels: 1,
+            height: size[0],
+            width: size[1],
+            out_channels: 1,
+            kernel,
+            stride,
+            padding: [top, left],
+            out_size: [
+                out(size[0], top + bottom, kernel[0], stride[0]),
+                out(size[1], left + right, kernel[1], stride[1]),
+            ],
+        }
+    }
+
+    /// Worked out by hand: a 2x3 plane, a 2x2 kernel, stride 1, one column of padding left.
+    #[test]
+    fn im2col_of_a_small_plane() {
+        let g = geometry([2, 3], [2, 2], [1, 1], [(0, 0), (1, 0)]);
+        assert_eq!(g.out_size, [1, 3]);
+        let plane = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut rows = [f32::NAN; 12];
+        g.im2col_channel(&plane, &mut rows, 0..1);
+        // Offsets (0,0), (0,1), (1,0), (1,1), each over the three output positions.
+        assert_eq!(
+            rows,
+            [0.0, 1.0, 2.0, 1.0, 2.0, 3.0, 0.0, 4.0, 5.0, 4.0, 5.0, 6.0]
+        );
+    }
+
+    /// col2im is im2col's transpose: `<im2col(x), c> = <x, col2im(c)>`, over strides, paddings
+    /// wider than the kernel reaches, odd sizes and tiles of one row.
+    #[test]
+    fn col2im_is_the_transpose_of_im2col() {
+        let cases = [
+            ([7, 9], [3, 3], [1, 1], [(1, 1), (1, 1)]),
+            ([13, 11], [5, 3], [2, 2], [(2, 2), (0, 1)]),
+            ([7, 9], [7, 7], [2, 1], [(3, 3), (3, 3)]),
+            ([4, 5], [1, 1], [2, 2], [(0, 0), (0, 0)]),
+            ([3, 2], [3, 3], [1, 1], [(4, 4), (4, 4)]),
+        ];
+        for (size, kernel, stride, pad) in cases {
+            let g = geometry(size, kernel, stride, pad);
+            let plane: Vec<f32> = (0..size[0] * size[1])
+                .map(|i| ((i * 7) % 11) as f32 - 5.0)
+                .collect();
+            let [oh, ow] = g.out_size;
+            for ys in [0..oh, oh / 2..oh] {
+                let len = kernel[0] * kernel[1] * ys.len() * ow;
+                let c: Vec<f32> = (0..len).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
+                let mut rows = vec![f32::NAN; len];
+                g.im2col_channel(&plane, &mut rows, ys.clone());
+                let mut back = vec![0.0; plane.len()];
+                g.col2im_channel(&c, &mut back, ys.clone());
+                let lhs: f32 = rows.iter().zip(&c).map(|(a, b)| a * b).sum();
+                let rhs: f32 = plane.iter().zip(&back).map(|(a, b)| a * b).sum();
+                assert_eq!(
+                    lhs, rhs,
+                    "{size:?} {kernel:?} {stride:?} {pad:?} rows {ys:?}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! One float32 matrix product through the `gemm` crate, on strided views of slices.
+
+/// A float32 matrix in a slice: `rows x cols` with the given strides.
+#[derive(Clone, Copy)]
+pub(super) struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    /// Distance between rows and between columns, in elements.
+    strides: [usize; 2],
+}
+
+impl<'a> Matrix<'a> {
+    /// A view of `data`; panics if the last element lies outside it (a bug in the caller).
+    pub(super) fn new(data: &'a [f32], [rows, cols]: [usize; 2], strides: [usize; 2]) -> Self {
+        let last = (rows.max(1) - 1) * strides[0] + (cols.max(1) - 1) * strides[1];
+        assert!(
+            rows * cols == 0 || last < data.len(),
+            "matrix out of its slice"
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            strides,
+        }
+    }
+
+    /// The transpose, through the strides.
+    pub(super) fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            strides: [self.strides[1], self.strides[0]],
+            ..self
+        }
+    }
+}
+
+/// `dst = lhs x rhs` (`dst += lhs x rhs` when `accumulate`) with gemm; `dst` is row-major with
+/// row stride `dst_stride`. Parallel over rayon's threads when `split` and the product is large
+/// (flex's threshold).
+pub(super) fn matmul(
+    dst: &mut [f32],
+    dst_stride: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    accumulate: bool,
+    split: bool,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(k, rhs.rows, "inner dimensions");
+    assert!(
+        m * n == 0 || (m - 1) * dst_stride + n <= dst.len(),
+        "output out of its slice"
+    );
+    let parallelism = if split && m * n * k >= 192 * 192 * 192 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every element gemm touches inside the three slices, and
+    // `dst` is borrowed mutably, so it does not alias the others.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_stride as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.strides[1] as isize,
+            lhs.strides[0] as isize,
+            rhs.data.as_ptr(),
+            rhs.strides[1] as isize,
+            rhs.strides[0] as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor, TensorData};
+
+    use super::*;
+
+    fn random(shape: [usize; 2]) -> (Tensor<2>, Vec<f32>) {
+        let t = Tensor::<2>::random(shape, Distribution::Normal(0.0, 1.0), &Device::flex());
+        let values = t.to_data().iter::<f32>().collect();
+        (t, values)
+    }
+
+    /// Against burn's matmul (equal: flex's runs the same gemm kernels): plain, with the left side transposed through its strides, into a
+    /// wider destination, accumulating, and large enough to split over threads.
+    #[test]
+    fn matmul_matches_burn() {
+        for (m, k, n, transposed, accumulate, split) in [
+            (5, 7, 3, false, false, false),
+            (1, 9, 13, true, false, false),
+            (6, 4, 11, false, true, false),
+            (8, 1, 5, true, true, true),
+            (200, 200, 200, false, true, true),
+            (193, 201, 197, true, false, true),
+        ] {
+            let (a, a_values) = random(if transposed { [k, m] } else { [m, k] });
+            let (b, b_values) = random([k, n]);
+            let (c, c_values) = random([m, n + 2]);
+            let lhs = if transposed {
+                Matrix::new(&a_values, [k, m], [m, 1]).t()
+            } else {
+                Matrix::new(&a_values, [m, k], [k, 1])
+            };
+            let rhs = Matrix::new(&b_values, [k, n], [n, 1]);
+            let mut dst = c_values.clone();
+            matmul(&mut dst, n + 2, lhs, rhs, accumulate, split);
+            let a = if transposed { a.transpose() } else { a };
+            let product = a.matmul(b);
+            let start = if accumulate {
+                c.clone().slice([0..m, 0..n])
+            } else {
+                product.zeros_like()
+            };
+            let want = c.slice_assign([0..m, 0..n], start + product);
+            let got = Tensor::<2>::from_data(TensorData::new(dst, [m, n + 2]), &Device::flex());
+            let diff: f32 = (got - want).abs().max().into_scalar();
+            assert_eq!(diff, 0.0, "{m}x{k}x{n}");
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The kernels' one parallel-or-serial loop over matching chunks of two slices.
+
+use rayon::prelude::*;
+
+/// `f` on each pair of chunks of `dst` and `src` (of the lengths given), in order: on rayon's
+/// threads when `parallel`, else on this one. The dense kernels' images (parallel when there
+/// are several) and the channels of one image's im2col or col2im (parallel when the image is
+/// alone) both go through it.
+pub(super) fn for_each_chunk_pair(
+    (dst, dst_len): (&mut [f32], usize),
+    (src, src_len): (&[f32], usize),
+    parallel: bool,
+    f: impl Fn(&mut [f32], &[f32]) + Sync,
+) {
+    // Empty chunks only come with an empty tensor, which has nothing to compute.
+    let (dst_len, src_len) = (dst_len.max(1), src_len.max(1));
+    if parallel {
+        dst.par_chunks_mut(dst_len)
+            .zip(src.par_chunks(src_len))
+            .for_each(|(d, s)| f(d, s));
+    } else {
+        for (d, s) in dst.chunks_mut(dst_len).zip(src.chunks(src_len)) {
+            f(d, s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_and_parallel_pair_the_same_chunks() {
+        let src: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        for parallel in [false, true] {
+            let mut dst = vec![0.0; 9];
+            for_each_chunk_pair((&mut dst, 3), (&src, 2), parallel, |d, s| {
+                d.fill(s.iter().sum());
+            });
+            assert_eq!(dst, [1.0, 1.0, 1.0, 5.0, 5.0, 5.0, 9.0, 9.0, 9.0]);
+        }
+    }
+}

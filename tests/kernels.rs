@@ -1,0 +1,350 @@
+//! `gradcam::kernels` against burn's own operations on flex, over a grid of shapes: values,
+//! input gradients, and weight and bias gradients. Where a kernel does not apply (dilation,
+//! grouped convolutions, unusual pools) the dispatch falls back to burn's operation, and there
+//! the results must be burn's exactly.
+
+use burn::backend::ops::ConvOptions;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::pool::MaxPool2dConfig;
+use burn::tensor::activation::relu;
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::{Device, Distribution, Tensor};
+use gradcam::kernels::guided_relu::guided_relu;
+use gradcam::kernels::{self, Guided};
+
+fn random<const D: usize>(shape: [usize; D]) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Device::flex())
+}
+
+/// The largest absolute difference between `ours` and burn's `theirs`, relative to the largest
+/// magnitude of `theirs` (float32 rounding grows with the values), or to 1 if that is smaller.
+fn max_diff<const D: usize>(ours: Tensor<D>, theirs: Tensor<D>) -> f32 {
+    assert_eq!(ours.dims(), theirs.dims(), "shapes differ");
+    let scalar = |t: Tensor<1>| t.into_data().iter::<f32>().next().unwrap();
+    let scale = scalar(theirs.clone().abs().max()).max(1.0);
+    scalar((ours - theirs).abs().max()) / scale
+}
+
+/// The largest of each name's differences over a grid, with the case where it occurred.
+#[derive(Default)]
+struct Worst(Vec<(&'static str, f32, String)>);
+
+impl Worst {
+    fn record(&mut self, name: &'static str, diff: f32, case: &str) {
+        assert!(!diff.is_nan(), "{name}: NaN difference at {case}");
+        match self.0.iter_mut().find(|(n, ..)| *n == name) {
+            Some(entry) if diff > entry.1 => *entry = (name, diff, case.to_string()),
+            Some(_) => {}
+            None => self.0.push((name, diff, case.to_string())),
+        }
+    }
+
+    /// Prints every maximum (`--nocapture` shows them) and checks it against its bound.
+    fn check(&self, bound: impl Fn(&str) -> f32) {
+        for (name, diff, case) in &self.0 {
+            println!("{name}: max relative diff {diff:e} at {case}");
+            assert!(*diff <= bound(name), "{name}: {diff:e} at {case}");
+        }
+    }
+}
+
+/// `(y, dx, dw, db)` of `y = conv(x, w, b)` under the loss `sum(y * c)`.
+fn conv_and_gradients(
+    conv: &dyn Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>) -> Tensor<4>,
+    x: &Tensor<4>,
+    w: &Tensor<4>,
+    b: &Option<Tensor<1>>,
+    c: &Tensor<4>,
+) -> (Tensor<4>, Tensor<4>, Tensor<4>, Option<Tensor<1>>) {
+    let y = conv(x.clone(), w.clone(), b.clone());
+    let x = x.clone().autodiff().require_grad();
+    let w = w.clone().autodiff().require_grad();
+    let b = b.clone().map(|b| b.autodiff().require_grad());
+    let grads = (conv(x.clone(), w.clone(), b.clone()) * c.clone().autodiff())
+        .sum()
+        .backward();
+    let db = b.map(|b| b.grad(&grads).unwrap());
+    (y, x.grad(&grads).unwrap(), w.grad(&grads).unwrap(), db)
+}
+
+/// TensorFlow's "SAME" padding of one axis: `(before, after)`, the smaller half before.
+fn tf_same(n: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let total = ((n.div_ceil(stride) - 1) * stride + kernel).saturating_sub(n);
+    (total / 2, total - total / 2)
+}
+
+/// Which convolutions of the grid: `(name, channels in, channels out, groups)`.
+const KINDS: [(&str, usize, usize, usize); 3] = [
+    ("dense", 4, 6, 1),
+    ("depthwise", 6, 6, 6),
+    ("grouped", 6, 4, 2),
+];
+
+/// Every kind of convolution x kernel 1/3/5/7 x stride 1/2 x padding 0/1/2/TF-SAME x dilation
+/// 1/2 x batch 1/3 x sizes 7x9 and 13x11, with and without bias, against burn's conv2d.
+/// Dilation 2 and grouped convolutions go to burn's operation (and depthwise ones with stride
+/// 2 forward): there the values must be equal. Weight and bias gradients are always burn's.
+#[test]
+fn conv2d_matches_burn_over_a_grid_of_shapes() {
+    let mut worst = Worst::default();
+    for (kind, cin, cout, groups) in KINDS {
+        for (k, stride, pad, dilation, batch, [h, w]) in grid() {
+            let reach = dilation * (k - 1) + 1;
+            let padding = match pad {
+                Some(p) => [(p, p), (p, p)],
+                None => [tf_same(h, reach, stride), tf_same(w, reach, stride)],
+            };
+            if h + padding[0].0 + padding[0].1 < reach || w + padding[1].0 + padding[1].1 < reach {
+                continue;
+            }
+            let bias = (k + stride + batch) % 2 == 0;
+            let case = format!(
+                "{kind} k{k} s{stride} pad {padding:?} d{dilation} batch {batch} {h}x{w} bias {bias}"
+            );
+            let options =
+                ConvOptions::new_with_padding([stride; 2], padding, [dilation; 2], groups);
+            let x = random([batch, cin, h, w]);
+            let weight = random([cout, cin / groups, k, k]);
+            let b = bias.then(|| random([cout]));
+            let ours = |x, w, b| kernels::conv2d_with(x, w, b, options.clone());
+            let theirs = |x, w, b| burn_conv2d(x, w, b, options.clone());
+            let c = random(theirs(x.clone(), weight.clone(), b.clone()).dims());
+            let (y, dx, dw, db) = conv_and_gradients(&ours, &x, &weight, &b, &c);
+            let (y_, dx_, dw_, db_) = conv_and_gradients(&theirs, &x, &weight, &b, &c);
+            let fallback = dilation != 1 || kind == "grouped";
+            let forward_fallback = fallback || (kind == "depthwise" && stride != 1);
+            worst.record(label(kind, "y", forward_fallback), max_diff(y, y_), &case);
+            worst.record(label(kind, "dx", fallback), max_diff(dx, dx_), &case);
+            worst.record("dw", max_diff(dw, dw_), &case);
+            if let (Some(db), Some(db_)) = (db, db_) {
+                worst.record("db", max_diff(db, db_), &case);
+            }
+        }
+    }
+    worst.check(|name| match name {
+        // Measured up to 4.5e-7 (dense y) and 4.0e-7 (depthwise dx); 0 for the other two.
+        "dense y" | "dense dx" | "depthwise y" | "depthwise dx" => 1.5e-6,
+        _ => 0.0,
+    });
+}
+
+/// The name a difference is kept under: burn's own operation (`fallback`) must match exactly.
+fn label(kind: &str, what: &str, fallback: bool) -> &'static str {
+    match (fallback, kind, what) {
+        (true, _, "y") => "fallback y",
+        (true, ..) => "fallback dx",
+        (false, "dense", "y") => "dense y",
+        (false, "dense", _) => "dense dx",
+        (false, _, "y") => "depthwise y",
+        _ => "depthwise dx",
+    }
+}
+
+/// `(kernel, stride, padding (None: TF-SAME), dilation, batch, [height, width])`.
+fn grid() -> impl Iterator<Item = (usize, usize, Option<usize>, usize, usize, [usize; 2])> {
+    let mut cases = Vec::new();
+    for k in [1, 3, 5, 7] {
+        for stride in [1, 2] {
+            for pad in [Some(0), Some(1), Some(2), None] {
+                for dilation in [1, 2] {
+                    for batch in [1, 3] {
+                        for size in [[7, 9], [13, 11]] {
+                            cases.push((k, stride, pad, dilation, batch, size));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    cases.into_iter()
+}
+
+/// Shapes the grid does not reach: several im2col tiles per image (64 and 32 channels at
+/// 40x40 and 100x100), ResNet's 7x7 stem, padding wider than the kernel reaches.
+#[test]
+fn dense_conv2d_matches_burn_over_several_tiles() {
+    let mut worst = Worst::default();
+    // (channels in, out, kernel, stride, padding, size, batch)
+    for (cin, cout, k, stride, p, size, batch) in [
+        (64, 4, 3, 1, 1, 40, 1),
+        (64, 4, 3, 1, 1, 40, 3),
+        (32, 4, 3, 2, 1, 100, 1),
+        (3, 8, 7, 2, 3, 33, 3),
+        (3, 2, 3, 1, 4, 2, 1),
+    ] {
+        let case = format!("{cin}->{cout} k{k} s{stride} p{p} {size}x{size} batch {batch}");
+        let options = ConvOptions::new([stride; 2], [p; 2], [1, 1], 1);
+        let x = random([batch, cin, size, size]);
+        let weight = random([cout, cin, k, k]);
+        let b = Some(random([cout]));
+        let ours = |x, w, b| kernels::conv2d_with(x, w, b, options.clone());
+        let theirs = |x, w, b| burn_conv2d(x, w, b, options.clone());
+        let c = random(theirs(x.clone(), weight.clone(), b.clone()).dims());
+        let (y, dx, ..) = conv_and_gradients(&ours, &x, &weight, &b, &c);
+        let (y_, dx_, ..) = conv_and_gradients(&theirs, &x, &weight, &b, &c);
+        worst.record("y", max_diff(y, y_), &case);
+        worst.record("dx", max_diff(dx, dx_), &case);
+    }
+    // Measured up to 7.7e-7 (y) and 1.4e-7 (dx).
+    worst.check(|name| if name == "y" { 2e-6 } else { 5e-7 });
+}
+
+/// [`kernels::conv2d`] reads the module's padding as burn does: "valid", explicit (asymmetric
+/// too), and "same", which goes to burn's own forward.
+#[test]
+fn conv2d_of_a_module_reads_its_padding_as_burn() {
+    let mut worst = Worst::default();
+    for (padding, exact) in [
+        (PaddingConfig2d::Valid, false),
+        (PaddingConfig2d::Explicit(0, 1, 2, 3), false),
+        (PaddingConfig2d::Same, true),
+    ] {
+        let conv = Conv2dConfig::new([3, 5], [3, 3])
+            .with_padding(padding.clone())
+            .init(&Device::flex());
+        let x = random([2, 3, 7, 9]);
+        let diff = max_diff(kernels::conv2d(&conv, x.clone()), conv.forward(x));
+        worst.record(
+            if exact { "same" } else { "fixed" },
+            diff,
+            &format!("{padding:?}"),
+        );
+    }
+    // Measured 2.4e-7 for the fixed paddings.
+    worst.check(|name| if name == "same" { 0.0 } else { 1e-6 });
+}
+
+/// Max pooling: kernel 1/2/3/5 x stride 1/2 x padding 0/1/2 (at most half the kernel) x batch
+/// 1/3 x sizes 7x9 and 13x11, and the pools that go to burn's (dilation, ceil rounding,
+/// asymmetric padding). A maximum has no rounding, so the values are burn's exactly, and so
+/// is the input gradient (burn's backward).
+#[test]
+fn max_pool2d_matches_burn() {
+    let mut worst = Worst::default();
+    let mut pools = Vec::new();
+    for k in [1, 2, 3, 5] {
+        for stride in [1, 2] {
+            for p in (0..=2).filter(|&p| p <= k / 2) {
+                pools.push(
+                    MaxPool2dConfig::new([k, k])
+                        .with_strides([stride; 2])
+                        .with_padding(PaddingConfig2d::Explicit(p, p, p, p)),
+                );
+            }
+        }
+    }
+    let fallbacks = [
+        MaxPool2dConfig::new([3, 3]).with_dilation([2, 2]),
+        MaxPool2dConfig::new([3, 3])
+            .with_strides([2, 2])
+            .with_ceil_mode(true),
+        MaxPool2dConfig::new([3, 3]).with_padding(PaddingConfig2d::Explicit(0, 1, 1, 0)),
+    ];
+    for config in pools.into_iter().chain(fallbacks) {
+        let pool = config.init();
+        for batch in [1, 3] {
+            for [h, w] in [[7, 9], [13, 11]] {
+                let case = format!("{pool:?} batch {batch} {h}x{w}");
+                let x = random([batch, 3, h, w]);
+                let y = kernels::max_pool2d(&pool, x.clone());
+                worst.record("y", max_diff(y.clone(), pool.forward(x.clone())), &case);
+                let c = random(y.dims());
+                let gradient = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+                    let leaf = x.clone().autodiff().require_grad();
+                    let grads = (f(leaf.clone()) * c.clone().autodiff()).sum().backward();
+                    leaf.grad(&grads).unwrap()
+                };
+                let ours = gradient(&|x| kernels::max_pool2d(&pool, x));
+                worst.record("dx", max_diff(ours, gradient(&|x| pool.forward(x))), &case);
+            }
+        }
+    }
+    worst.check(|_| 0.0);
+}
+
+#[test]
+fn max_pool2d_propagates_nan_as_pytorch() {
+    let pool = MaxPool2dConfig::new([2, 2]).init();
+    let x =
+        Tensor::<1>::from_floats([1.0, f32::NAN, 3.0, 4.0], &Device::flex()).reshape([1, 1, 2, 2]);
+    let y: Vec<f32> = kernels::max_pool2d(&pool, x)
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    assert!(y[0].is_nan(), "NaN propagates: {y:?}");
+}
+
+/// ReLU6 against burn's `clamp(x, 0, 6)`, values and gradient, on random values spread over
+/// both ends (none exactly 0 or 6, where the two gradients differ on purpose).
+#[test]
+fn relu6_matches_burns_clamp() {
+    let mut worst = Worst::default();
+    for shape in [[1, 5, 7, 9], [3, 4, 13, 11]] {
+        let x = random(shape) * 4.0 + 2.0;
+        let c = random(shape);
+        let gradient = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+            let leaf = x.clone().autodiff().require_grad();
+            let grads = (f(leaf.clone()) * c.clone().autodiff()).sum().backward();
+            leaf.grad(&grads).unwrap()
+        };
+        let case = format!("{shape:?}");
+        let theirs = |x: Tensor<4>| x.clamp(0.0, 6.0);
+        worst.record(
+            "y",
+            max_diff(kernels::relu6(x.clone()), theirs(x.clone())),
+            &case,
+        );
+        worst.record(
+            "dx",
+            max_diff(gradient(&kernels::relu6), gradient(&theirs)),
+            &case,
+        );
+    }
+    worst.check(|_| 0.0);
+}
+
+#[test]
+fn relu6_gradient_is_zero_outside_its_linear_range() {
+    let x = Tensor::<1>::from_floats([-1.0, 0.0, 0.5, 3.0, 6.0, 7.0], &Device::flex());
+    let leaf = x.autodiff().require_grad();
+    let y = kernels::relu6(leaf.clone());
+    let values: Vec<f32> = y.clone().into_data().iter::<f32>().collect();
+    assert_eq!(values, [0.0, 0.0, 0.5, 3.0, 6.0, 6.0]);
+    let c = Tensor::<1>::from_floats([1.0, 2.0, -3.0, 4.0, 5.0, 6.0], &Device::flex());
+    let grads = (y * c.autodiff()).sum().backward();
+    let grad: Vec<f32> = leaf
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    assert_eq!(grad, [0.0, 0.0, -3.0, 4.0, 0.0, 0.0]);
+}
+
+/// The guided ReLU against burn's relu forward, and against its rule built from burn's
+/// operations backward: `dy * [x > 0] * [dy > 0]`.
+#[test]
+fn guided_relu_matches_its_rule_on_burns_operations() {
+    let mut worst = Worst::default();
+    for shape in [[1, 5, 7, 9], [3, 4, 13, 11]] {
+        let (x, dy) = (random(shape), random(shape));
+        let case = format!("{shape:?}");
+        worst.record(
+            "y",
+            max_diff(guided_relu(x.clone()), relu(x.clone())),
+            &case,
+        );
+        let leaf = x.clone().autodiff().require_grad();
+        let grads = {
+            let _guided = Guided::enable();
+            (kernels::guided_relu::relu(leaf.clone()) * dy.clone().autodiff())
+                .sum()
+                .backward()
+        };
+        let rule = dy.clone().mask_fill(x.lower_equal_elem(0.0), 0.0);
+        let rule = rule.clone().mask_fill(dy.lower_equal_elem(0.0), 0.0);
+        worst.record("dx", max_diff(leaf.grad(&grads).unwrap(), rule), &case);
+    }
+    worst.check(|_| 0.0);
+}
