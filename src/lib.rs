@@ -18,3 +18,4 @@ pub mod image;
 pub mod labels;
 pub mod localize;
 pub mod serve;
+pub mod timefmt;

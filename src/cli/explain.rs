@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use gradcam::batch::progress::{Progress, duration};
+use gradcam::batch::progress::Progress;
 use gradcam::batch::{self, Done, Format, PipelineOptions, Record, Shard, Status, manifest};
 use gradcam::cam::CamOptions;
 use gradcam::explain::{Classes, Explainer, Explanation, OutputFiles};
 use gradcam::image::MAX_PIXELS;
 use gradcam::labels;
+use gradcam::timefmt::duration;
 
 use super::ModelArgs;
 

@@ -59,7 +59,7 @@ pub const VOC_CLASSES: [&str; 20] = [
 /// How a dataset's labels are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Format {
+pub enum AnnotationFormat {
     /// `annotations.csv` (imagenet-val-1300).
     Csv,
     /// ILSVRC XML annotations, classes as synsets.
@@ -68,12 +68,12 @@ pub enum Format {
     VocXml,
 }
 
-impl std::fmt::Display for Format {
+impl std::fmt::Display for AnnotationFormat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Format::Csv => "CSV (annotations.csv)",
-            Format::ImagenetXml => "ImageNet XML",
-            Format::VocXml => "Pascal VOC XML",
+            AnnotationFormat::Csv => "CSV (annotations.csv)",
+            AnnotationFormat::ImagenetXml => "ImageNet XML",
+            AnnotationFormat::VocXml => "Pascal VOC XML",
         })
     }
 }
@@ -133,7 +133,7 @@ impl Sample {
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub root: PathBuf,
-    pub format: Format,
+    pub format: AnnotationFormat,
     /// Sorted by name.
     pub samples: Vec<Sample>,
     /// Objects skipped because their class is not among the model's (VOC names not in the list).
@@ -309,7 +309,7 @@ fn read_csv(dir: &Path, path: &Path, num_classes: usize) -> Result<Dataset> {
     }
     Ok(Dataset {
         root: dir.to_path_buf(),
-        format: Format::Csv,
+        format: AnnotationFormat::Csv,
         samples,
         skipped_objects: 0,
     })
@@ -467,9 +467,9 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         .flat_map(|(_, a)| &a.objects)
         .all(|o| is_synset(&o.name));
     let format = if all_synsets {
-        Format::ImagenetXml
+        AnnotationFormat::ImagenetXml
     } else {
-        Format::VocXml
+        AnnotationFormat::VocXml
     };
 
     // Class lookup.
@@ -479,11 +479,11 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         .map(|(i, l)| (l.synset, i))
         .collect();
     let names: Vec<String> = match (format, class_names) {
-        (Format::VocXml, Some(names)) => names.to_vec(),
-        (Format::VocXml, None) if num_classes == VOC_CLASSES.len() => {
+        (AnnotationFormat::VocXml, Some(names)) => names.to_vec(),
+        (AnnotationFormat::VocXml, None) if num_classes == VOC_CLASSES.len() => {
             VOC_CLASSES.iter().map(|s| s.to_string()).collect()
         }
-        (Format::VocXml, None) => {
+        (AnnotationFormat::VocXml, None) => {
             return Err(Error::Invalid(format!(
                 "dataset {}: Pascal VOC class names need a mapping to the model's {num_classes} \
                  outputs: pass --class-names FILE (the model's class names, one a line, in output \
@@ -500,7 +500,7 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         .rev()
         .map(|(i, n)| (norm(n), i))
         .collect();
-    if format == Format::ImagenetXml && num_classes != 1000 {
+    if format == AnnotationFormat::ImagenetXml && num_classes != 1000 {
         return Err(Error::Invalid(format!(
             "dataset {}: ImageNet synsets need a 1000-class ImageNet model, this one has {num_classes}",
             dir.display()
@@ -541,16 +541,20 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         let mut boxes = Vec::new();
         for o in &ann.objects {
             let class = match format {
-                Format::ImagenetXml => synsets.get(o.name.as_str()).copied(),
+                AnnotationFormat::ImagenetXml => synsets.get(o.name.as_str()).copied(),
                 _ => by_name
                     .get(&norm(&o.name))
                     .copied()
                     .filter(|&c| c < num_classes),
             };
-            let shift = if format == Format::VocXml { 1.0 } else { 0.0 };
+            let shift = if format == AnnotationFormat::VocXml {
+                1.0
+            } else {
+                0.0
+            };
             match (class, bbox_from(o.bndbox, shift)) {
                 (Some(class), Some(bbox)) => boxes.push(GtBox { class, bbox }),
-                (None, _) if format == Format::ImagenetXml => {
+                (None, _) if format == AnnotationFormat::ImagenetXml => {
                     return Err(invalid(
                         xml,
                         format!("`{}` is not an ImageNet-1k synset", o.name),

@@ -25,6 +25,7 @@ use crate::io::npy_bytes;
 use crate::labels;
 use crate::localize::{BBox, PAPER_THRESHOLD};
 use crate::model::CamModel;
+use crate::timefmt::ms;
 
 /// The most maps one request may ask for (`class` values or `top_k`): each costs a backward
 /// pass and its images.
@@ -313,10 +314,6 @@ pub(super) async fn explain(
             Err(ApiError::Internal)
         }
     }
-}
-
-fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1e3
 }
 
 #[derive(Debug, Serialize)]
