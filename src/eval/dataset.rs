@@ -677,34 +677,29 @@ mod tests {
 
     #[test]
     fn csv_errors_name_the_file_and_line() {
-        // The blank line counts: the bad row is the file's fourth line.
-        let text =
-            format!("{HEADER}\na.png,3,n,x,20,10,0 0 9 9,0 0 9 9\n\nb.png,x,n,x,20,10,0 0 9 9,\n");
-        let e = open_csv("bad-class", text.as_bytes())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("annotations.csv: line 4: bad class_idx `x`"),
-            "{e}"
-        );
-
-        let text = format!("{HEADER}\na.png,3,n,x,20,10,0 0 9 z,\n");
-        let e = open_csv("bad-box", text.as_bytes())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("annotations.csv: line 2: bad number `z` in box `0 0 9 z`"),
-            "{e}"
-        );
-
-        let text = format!("{HEADER}\na.png,12,n,x,20,10,0 0 9 9,\n");
-        let e = open_csv("class-range", text.as_bytes())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("line 2: class 12 is out of range for a model with 10 classes"),
-            "{e}"
-        );
+        let good = "a.png,3,n,x,20,10,0 0 9 9,0 0 9 9";
+        for (name, rows, message) in [
+            // The blank line counts: the bad row is the file's fourth line.
+            (
+                "bad-class",
+                format!("{good}\n\nb.png,x,n,x,20,10,0 0 9 9,"),
+                "annotations.csv: line 4: bad class_idx `x`",
+            ),
+            (
+                "bad-box",
+                "a.png,3,n,x,20,10,0 0 9 z,".to_string(),
+                "annotations.csv: line 2: bad number `z` in box `0 0 9 z`",
+            ),
+            (
+                "class-range",
+                "a.png,12,n,x,20,10,0 0 9 9,".to_string(),
+                "annotations.csv: line 2: class 12 is out of range for a model with 10 classes",
+            ),
+        ] {
+            let text = format!("{HEADER}\n{rows}\n");
+            let e = open_csv(name, text.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(message), "{e}");
+        }
 
         let mut bytes = format!("{HEADER}\na.png,3,n,x,20,10,0 0 9 9,\n").into_bytes();
         bytes.extend_from_slice(b"b\xff.png,3,n,x,20,10,0 0 9 9,\n");
