@@ -19,6 +19,7 @@ use crate::localize::{BBox, localize};
 use crate::model::{CamModel, Preprocess};
 pub use crate::request::Classes;
 use crate::request::{ExplainRequest, RequestSpec};
+use crate::timefmt::ms;
 
 /// A model with a method and its layers, ready to explain images.
 pub struct Explainer {
@@ -220,7 +221,7 @@ impl Explainer {
                 })
                 .collect();
             let mut image_timings = timings;
-            image_timings.postprocess += start.elapsed().as_secs_f64() * 1e3;
+            image_timings.postprocess += ms(start);
             result.push(Explanation {
                 model: self.model.name().to_string(),
                 method: self.method.name.to_string(),

@@ -20,3 +20,4 @@ pub mod labels;
 pub mod localize;
 pub mod request;
 pub mod serve;
+pub mod timefmt;

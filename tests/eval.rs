@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::Device;
 use common::run::{command, root, scratch};
-use gradcam::eval::dataset::{Dataset, Format, VOC_CLASSES};
+use gradcam::eval::dataset::{AnnotationFormat, Dataset, VOC_CLASSES};
 use gradcam::eval::metrics::*;
 use gradcam::eval::perturb::{Normal, impute, road_keep};
 use gradcam::eval::{self, EvalConfig, Settings};
@@ -286,7 +286,7 @@ fn csv_dataset(name: &str, n: usize) -> PathBuf {
 fn csv_dataset_uses_the_227_boxes() {
     let dir = csv_dataset("csv", 3);
     let d = Dataset::open(&dir, None, 10).unwrap();
-    assert_eq!(d.format, Format::Csv);
+    assert_eq!(d.format, AnnotationFormat::Csv);
     assert_eq!(d.samples.len(), 3);
     let s = &d.samples[1];
     assert_eq!(s.name, "img_01.png");
@@ -342,7 +342,7 @@ fn imagenet_xml_dataset() {
     )
     .unwrap();
     let d = Dataset::open(&dir, None, 1000).unwrap();
-    assert_eq!(d.format, Format::ImagenetXml);
+    assert_eq!(d.format, AnnotationFormat::ImagenetXml);
     assert_eq!(d.samples.len(), 2);
     let s = &d.samples[0];
     assert!(
@@ -383,7 +383,7 @@ fn voc_xml_dataset() {
     .unwrap();
     // A 20-class model: VOC's order. VOC's 1-based boxes become 0-based.
     let d = Dataset::open(&dir, None, 20).unwrap();
-    assert_eq!(d.format, Format::VocXml);
+    assert_eq!(d.format, AnnotationFormat::VocXml);
     let s = &d.samples[0];
     let dog = VOC_CLASSES.iter().position(|&c| c == "dog").unwrap();
     let person = VOC_CLASSES.iter().position(|&c| c == "person").unwrap();
@@ -454,7 +454,7 @@ fn config(report: &Path, dataset: &Dataset, methods: &[&str]) -> EvalConfig {
         methods: methods.iter().map(|s| s.to_string()).collect(),
         limit: None,
         faithfulness_limit: 2,
-        batch: 4,
+        batch_size: 4,
         report_dir: report.to_path_buf(),
         command: Some("gradcam eval (test)".into()),
         report_every: None,
@@ -519,7 +519,7 @@ fn run_writes_a_report_and_resumes() {
     assert!(png.width() >= 1000);
     let lines = std::fs::read_to_string(report.join("results.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 6);
-    let first: eval::Record = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    let first: eval::ImageResult = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     assert_eq!(first.maps[0].iou.len(), 10);
     assert_eq!(first.faithfulness.as_ref().unwrap().deletion.len(), 5);
 

@@ -16,6 +16,7 @@ use super::output::{self, FileFormats, OutputFiles};
 use crate::error::{Error, Result};
 use crate::explain::{Classes, Explainer, Explanation, preprocess_with};
 use crate::image::load;
+use crate::timefmt::ms;
 
 /// How to run the stages.
 #[derive(Debug, Clone)]
@@ -108,7 +109,7 @@ where
                             Decoded {
                                 input,
                                 result,
-                                decode_ms: start.elapsed().as_secs_f64() * 1e3,
+                                decode_ms: ms(start),
                             }
                         })
                         .collect()
@@ -238,7 +239,7 @@ where
                             input,
                             outcome,
                             decode_ms,
-                            write_ms: start.elapsed().as_secs_f64() * 1e3,
+                            write_ms: ms(start),
                         }
                     },
                 )

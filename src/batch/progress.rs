@@ -4,6 +4,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use crate::timefmt::duration;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Bar,
@@ -126,25 +128,5 @@ impl Progress {
             eprint!("\r\x1b[K");
             self.shown = false;
         }
-    }
-}
-
-/// `1h02m`, `2m07s`, `9s`.
-pub fn duration(seconds: f64) -> String {
-    let s = seconds.round() as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn durations() {
-        assert_eq!(super::duration(9.4), "9s");
-        assert_eq!(super::duration(127.0), "2m07s");
-        assert_eq!(super::duration(3720.0), "1h02m");
     }
 }

@@ -49,6 +49,7 @@ pub use xgrad_cam::XGradCam;
 
 use crate::error::{Error, Result};
 use crate::model::CamModel;
+use crate::timefmt::ms;
 
 /// Which score each image's map explains.
 #[derive(Clone)]
@@ -471,8 +472,4 @@ pub(crate) fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
     let [_, cols] = t.dims();
     flat(t).chunks(cols.max(1)).map(<[f32]>::to_vec).collect()
-}
-
-fn ms(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64() * 1e3
 }

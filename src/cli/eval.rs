@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use gradcam::eval::{self, Dataset, EvalConfig, Progress, Settings};
+use gradcam::eval::{self, Dataset, EvalConfig, EvalProgress, Settings};
+use gradcam::timefmt::human;
 
 use super::ModelArgs;
 
@@ -50,9 +51,9 @@ pub struct EvalArgs {
     /// Seed of ROAD's imputation noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Perturbed inputs per forward pass.
-    #[arg(long, default_value_t = 8)]
-    pub batch: usize,
+    /// Perturbed inputs per forward pass (`--batch` is the old name, still accepted).
+    #[arg(long, alias = "batch", default_value_t = 8)]
+    pub batch_size: usize,
     /// The model's class names, one a line, in output order (for Pascal VOC names).
     #[arg(long)]
     pub class_names: Option<PathBuf>,
@@ -115,7 +116,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         methods,
         limit: args.limit,
         faithfulness_limit: args.faithfulness_limit,
-        batch: args.batch,
+        batch_size: args.batch_size,
         report_dir: args.report.clone(),
         command: Some(command_line()),
         report_every: (args.report_every > 0).then(|| Duration::from_secs(args.report_every * 60)),
@@ -124,10 +125,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let outcome = eval::run(model.as_ref(), &dataset, &config, &mut |p| bar.show(p))?;
     bar.finish();
     eprintln!(
-        "gradcam eval: {} pair(s) evaluated, {} resumed, in {:.0} s; report in {}",
+        "gradcam eval: {} pair(s) evaluated, {} resumed, in {}; report in {}",
         outcome.evaluated,
         outcome.resumed,
-        outcome.elapsed.as_secs_f64(),
+        human(outcome.elapsed),
         args.report.join("report.md").display()
     );
     println!("{}", outcome.report.table());
@@ -177,7 +178,7 @@ impl Bar {
         }
     }
 
-    fn show(&mut self, p: &Progress) {
+    fn show(&mut self, p: &EvalProgress) {
         let every = if self.tty {
             Duration::from_millis(200)
         } else {
@@ -190,7 +191,7 @@ impl Bar {
         let frac = p.done as f64 / p.total.max(1) as f64;
         let width = 30;
         let filled = (frac * width as f64).round() as usize;
-        let eta = p.eta.map_or("?".to_string(), hms);
+        let eta = p.eta.map_or("?".to_string(), human);
         let rate = p.done_now as f64 / p.elapsed.as_secs_f64().max(1e-9);
         let line = format!(
             "[{}{}] {}/{} {:5.1}%  {:.2}/s  elapsed {}  ETA {}  {} {}",
@@ -200,7 +201,7 @@ impl Bar {
             p.total,
             100.0 * frac,
             rate,
-            hms(p.elapsed),
+            human(p.elapsed),
             eta,
             p.method,
             p.image
@@ -222,7 +223,28 @@ impl Bar {
     }
 }
 
-fn hms(d: Duration) -> String {
-    let s = d.as_secs();
-    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::EvalArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        eval: EvalArgs,
+    }
+
+    fn batch_size(flag: &str) -> usize {
+        let args = ["gradcam", "--dataset", "d", "--report", "r", flag, "3"];
+        Cli::try_parse_from(args).unwrap().eval.batch_size
+    }
+
+    #[test]
+    fn batch_size_keeps_the_old_batch_name() {
+        assert_eq!(batch_size("--batch-size"), 3);
+        assert_eq!(batch_size("--batch"), 3);
+        let default = Cli::try_parse_from(["gradcam", "--dataset", "d", "--report", "r"]);
+        assert_eq!(default.unwrap().eval.batch_size, 8);
+    }
 }

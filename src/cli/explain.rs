@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use gradcam::batch::progress::{Progress, duration};
+use gradcam::batch::progress::Progress;
 use gradcam::batch::{
     self, Done, FileFormats, Job, Observer, OutputFiles, RunOptions, Shard, Summary,
 };
 use gradcam::explain::Explanation;
 use gradcam::image::MAX_PIXELS;
 use gradcam::request::{ExplainRequest, RequestSpec};
+use gradcam::timefmt::human;
 
 use super::ModelArgs;
 
@@ -186,17 +187,12 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
 
 /// The last line: what was done, how fast, where the manifest is.
 fn summary_line(s: &Summary) -> String {
-    let seconds = s.elapsed.as_secs_f64();
     let mut line = format!(
         "{} explained, {} failed, {} skipped (already done) in {}",
         s.explained,
         s.failed,
         s.skipped,
-        if seconds < 60.0 {
-            format!("{seconds:.1}s")
-        } else {
-            duration(seconds)
-        }
+        human(s.elapsed)
     );
     if s.other_shards > 0 {
         line.push_str(&format!(", {} in other shards", s.other_shards));

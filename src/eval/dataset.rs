@@ -59,7 +59,7 @@ pub const VOC_CLASSES: [&str; 20] = [
 /// How a dataset's labels are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Format {
+pub enum AnnotationFormat {
     /// `annotations.csv` (imagenet-val-1300).
     Csv,
     /// ILSVRC XML annotations, classes as synsets.
@@ -68,12 +68,12 @@ pub enum Format {
     VocXml,
 }
 
-impl std::fmt::Display for Format {
+impl std::fmt::Display for AnnotationFormat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Format::Csv => "CSV (annotations.csv)",
-            Format::ImagenetXml => "ImageNet XML",
-            Format::VocXml => "Pascal VOC XML",
+            AnnotationFormat::Csv => "CSV (annotations.csv)",
+            AnnotationFormat::ImagenetXml => "ImageNet XML",
+            AnnotationFormat::VocXml => "Pascal VOC XML",
         })
     }
 }
@@ -133,7 +133,7 @@ impl Sample {
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub root: PathBuf,
-    pub format: Format,
+    pub format: AnnotationFormat,
     /// Sorted by name.
     pub samples: Vec<Sample>,
     /// Objects skipped because their class is not among the model's (VOC names not in the list).
@@ -170,6 +170,28 @@ impl Dataset {
 
 fn invalid(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("{}: {message}", path.display()))
+}
+
+/// The line a record starts on. csv's position is where it began reading, before the blank
+/// lines it skips, so those are counted here.
+fn record_line(text: &[u8], position: &csv::Position) -> u64 {
+    let from = usize::try_from(position.byte()).map_or(text.len(), |b| b.min(text.len()));
+    let blank = text[from..]
+        .iter()
+        .take_while(|&&b| b == b'\n' || b == b'\r')
+        .filter(|&&b| b == b'\n')
+        .count();
+    position.line() + blank as u64
+}
+
+/// A CSV reader's error as the crate's: I/O as I/O, the others (bad UTF-8) with csv's message,
+/// which names the record and the line.
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let message = e.to_string();
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => Error::io(path, e),
+        _ => invalid(path, message),
+    }
 }
 
 fn clamp(b: BBox, (w, h): (u32, u32)) -> BBox {
@@ -219,32 +241,18 @@ pub fn parse_boxes(text: &str) -> std::result::Result<Vec<BBox>, String> {
         .collect()
 }
 
-/// Splits one CSV line into fields (double quotes allowed around a field, `""` inside).
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut field)),
-            _ => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields
-}
-
 fn read_csv(dir: &Path, path: &Path, num_classes: usize) -> Result<Dataset> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = csv_fields(lines.next().ok_or_else(|| invalid(path, "empty file"))?);
-    let col = |name: &str| header.iter().position(|h| h.trim() == name);
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        // Rows may stop early: their missing fields read as empty.
+        .flexible(true)
+        .from_reader(text.as_slice());
+    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    if header.iter().all(str::is_empty) {
+        return Err(invalid(path, "empty file"));
+    }
+    let col = |name: &str| header.iter().position(|h| h == name);
     let file_col = col("file").ok_or_else(|| invalid(path, "no `file` column"))?;
     let class_col = col("class_idx").ok_or_else(|| invalid(path, "no `class_idx` column"))?;
     let orig_col = col("boxes_orig_xyxy");
@@ -262,10 +270,14 @@ fn read_csv(dir: &Path, path: &Path, num_classes: usize) -> Result<Dataset> {
         dir.to_path_buf()
     };
     let mut samples = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let row = csv_fields(line);
-        let at = |c: usize| row.get(c).map(|s| s.trim()).unwrap_or("");
-        let line_err = |m: String| invalid(path, format!("line {}: {m}", i + 2));
+    for row in reader.records() {
+        let row = row.map_err(|e| csv_error(path, e))?;
+        if row.iter().all(str::is_empty) {
+            continue;
+        }
+        let at = |c: usize| row.get(c).unwrap_or("");
+        let line = row.position().map_or(0, |p| record_line(&text, p));
+        let line_err = |m: String| invalid(path, format!("line {line}: {m}"));
         let file = at(file_col).to_string();
         let class: usize = at(class_col)
             .parse()
@@ -309,7 +321,7 @@ fn read_csv(dir: &Path, path: &Path, num_classes: usize) -> Result<Dataset> {
     }
     Ok(Dataset {
         root: dir.to_path_buf(),
-        format: Format::Csv,
+        format: AnnotationFormat::Csv,
         samples,
         skipped_objects: 0,
     })
@@ -331,67 +343,56 @@ pub struct XmlAnnotation {
     pub objects: Vec<XmlObject>,
 }
 
-/// The text of the first `<tag>...</tag>` element in `xml` (attributes allowed), trimmed.
-fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let mut from = 0;
-    loop {
-        let start = from + xml[from..].find(&format!("<{tag}"))?;
-        let after = start + tag.len() + 1;
-        let next = xml[after..].chars().next()?;
-        if next == '>' || next.is_whitespace() {
-            let open_end = after + xml[after..].find('>')?;
-            if xml[..open_end].ends_with('/') {
-                return Some("");
-            }
-            let close = open_end + 1 + xml[open_end + 1..].find(&format!("</{tag}>"))?;
-            return Some(xml[open_end + 1..close].trim());
-        }
-        from = after;
-    }
+/// The first child element of `node` named `tag`.
+fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, tag: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    node.children().find(|c| c.has_tag_name(tag))
 }
 
-/// Every `<tag>...</tag>` element's inner text, in order.
-fn elements<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
-    let mut out = Vec::new();
-    let mut rest = xml;
-    let close = format!("</{tag}>");
-    while let Some(inner) = element(rest, tag) {
-        out.push(inner);
-        // `inner` is a slice of `rest`: continue after its closing tag.
-        let offset = inner.as_ptr() as usize - rest.as_ptr() as usize + inner.len();
-        match rest[offset..].find(&close) {
-            Some(p) => rest = &rest[offset + p + close.len()..],
-            None => break,
-        }
-    }
-    out
+/// The trimmed text of `node`'s first child element named `tag` (`""` when it is empty).
+fn child_text<'a>(node: roxmltree::Node<'a, '_>, tag: &str) -> Option<&'a str> {
+    child(node, tag).map(|c| c.text().unwrap_or("").trim())
 }
 
-/// Reads a Pascal-VOC-style annotation (VOC or ILSVRC).
+/// `line N: message`, N where `node` starts.
+fn at_line(node: roxmltree::Node, message: impl std::fmt::Display) -> String {
+    let pos = node.document().text_pos_at(node.range().start);
+    format!("line {}: {message}", pos.row)
+}
+
+/// Reads a Pascal-VOC-style annotation (VOC or ILSVRC): the root's `<filename>`, `<size>` and
+/// `<object>` children, each object's own `<name>` and `<bndbox>` (not those of its `<part>`s).
 pub fn parse_xml(xml: &str) -> std::result::Result<XmlAnnotation, String> {
-    let xml = strip_comments(xml);
-    let filename = element(&xml, "filename")
-        .map(|s| s.to_string())
-        .filter(|s| !s.is_empty());
-    let size = element(&xml, "size").and_then(|s| {
-        let w = element(s, "width")?.parse().ok()?;
-        let h = element(s, "height")?.parse().ok()?;
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(xml, options)
+        .map_err(|e| format!("not well-formed XML: {e}"))?;
+    let root = doc.root_element();
+    let filename = child_text(root, "filename")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    // The size is informative only: a missing or odd one is not an error.
+    let size = child(root, "size").and_then(|s| {
+        let w = child_text(s, "width")?.parse().ok()?;
+        let h = child_text(s, "height")?.parse().ok()?;
         Some((w, h))
     });
     let mut objects = Vec::new();
-    for object in elements(&xml, "object") {
-        let name = element(object, "name")
-            .ok_or("an <object> without <name>")?
+    for object in root.children().filter(|c| c.has_tag_name("object")) {
+        let name = child_text(object, "name")
+            .ok_or_else(|| at_line(object, "an <object> without <name>"))?
             .to_string();
-        let bndbox =
-            element(object, "bndbox").ok_or_else(|| format!("object `{name}` without <bndbox>"))?;
+        let bndbox = child(object, "bndbox")
+            .ok_or_else(|| at_line(object, format!("object `{name}` without <bndbox>")))?;
         let mut v = [0.0; 4];
         for (slot, tag) in v.iter_mut().zip(["xmin", "ymin", "xmax", "ymax"]) {
-            let text =
-                element(bndbox, tag).ok_or_else(|| format!("object `{name}`: no <{tag}>"))?;
+            let node = child(bndbox, tag)
+                .ok_or_else(|| at_line(bndbox, format!("object `{name}`: no <{tag}>")))?;
+            let text = node.text().unwrap_or("").trim();
             *slot = text
                 .parse()
-                .map_err(|_| format!("object `{name}`: bad <{tag}> `{text}`"))?;
+                .map_err(|_| at_line(node, format!("object `{name}`: bad <{tag}> `{text}`")))?;
         }
         objects.push(XmlObject { name, bndbox: v });
     }
@@ -400,20 +401,6 @@ pub fn parse_xml(xml: &str) -> std::result::Result<XmlAnnotation, String> {
         size,
         objects,
     })
-}
-
-fn strip_comments(xml: &str) -> String {
-    let mut out = String::with_capacity(xml.len());
-    let mut rest = xml;
-    while let Some(start) = rest.find("<!--") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find("-->") {
-            Some(end) => rest = &rest[start + end + 3..],
-            None => return out,
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Whether `name` looks like a WordNet synset id (`n` and 8 digits).
@@ -467,9 +454,9 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         .flat_map(|(_, a)| &a.objects)
         .all(|o| is_synset(&o.name));
     let format = if all_synsets {
-        Format::ImagenetXml
+        AnnotationFormat::ImagenetXml
     } else {
-        Format::VocXml
+        AnnotationFormat::VocXml
     };
 
     // Class lookup.
@@ -479,11 +466,11 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         .map(|(i, l)| (l.synset, i))
         .collect();
     let names: Vec<String> = match (format, class_names) {
-        (Format::VocXml, Some(names)) => names.to_vec(),
-        (Format::VocXml, None) if num_classes == VOC_CLASSES.len() => {
+        (AnnotationFormat::VocXml, Some(names)) => names.to_vec(),
+        (AnnotationFormat::VocXml, None) if num_classes == VOC_CLASSES.len() => {
             VOC_CLASSES.iter().map(|s| s.to_string()).collect()
         }
-        (Format::VocXml, None) => {
+        (AnnotationFormat::VocXml, None) => {
             return Err(Error::Invalid(format!(
                 "dataset {}: Pascal VOC class names need a mapping to the model's {num_classes} \
                  outputs: pass --class-names FILE (the model's class names, one a line, in output \
@@ -500,7 +487,7 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         .rev()
         .map(|(i, n)| (norm(n), i))
         .collect();
-    if format == Format::ImagenetXml && num_classes != 1000 {
+    if format == AnnotationFormat::ImagenetXml && num_classes != 1000 {
         return Err(Error::Invalid(format!(
             "dataset {}: ImageNet synsets need a 1000-class ImageNet model, this one has {num_classes}",
             dir.display()
@@ -541,16 +528,20 @@ fn read_xml_dir(dir: &Path, class_names: Option<&[String]>, num_classes: usize) 
         let mut boxes = Vec::new();
         for o in &ann.objects {
             let class = match format {
-                Format::ImagenetXml => synsets.get(o.name.as_str()).copied(),
+                AnnotationFormat::ImagenetXml => synsets.get(o.name.as_str()).copied(),
                 _ => by_name
                     .get(&norm(&o.name))
                     .copied()
                     .filter(|&c| c < num_classes),
             };
-            let shift = if format == Format::VocXml { 1.0 } else { 0.0 };
+            let shift = if format == AnnotationFormat::VocXml {
+                1.0
+            } else {
+                0.0
+            };
             match (class, bbox_from(o.bndbox, shift)) {
                 (Some(class), Some(bbox)) => boxes.push(GtBox { class, bbox }),
-                (None, _) if format == Format::ImagenetXml => {
+                (None, _) if format == AnnotationFormat::ImagenetXml => {
                     return Err(invalid(
                         xml,
                         format!("`{}` is not an ImageNet-1k synset", o.name),
@@ -618,12 +609,6 @@ mod tests {
     }
 
     #[test]
-    fn csv_fields_with_quotes() {
-        assert_eq!(csv_fields(r#"a,"b, c",d"#), ["a", "b, c", "d"]);
-        assert_eq!(csv_fields(r#""say ""hi""",x"#), [r#"say "hi""#, "x"]);
-    }
-
-    #[test]
     fn xml_objects() {
         let xml = r#"<annotation><!-- <object><name>ghost</name></object> -->
             <filename>2007_000027.jpg</filename>
@@ -641,6 +626,118 @@ mod tests {
         assert_eq!(a.objects[0].name, "person");
         assert_eq!(a.objects[0].bndbox, [174.0, 101.0, 349.5, 351.0]);
         assert_eq!(a.objects[1].name, "dog");
+    }
+
+    #[test]
+    fn xml_errors_name_the_line_and_element() {
+        let no_box = "<annotation>\n<object>\n  <name>dog</name>\n</object>\n</annotation>";
+        assert_eq!(
+            parse_xml(no_box).unwrap_err(),
+            "line 2: object `dog` without <bndbox>"
+        );
+        let bad_number = "<annotation><object><name>dog</name>\n<bndbox>\n<xmin>1O</xmin>\
+                          <ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object></annotation>";
+        assert_eq!(
+            parse_xml(bad_number).unwrap_err(),
+            "line 3: object `dog`: bad <xmin> `1O`"
+        );
+        let no_ymax = "<annotation><object><name>dog</name>\n<bndbox><xmin>1</xmin><ymin>2</ymin>\
+                       <xmax>3</xmax></bndbox></object></annotation>";
+        assert_eq!(
+            parse_xml(no_ymax).unwrap_err(),
+            "line 2: object `dog`: no <ymax>"
+        );
+        let no_name = "<annotation>\n\n<object><bndbox/></object></annotation>";
+        assert_eq!(
+            parse_xml(no_name).unwrap_err(),
+            "line 3: an <object> without <name>"
+        );
+        let broken = "<annotation>\n<object><name>dog</name>\n</annotation>";
+        let e = parse_xml(broken).unwrap_err();
+        assert!(e.starts_with("not well-formed XML: "), "{e}");
+        assert!(e.contains("at 3:"), "{e}");
+    }
+
+    /// A fresh directory under the system's temporary one.
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("gradcam-dataset-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    const HEADER: &str = "file,class_idx,synset,name,orig_w,orig_h,boxes_orig_xyxy,boxes_227_xyxy";
+
+    fn open_csv(name: &str, text: &[u8]) -> Result<Dataset> {
+        let dir = scratch(name);
+        std::fs::write(dir.join("annotations.csv"), text).unwrap();
+        Dataset::open(&dir, None, 10)
+    }
+
+    #[test]
+    fn csv_errors_name_the_file_and_line() {
+        let good = "a.png,3,n,x,20,10,0 0 9 9,0 0 9 9";
+        for (name, rows, message) in [
+            // The blank line counts: the bad row is the file's fourth line.
+            (
+                "bad-class",
+                format!("{good}\n\nb.png,x,n,x,20,10,0 0 9 9,"),
+                "annotations.csv: line 4: bad class_idx `x`",
+            ),
+            (
+                "bad-box",
+                "a.png,3,n,x,20,10,0 0 9 z,".to_string(),
+                "annotations.csv: line 2: bad number `z` in box `0 0 9 z`",
+            ),
+            (
+                "class-range",
+                "a.png,12,n,x,20,10,0 0 9 9,".to_string(),
+                "annotations.csv: line 2: class 12 is out of range for a model with 10 classes",
+            ),
+        ] {
+            let text = format!("{HEADER}\n{rows}\n");
+            let e = open_csv(name, text.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(message), "{e}");
+        }
+
+        let mut bytes = format!("{HEADER}\na.png,3,n,x,20,10,0 0 9 9,\n").into_bytes();
+        bytes.extend_from_slice(b"b\xff.png,3,n,x,20,10,0 0 9 9,\n");
+        let e = open_csv("utf8", &bytes).unwrap_err().to_string();
+        assert!(e.contains("annotations.csv: CSV parse error"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+
+        let e = open_csv("no-file-column", b"name,class_idx,boxes_227_xyxy\n").unwrap_err();
+        assert!(e.to_string().contains("no `file` column"), "{e}");
+        let e = open_csv("empty", b"").unwrap_err();
+        assert!(e.to_string().contains("annotations.csv: empty file"), "{e}");
+    }
+
+    #[test]
+    fn csv_quoted_fields_and_short_rows() {
+        // A quoted name with a comma and a doubled quote; a row without its last columns.
+        let text = format!(
+            "{HEADER}\n\"a, \"\"b\"\".png\",3,n,x,20,10,0 0 9 9\nc.png,4,n,x,20,10,1 1 2 2\n"
+        );
+        let d = open_csv("quoted", text.as_bytes()).unwrap();
+        assert_eq!(d.samples[0].name, "a, \"b\".png");
+        assert_eq!(d.samples[1].classes, [4]);
+        assert_eq!(d.samples[1].box_sets.len(), 1);
+        assert_eq!(d.samples[1].box_sets[0].size, Some((20, 10)));
+    }
+
+    #[test]
+    fn xml_dataset_errors_name_the_file() {
+        let dir = scratch("xml-broken");
+        std::fs::write(dir.join("a.jpg"), b"").unwrap();
+        let xml = "<annotation>\n<filename>a.jpg</filename>\n<object><name>dog</name>\n\
+                   <bndbox><xmin>a</xmin></bndbox></object></annotation>";
+        std::fs::write(dir.join("a.xml"), xml).unwrap();
+        let e = Dataset::open(&dir, None, 20).unwrap_err().to_string();
+        assert!(
+            e.contains("a.xml: line 4: object `dog`: bad <xmin> `a`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! One image with one method: the maps, the boxes, the pointing game and the perturbation
-//! measures, as one [`Record`].
+//! measures, as one [`ImageResult`].
 
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::Settings;
+use super::config::Settings;
 use super::dataset::Sample;
 use super::metrics::{argmax, best_iou, pointing_hit, softmax};
 use super::perturb::{Normal, blur, impute, path_images, relevance_order, road_keep, step_counts};
@@ -16,6 +16,7 @@ use crate::explain::preprocess_with;
 use crate::image::{RgbImage, resize_map};
 use crate::localize::{BBox, PAPER_THRESHOLD, localize};
 use crate::model::CamModel;
+use crate::timefmt::ms;
 
 /// What one map of one ground-truth class gives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +49,7 @@ pub struct Faithfulness {
 
 /// Everything measured on one image with one method: one line of `results.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
+pub struct ImageResult {
     pub image: String,
     pub method: String,
     /// The image's ground-truth classes.
@@ -98,7 +99,7 @@ pub struct Evaluator<'a> {
     pub model: &'a dyn CamModel,
     pub settings: &'a Settings,
     /// Perturbed inputs per forward pass.
-    pub batch: usize,
+    pub batch_size: usize,
 }
 
 impl Evaluator<'_> {
@@ -135,15 +136,15 @@ impl Evaluator<'_> {
     }
 
     /// Softmax probabilities of `class` for `count` inputs laid end to end in `data`, in
-    /// forward passes of at most `batch` inputs.
+    /// forward passes of at most `batch_size` inputs.
     pub fn probabilities(&self, data: &[f32], class: usize) -> Vec<f64> {
         let (h, w) = self.model.preprocess().size;
         let one = 3 * h * w;
         let count = data.len() / one;
         let mut out = Vec::with_capacity(count);
         let device = Device::flex();
-        for start in (0..count).step_by(self.batch.max(1)) {
-            let n = self.batch.max(1).min(count - start);
+        for start in (0..count).step_by(self.batch_size.max(1)) {
+            let n = self.batch_size.max(1).min(count - start);
             let chunk = data[start * one..(start + n) * one].to_vec();
             let x = Tensor::<4>::from_data(TensorData::new(chunk, [n, 3, h, w]), &device);
             let logits: Vec<f32> = self.model.forward(x).into_data().iter::<f32>().collect();
@@ -159,7 +160,7 @@ impl Evaluator<'_> {
         sample: &Sample,
         prepared: &Prepared,
         method: &dyn Method,
-    ) -> Result<Record> {
+    ) -> Result<ImageResult> {
         let start = Instant::now();
         let s = self.settings;
         let (h, w) = self.model.preprocess().size;
@@ -278,7 +279,7 @@ impl Evaluator<'_> {
                     road_lerf: road.iter().skip(1).step_by(2).copied().map(f).collect(),
                 }
             });
-        Ok(Record {
+        Ok(ImageResult {
             image: sample.name.clone(),
             method: method.name().to_string(),
             classes: sample.classes.clone(),
@@ -291,7 +292,7 @@ impl Evaluator<'_> {
             o,
             faithfulness,
             map_ms,
-            total_ms: start.elapsed().as_secs_f64() * 1e3,
+            total_ms: ms(start),
         })
     }
 }

@@ -21,8 +21,10 @@
 //! interrupted run resumes where it stopped; the report (`report.md`, `report.json` and PNG
 //! plots) is made from them.
 
+mod config;
 pub mod dataset;
 pub mod evaluate;
+pub mod figures;
 mod imputation;
 pub mod metrics;
 pub mod perturb;
@@ -30,14 +32,14 @@ pub mod plot;
 pub mod report;
 mod store;
 
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-pub use dataset::{Dataset, Format, Sample};
-pub use evaluate::{Evaluator, Record};
+use config::unique;
+pub use config::{DEFAULT_METHODS, EvalConfig, Failure, Settings, default_thresholds};
+pub use dataset::{AnnotationFormat, Dataset, Sample};
+pub use evaluate::{Evaluator, ImageResult};
 pub use report::{MethodSummary, Report};
 
 use crate::cam::{self, Cam};
@@ -45,87 +47,9 @@ use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::model::CamModel;
 
-/// The methods evaluated when none is named.
-pub const DEFAULT_METHODS: &[&str] = &[
-    "gradcam",
-    "gradcam++",
-    "xgradcam",
-    "layercam",
-    "hirescam",
-    "eigencam",
-    "ablationcam",
-];
-
-/// The localization thresholds: 0.05, 0.10, ..., 0.50.
-pub fn default_thresholds() -> Vec<f32> {
-    (1..=10).map(|i| i as f32 * 0.05).collect()
-}
-
-/// Everything that decides the numbers. A report directory holds results of one setting only:
-/// resuming with other settings is refused.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Settings {
-    pub format: Format,
-    pub model: String,
-    /// The explained layers (empty: the model's default).
-    pub layers: Vec<String>,
-    /// Fractions of the map's maximum for the localization boxes.
-    pub thresholds: Vec<f32>,
-    /// Pointing game tolerance in pixels.
-    pub pointing_tolerance: f32,
-    /// Deletion and Insertion: number of steps from the image to the baseline.
-    pub steps: usize,
-    /// The value that deleted pixels take, in normalised space.
-    pub deletion_baseline: f32,
-    /// ROAD: percentages of pixels removed.
-    pub road_removed: Vec<f64>,
-    /// ROAD: standard deviation of the noise added to imputed values.
-    pub road_noise: f32,
-    /// Seed of ROAD's noise.
-    pub seed: u64,
-}
-
-impl Settings {
-    /// The defaults for `model` and the dataset format: thresholds 0.05..0.5, tolerance 15,
-    /// 16 Deletion/Insertion steps (3136 pixels each at 224x224), ROAD at 10..90 % removed with
-    /// noise 0.01.
-    pub fn new(format: Format, model: &str, layers: Vec<String>) -> Self {
-        Settings {
-            format,
-            model: model.to_string(),
-            layers,
-            thresholds: default_thresholds(),
-            pointing_tolerance: metrics::POINTING_TOLERANCE,
-            steps: 16,
-            deletion_baseline: 0.0,
-            road_removed: (1..=9).map(|i| i as f64 * 10.0).collect(),
-            road_noise: perturb::ROAD_NOISE,
-            seed: 0,
-        }
-    }
-}
-
-/// What to evaluate and where to write it.
-pub struct EvalConfig {
-    pub settings: Settings,
-    pub methods: Vec<String>,
-    /// Evaluate the first `limit` images (in name order) only.
-    pub limit: Option<usize>,
-    /// Deletion, Insertion and ROAD for the first `faithfulness_limit` images only (the
-    /// confidence measures, one forward pass each, run on every image).
-    pub faithfulness_limit: usize,
-    /// Perturbed inputs per forward pass.
-    pub batch: usize,
-    pub report_dir: PathBuf,
-    /// The command line, quoted in the report.
-    pub command: Option<String>,
-    /// Rewrite the report every so often during a long run (`None`: only at the end).
-    pub report_every: Option<Duration>,
-}
-
 /// Where a run stands, for a progress bar.
 #[derive(Debug, Clone)]
-pub struct Progress<'a> {
+pub struct EvalProgress<'a> {
     /// (image, method) pairs done, out of `total` (resumed ones included).
     pub done: usize,
     pub total: usize,
@@ -136,14 +60,6 @@ pub struct Progress<'a> {
     pub elapsed: Duration,
     /// Estimated time left, once something was measured.
     pub eta: Option<Duration>,
-}
-
-/// An image that could not be evaluated.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Failure {
-    pub image: String,
-    pub method: Option<String>,
-    pub error: String,
 }
 
 /// What [`run`] did.
@@ -168,7 +84,7 @@ pub fn run(
     model: &dyn CamModel,
     dataset: &Dataset,
     config: &EvalConfig,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut dyn FnMut(&EvalProgress),
 ) -> Result<Outcome> {
     let start = Instant::now();
     let settings = &config.settings;
@@ -198,7 +114,7 @@ pub fn run(
     std::fs::create_dir_all(&config.report_dir).map_err(|e| Error::io(&config.report_dir, e))?;
     check_settings(config)?;
     let (mut store, previous) = store::open(&config.report_dir.join(RESULTS_FILE))?;
-    let mut records: HashMap<(String, String), Record> = HashMap::new();
+    let mut records: HashMap<(String, String), ImageResult> = HashMap::new();
     for r in previous {
         records.insert((r.image.clone(), r.method.clone()), r);
     }
@@ -209,7 +125,7 @@ pub fn run(
         .take(config.limit.unwrap_or(usize::MAX))
         .collect();
     let faithful = |i: usize| i < config.faithfulness_limit;
-    let done = |records: &HashMap<(String, String), Record>, i: usize, s: &Sample, m: &str| {
+    let done = |records: &HashMap<(String, String), ImageResult>, i: usize, s: &Sample, m: &str| {
         records
             .get(&(s.name.clone(), m.to_string()))
             .is_some_and(|r| !faithful(i) || r.faithfulness.is_some())
@@ -233,7 +149,7 @@ pub fn run(
     let evaluator = Evaluator {
         model,
         settings,
-        batch: config.batch.max(1),
+        batch_size: config.batch_size.max(1),
     };
     let mut failures = Vec::new();
     let mut evaluated = 0;
@@ -301,7 +217,7 @@ pub fn run(
                     ))
                 }
             };
-            progress(&Progress {
+            progress(&EvalProgress {
                 done: count,
                 total,
                 done_now: evaluated,
@@ -315,13 +231,13 @@ pub fn run(
                 .is_some_and(|every| last_report.elapsed() >= every)
             {
                 let report = Report::new(dataset, config, &samples, &records, &failures);
-                report::write(&config.report_dir, &report)?;
+                write_report(&config.report_dir, &report)?;
                 last_report = Instant::now();
             }
         }
     }
     let report = Report::new(dataset, config, &samples, &records, &failures);
-    report::write(&config.report_dir, &report)?;
+    write_report(&config.report_dir, &report)?;
     Ok(Outcome {
         report,
         resumed,
@@ -329,6 +245,14 @@ pub fn run(
         failures,
         elapsed: start.elapsed(),
     })
+}
+
+/// Writes `report.json`, `report.md` and the plots into `dir`, each atomically.
+fn write_report(dir: &Path, report: &Report) -> Result<()> {
+    let json = serde_json::to_string_pretty(report).expect("serialisable");
+    write_atomic(&dir.join("report.json"), json.as_bytes())?;
+    write_atomic(&dir.join("report.md"), report.markdown().as_bytes())?;
+    figures::write_plots(dir, report)
 }
 
 /// Records the settings in the report directory, or checks that they match those there.
@@ -366,14 +290,4 @@ fn check_settings(config: &EvalConfig) -> Result<()> {
     }
     let text = serde_json::to_string_pretty(&config.settings).expect("serialisable");
     write_atomic(&path, text.as_bytes())
-}
-
-/// Unique names, in order.
-pub(crate) fn unique(names: &[String]) -> Vec<String> {
-    let mut seen = HashSet::new();
-    names
-        .iter()
-        .filter(|n| seen.insert(n.as_str()))
-        .cloned()
-        .collect()
 }

@@ -1,20 +1,20 @@
-//! The report: per-method summaries of the records, as `report.json`, `report.md` and plots.
+//! The report: per-method summaries of the results, for `report.json` and `report.md` (the
+//! plots are made from it by [`super::figures`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::Path;
 
 use serde::Serialize;
 
-use super::dataset::{Dataset, Format, Sample};
+use super::config::{EvalConfig, Failure, Settings, unique};
+use super::dataset::{AnnotationFormat, Dataset, Sample};
+use super::evaluate::ImageResult;
 use super::metrics::{
     ClassificationMetric, Confidence, ConfidenceMetric, CurveMetric, CurveSummary,
     LocalizationMetric, PointingGame, RoadMetric, RoadSummary, TimeMetric, TopErrors,
 };
-use super::{EvalConfig, Failure, Record, Settings, plot, unique};
-use crate::error::Result;
-use crate::io::write_atomic;
 use crate::localize::PAPER_THRESHOLD;
+use crate::timefmt::duration;
 
 /// One method's numbers.
 #[derive(Debug, Clone, Serialize)]
@@ -46,7 +46,7 @@ pub struct MethodSummary {
 pub struct Report {
     pub title: String,
     pub dataset: String,
-    pub format: Format,
+    pub format: AnnotationFormat,
     /// Images asked for.
     pub images: usize,
     pub faithfulness_limit: usize,
@@ -66,7 +66,7 @@ impl Report {
         dataset: &Dataset,
         config: &EvalConfig,
         samples: &[&Sample],
-        records: &HashMap<(String, String), Record>,
+        records: &HashMap<(String, String), ImageResult>,
         failures: &[Failure],
     ) -> Report {
         let s = &config.settings;
@@ -288,21 +288,4 @@ fn num(v: f64, digits: usize) -> String {
     } else {
         "–".into()
     }
-}
-
-fn duration(secs: f64) -> String {
-    let s = secs.round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}m{:02}s", s / 60, s % 60)
-    }
-}
-
-/// Writes `report.json`, `report.md` and the plots into `dir`, atomically.
-pub fn write(dir: &Path, report: &Report) -> Result<()> {
-    let json = serde_json::to_string_pretty(report).expect("serialisable");
-    write_atomic(&dir.join("report.json"), json.as_bytes())?;
-    write_atomic(&dir.join("report.md"), report.markdown().as_bytes())?;
-    plot::write_plots(dir, report)
 }

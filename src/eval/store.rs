@@ -1,4 +1,4 @@
-//! `results.jsonl`: one [`Record`] a line, appended as each (image, method) pair is done, so a
+//! `results.jsonl`: one [`ImageResult`] a line, appended as each (image, method) pair is done, so a
 //! run can be interrupted at any moment and resumed.
 //!
 //! Each line goes out in one `write` and is synced ([`JsonlAppender`]); a line cut short by a
@@ -7,12 +7,12 @@
 
 use std::path::Path;
 
-use super::Record;
+use super::evaluate::ImageResult;
 use crate::error::{Error, Result};
 use crate::io::{JsonlAppender, parse_jsonl};
 
 /// Opens (or creates) the results file for appending, with the records already there.
-pub fn open(path: &Path) -> Result<(JsonlAppender, Vec<Record>)> {
+pub fn open(path: &Path) -> Result<(JsonlAppender, Vec<ImageResult>)> {
     let io = |e| Error::io(path, e);
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,

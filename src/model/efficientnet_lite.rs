@@ -38,19 +38,28 @@ pub fn pretrained(
     Ok(model.valid().fold_batch_norms())
 }
 
-/// One row of the block table: (repeats, kernel, stride, expand ratio, in, out channels).
-type Stage = (usize, usize, usize, usize, usize, usize);
+/// One row of the block table: `repeats` blocks, the first with `stride` and `in_channels`.
+#[derive(Debug, Clone, Copy)]
+struct BlockStage {
+    repeats: usize,
+    kernel: usize,
+    stride: usize,
+    /// Expansion ratio of the first 1x1 convolution.
+    expand: usize,
+    in_channels: usize,
+    out_channels: usize,
+}
 
 /// EfficientNet-Lite0's blocks.
 #[rustfmt::skip]
-const LITE0: [Stage; 7] = [
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
+const LITE0: [BlockStage; 7] = [
+    BlockStage { repeats: 1, kernel: 3, stride: 1, expand: 1, in_channels:  32, out_channels:  16 },
+    BlockStage { repeats: 2, kernel: 3, stride: 2, expand: 6, in_channels:  16, out_channels:  24 },
+    BlockStage { repeats: 2, kernel: 5, stride: 2, expand: 6, in_channels:  24, out_channels:  40 },
+    BlockStage { repeats: 3, kernel: 3, stride: 2, expand: 6, in_channels:  40, out_channels:  80 },
+    BlockStage { repeats: 3, kernel: 5, stride: 1, expand: 6, in_channels:  80, out_channels: 112 },
+    BlockStage { repeats: 4, kernel: 5, stride: 2, expand: 6, in_channels: 112, out_channels: 192 },
+    BlockStage { repeats: 1, kernel: 3, stride: 1, expand: 6, in_channels: 192, out_channels: 320 },
 ];
 
 const BN_EPS: f64 = 1e-3;
@@ -147,9 +156,14 @@ impl EfficientNetLite {
         let mut layers = vec![Layer::new("stem", STEM, 2, Rounding::Ceil)];
         let mut blocks = Vec::new();
         let mut downsample = 2;
-        for (repeats, kernel, stride, expand, cin, cout) in LITE0 {
-            for i in 0..repeats {
-                let (stride, cin) = if i == 0 { (stride, cin) } else { (1, cout) };
+        for stage in LITE0 {
+            let cout = stage.out_channels;
+            for i in 0..stage.repeats {
+                let (stride, cin) = if i == 0 {
+                    (stage.stride, stage.in_channels)
+                } else {
+                    (1, cout)
+                };
                 downsample *= stride;
                 layers.push(Layer::new(
                     format!("blocks.{}", blocks.len()),
@@ -157,7 +171,14 @@ impl EfficientNetLite {
                     downsample,
                     Rounding::Ceil,
                 ));
-                blocks.push(MBConv::new(kernel, stride, expand, cin, cout, device));
+                blocks.push(MBConv::new(
+                    stage.kernel,
+                    stride,
+                    stage.expand,
+                    cin,
+                    cout,
+                    device,
+                ));
             }
         }
         layers.push(Layer::new("head", HEAD, downsample, Rounding::Ceil));
@@ -165,7 +186,15 @@ impl EfficientNetLite {
             conv_stem: conv2d([3, STEM], 3, 2, 0, 1, false, device),
             bn0: Some(batch_norm(STEM, BN_EPS, device)),
             blocks,
-            conv_head: conv2d([LITE0[6].5, HEAD], 1, 1, 0, 1, false, device),
+            conv_head: conv2d(
+                [LITE0[LITE0.len() - 1].out_channels, HEAD],
+                1,
+                1,
+                0,
+                1,
+                false,
+                device,
+            ),
             bn1: Some(batch_norm(HEAD, BN_EPS, device)),
             fc: LinearConfig::new(HEAD, num_classes).init(device),
             layers,

@@ -23,6 +23,7 @@ use crate::labels;
 use crate::localize::BBox;
 use crate::model::CamModel;
 use crate::request::{ExplainRequest, RequestSpec};
+use crate::timefmt::ms;
 
 /// The most maps one request may ask for (`class` values or `top_k`): each costs a backward
 /// pass and its images.
@@ -261,10 +262,6 @@ pub(super) async fn explain(
             Err(ApiError::Internal)
         }
     }
-}
-
-fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1e3
 }
 
 #[derive(Debug, Serialize)]

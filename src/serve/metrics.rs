@@ -1,16 +1,20 @@
-//! Request metrics in Prometheus' text exposition format (version 0.0.4), written by hand:
-//! requests by route, method and status, a latency histogram by route, errors by route and
-//! kind, and the queue.
+//! Request metrics in Prometheus' text exposition format (version 0.0.4), kept and encoded by
+//! `prometheus-client`: requests by route, method and status, a latency histogram by route,
+//! errors by route and kind, and the queue.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
 use super::AppState;
 use super::error::ErrorKind;
@@ -20,48 +24,96 @@ const BUCKETS: [f64; 13] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    /// Cumulative counts are computed at exposition; these are per bucket, plus one for +Inf.
-    counts: [u64; BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: &'static str,
+    status: u16,
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        let i = BUCKETS
-            .iter()
-            .position(|&b| seconds <= b)
-            .unwrap_or(BUCKETS.len());
-        self.counts[i] += 1;
-        self.sum += seconds;
-        self.count += 1;
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
 }
 
-#[derive(Default)]
-struct Data {
-    /// (route, method, status) -> count
-    requests: BTreeMap<(String, &'static str, u16), u64>,
-    /// route -> latency
-    latency: BTreeMap<String, Histogram>,
-    /// (route, kind) -> count
-    errors: BTreeMap<(String, &'static str), u64>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    route: String,
+    kind: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
 /// The server's counters. Routes are the matched patterns (unmatched paths count as
 /// `unmatched`), so the label sets stay bounded whatever clients send.
 pub struct Metrics {
-    model: String,
-    data: Mutex<Data>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    errors: Family<ErrorLabels, Counter>,
+    admitted: Gauge,
+    running: Gauge,
+    workers: Gauge,
 }
 
 impl Metrics {
     pub fn new(model: &str) -> Self {
+        let mut registry = Registry::default();
+        let info = Info::new(vec![
+            ("model", model.to_string()),
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+        ]);
+        // `prometheus-client` appends `_info` and `_total` to these names, and a full stop to
+        // the help texts.
+        registry.register("gradcam", "The served model", info);
+        let requests = Family::default();
+        registry.register(
+            "gradcam_http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "gradcam_http_request_duration_seconds",
+            "Time to answer a request, by route",
+            latency.clone(),
+        );
+        let errors = Family::default();
+        registry.register(
+            "gradcam_http_errors",
+            "Error responses by route and kind",
+            errors.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let admitted = gauge(
+            &mut registry,
+            "gradcam_requests_admitted",
+            "Explain requests waiting for a worker or running",
+        );
+        let running = gauge(
+            &mut registry,
+            "gradcam_explanations_running",
+            "Explanations running now",
+        );
+        let workers = gauge(
+            &mut registry,
+            "gradcam_workers",
+            "Explanations allowed to run at once",
+        );
         Metrics {
-            model: model.to_string(),
-            data: Mutex::new(Data::default()),
+            registry,
+            requests,
+            latency,
+            errors,
+            admitted,
+            running,
+            workers,
         }
     }
 
@@ -80,130 +132,52 @@ impl Metrics {
             Method::HEAD => "HEAD",
             _ => "other",
         };
-        let mut data = self.data.lock().unwrap_or_else(|e| e.into_inner());
-        *data
-            .requests
-            .entry((route.to_string(), method, status))
-            .or_default() += 1;
-        data.latency
-            .entry(route.to_string())
-            .or_default()
+        let route = route.to_string();
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                method,
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+            })
             .observe(seconds);
         if let Some(kind) = error {
-            *data.errors.entry((route.to_string(), kind)).or_default() += 1;
+            self.errors
+                .get_or_create(&ErrorLabels { route, kind })
+                .inc();
         }
     }
 
     /// The number of requests recorded for `route` with `status`.
     #[cfg(test)]
     fn requests(&self, route: &str, status: u16) -> u64 {
-        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
-        data.requests
-            .iter()
-            .filter(|((r, _, s), _)| r == route && *s == status)
-            .map(|(_, n)| n)
+        ["GET", "POST", "HEAD", "other"]
+            .into_iter()
+            .filter_map(|method| {
+                let labels = RequestLabels {
+                    route: route.to_string(),
+                    method,
+                    status,
+                };
+                self.requests.get(&labels).map(|c| c.get())
+            })
             .sum()
     }
 
     /// The exposition text, with the queue gauges of `state`.
     pub fn render(&self, admitted: usize, running: usize, workers: usize) -> String {
-        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.admitted.set(gauge(admitted));
+        self.running.set(gauge(running));
+        self.workers.set(gauge(workers));
         let mut out = String::new();
-        let w = &mut out;
-        let _ = writeln!(w, "# HELP gradcam_info The served model.");
-        let _ = writeln!(w, "# TYPE gradcam_info gauge");
-        let _ = writeln!(
-            w,
-            "gradcam_info{{model=\"{}\",version=\"{}\"}} 1",
-            escape(&self.model),
-            env!("CARGO_PKG_VERSION")
-        );
-
-        let _ = writeln!(
-            w,
-            "# HELP gradcam_http_requests_total HTTP requests by route, method and status."
-        );
-        let _ = writeln!(w, "# TYPE gradcam_http_requests_total counter");
-        for ((route, method, status), n) in &data.requests {
-            let _ = writeln!(
-                w,
-                "gradcam_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
-                escape(route)
-            );
-        }
-
-        let _ = writeln!(
-            w,
-            "# HELP gradcam_http_request_duration_seconds Time to answer a request, by route."
-        );
-        let _ = writeln!(w, "# TYPE gradcam_http_request_duration_seconds histogram");
-        for (route, h) in &data.latency {
-            let route = escape(route);
-            let mut cumulative = 0;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                cumulative += h.counts[i];
-                let _ = writeln!(
-                    w,
-                    "gradcam_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                w,
-                "gradcam_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                w,
-                "gradcam_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                w,
-                "gradcam_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
-            );
-        }
-
-        let _ = writeln!(
-            w,
-            "# HELP gradcam_http_errors_total Error responses by route and kind."
-        );
-        let _ = writeln!(w, "# TYPE gradcam_http_errors_total counter");
-        for ((route, kind), n) in &data.errors {
-            let _ = writeln!(
-                w,
-                "gradcam_http_errors_total{{route=\"{}\",kind=\"{kind}\"}} {n}",
-                escape(route)
-            );
-        }
-
-        let _ = writeln!(
-            w,
-            "# HELP gradcam_requests_admitted Explain requests waiting for a worker or running."
-        );
-        let _ = writeln!(w, "# TYPE gradcam_requests_admitted gauge");
-        let _ = writeln!(w, "gradcam_requests_admitted {admitted}");
-        let _ = writeln!(
-            w,
-            "# HELP gradcam_explanations_running Explanations running now."
-        );
-        let _ = writeln!(w, "# TYPE gradcam_explanations_running gauge");
-        let _ = writeln!(w, "gradcam_explanations_running {running}");
-        let _ = writeln!(
-            w,
-            "# HELP gradcam_workers Explanations allowed to run at once."
-        );
-        let _ = writeln!(w, "# TYPE gradcam_workers gauge");
-        let _ = writeln!(w, "gradcam_workers {workers}");
+        prometheus_text::encode(&mut out, &self.registry).expect("writing to a String");
         out
     }
-}
-
-/// Escapes a label value (backslash, double quote, newline).
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Middleware: times every request and records it.
@@ -234,10 +208,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         .metrics()
         .render(state.admitted(), state.running(), state.config().workers);
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
         text,
     )
         .into_response()
@@ -281,6 +252,21 @@ mod tests {
         assert!(text.contains("gradcam_http_request_duration_seconds_count{route=\"/a\"} 3"));
         assert!(text.contains("gradcam_http_errors_total{route=\"/a\",kind=\"bad_request\"} 1"));
         assert!(text.contains("gradcam_requests_admitted 1"));
+        // The 0.0.4 text format as written by hand before: types, help texts, no OpenMetrics
+        // `# EOF`.
+        for line in [
+            "# HELP gradcam_info The served model.",
+            "# TYPE gradcam_info gauge",
+            "# TYPE gradcam_http_requests_total counter",
+            "# TYPE gradcam_http_errors_total counter",
+            "# TYPE gradcam_http_request_duration_seconds histogram",
+            "gradcam_http_request_duration_seconds_sum{route=\"/a\"} 100.203",
+            "gradcam_explanations_running 0",
+            "gradcam_workers 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        assert!(!text.contains("EOF"), "{text}");
         assert_eq!(m.requests("/a", 200), 2);
     }
 }
