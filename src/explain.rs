@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ::image::RgbImage;
-use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::cam::{
@@ -145,11 +144,7 @@ impl Explainer {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let (h, w) = self.model.preprocess().size;
-        let input = Tensor::<4>::from_data(
-            TensorData::new(data, [images.len(), 3, h, w]),
-            &Device::flex(),
-        );
+        let input = self.model.preprocess().tensor(data);
         let num_classes = self.model.num_classes();
         let sets: Vec<Targets> = match classes {
             Classes::Top(k) => (0..(*k).clamp(1, num_classes)).map(Targets::Rank).collect(),

@@ -3,14 +3,13 @@
 
 use std::time::Instant;
 
-use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::config::Settings;
 use super::dataset::Sample;
 use super::metrics::{argmax, best_iou, pointing_hit, softmax};
 use super::perturb::{Normal, blur, impute, path_images, relevance_order, road_keep, step_counts};
-use crate::cam::{Cam, Method, Targets, ranked};
+use crate::cam::{Cam, Method, Targets, flat, ranked};
 use crate::error::Result;
 use crate::explain::preprocess_with;
 use crate::image::{RgbImage, resize_map};
@@ -109,11 +108,7 @@ impl Evaluator<'_> {
         let p = self.model.preprocess();
         let input = preprocess_with(&p, &image);
         let (h, w) = p.size;
-        let x = Tensor::<4>::from_data(
-            TensorData::new(input.clone(), [1, 3, h, w]),
-            &Device::flex(),
-        );
-        let logits: Vec<f32> = self.model.forward(x).into_data().iter::<f32>().collect();
+        let logits: Vec<f32> = flat(self.model.forward(p.tensor(input.clone())));
         let probs = softmax(&logits);
         let top5: Vec<usize> = ranked(&logits).into_iter().take(5).collect();
         let faithfulness = faithfulness.then(|| {
@@ -138,17 +133,12 @@ impl Evaluator<'_> {
     /// Softmax probabilities of `class` for `count` inputs laid end to end in `data`, in
     /// forward passes of at most `batch_size` inputs.
     pub fn probabilities(&self, data: &[f32], class: usize) -> Vec<f64> {
-        let (h, w) = self.model.preprocess().size;
-        let one = 3 * h * w;
-        let count = data.len() / one;
-        let mut out = Vec::with_capacity(count);
-        let device = Device::flex();
-        for start in (0..count).step_by(self.batch_size.max(1)) {
-            let n = self.batch_size.max(1).min(count - start);
-            let chunk = data[start * one..(start + n) * one].to_vec();
-            let x = Tensor::<4>::from_data(TensorData::new(chunk, [n, 3, h, w]), &device);
-            let logits: Vec<f32> = self.model.forward(x).into_data().iter::<f32>().collect();
-            let classes = logits.len() / n;
+        let p = self.model.preprocess();
+        let one = 3 * p.size.0 * p.size.1;
+        let classes = self.model.num_classes();
+        let mut out = Vec::with_capacity(data.len() / one);
+        for chunk in data.chunks(one * self.batch_size.max(1)) {
+            let logits = flat(self.model.forward(p.tensor(chunk.to_vec())));
             out.extend(logits.chunks(classes).map(|row| softmax(row)[class]));
         }
         out
@@ -163,11 +153,9 @@ impl Evaluator<'_> {
     ) -> Result<ImageResult> {
         let start = Instant::now();
         let s = self.settings;
-        let (h, w) = self.model.preprocess().size;
-        let x = Tensor::<4>::from_data(
-            TensorData::new(prepared.input.clone(), [1, 3, h, w]),
-            &Device::flex(),
-        );
+        let p = self.model.preprocess();
+        let (h, w) = p.size;
+        let x = p.tensor(prepared.input.clone());
         // One map per ground-truth class (localization, pointing), and the top-1 class's map
         // (confidence measures): one more only when the top-1 is not a ground-truth class.
         let (probs, top5) = (&prepared.probs, &prepared.top5);

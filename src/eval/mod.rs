@@ -94,7 +94,16 @@ pub fn run(
     // A method named twice is evaluated once.
     let methods: Vec<Box<dyn cam::Method>> = unique(&config.methods)
         .iter()
-        .map(|m| cam::method(m))
+        .map(|name| {
+            let info = cam::method_info(name)?;
+            if info.input_gradient.is_some() {
+                return Err(Error::Invalid(format!(
+                    "{name} makes an input-gradient image, not a map; eval measures the CAM \
+                     methods (its localization is gradcam's)"
+                )));
+            }
+            Ok(info.build())
+        })
         .collect::<Result<_>>()?;
     for m in &methods {
         Cam::new(model, m.as_ref(), &settings.layers)?;

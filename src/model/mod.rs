@@ -13,7 +13,7 @@ pub mod vgg;
 
 use std::ops::Range;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
@@ -34,6 +34,14 @@ pub struct Preprocess {
 }
 
 impl Preprocess {
+    /// The network input `[n, 3, height, width]` for `data`, `n` images preprocessed (see
+    /// [`crate::explain::preprocess_with`]) and laid end to end.
+    pub fn tensor(&self, data: Vec<f32>) -> Tensor<4> {
+        let (h, w) = self.size;
+        let n = data.len() / (3 * h * w).max(1);
+        Tensor::from_data(TensorData::new(data, [n, 3, h, w]), &Device::flex())
+    }
+
     /// torchvision's ImageNet statistics at 224x224.
     pub const IMAGENET: Preprocess = Preprocess {
         size: (224, 224),
