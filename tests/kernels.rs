@@ -11,7 +11,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::{Device, Distribution, Tensor};
 use gradcam::kernels::guided_relu::guided_relu;
-use gradcam::kernels::{self, Guided};
+use gradcam::kernels::{self, GuidedReluGuard};
 
 fn random<const D: usize>(shape: [usize; D]) -> Tensor<D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Device::flex())
@@ -337,7 +337,7 @@ fn guided_relu_matches_its_rule_on_burns_operations() {
         );
         let leaf = x.clone().autodiff().require_grad();
         let grads = {
-            let _guided = Guided::enable();
+            let _guided = GuidedReluGuard::enable();
             (kernels::guided_relu::relu(leaf.clone()) * dy.clone().autodiff())
                 .sum()
                 .backward()

@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 
 use super::{Cam, Targets, batch_scores, flat, rows};
 use crate::error::{Error, Result};
-use crate::kernels::Guided;
+use crate::kernels::GuidedReluGuard;
 use crate::model::CamModel;
 
 /// The guided-backpropagation gradient of each image's target score with respect to the
@@ -64,7 +64,7 @@ pub(crate) fn guided_gradients(
     }
     let leaf = input.without_autodiff().autodiff().require_grad();
     let logits = {
-        let _guided = Guided::enable();
+        let _guided = GuidedReluGuard::enable();
         model.forward(leaf.clone())
     };
     let targets = targets.resolve(&rows(logits.clone().detach()), counterfactual)?;

@@ -7,7 +7,7 @@
 //! (`clamp(x, 0, 6)`) applies the same rule on its pass-through range:
 //! `dx = dy * [0 < x < 6] * [dy > 0]`.
 //!
-//! The models call [`relu`] and [`relu6`] of this module; while a [`Guided`] guard lives on the
+//! The models call [`relu`] and [`relu6`] of this module; while a [`GuidedReluGuard`] guard lives on the
 //! current thread, those switch to the custom autodiff operations below. Outside a guard they
 //! are burn's plain ones. A model defined outside this crate supports guided backpropagation
 //! by calling them too.
@@ -32,22 +32,22 @@ thread_local! {
 /// Switches the models' ReLU and ReLU6 to their guided versions on this thread until dropped.
 ///
 /// ```
-/// use gradcam::kernels::Guided;
+/// use gradcam::kernels::GuidedReluGuard;
 /// {
-///     let _guided = Guided::enable();
-///     assert!(Guided::active());
+///     let _guided = GuidedReluGuard::enable();
+///     assert!(GuidedReluGuard::active());
 /// }
-/// assert!(!Guided::active());
+/// assert!(!GuidedReluGuard::active());
 /// ```
 #[must_use = "the guided rectifiers are switched off again when the guard is dropped"]
-pub struct Guided {
+pub struct GuidedReluGuard {
     previous: bool,
 }
 
-impl Guided {
+impl GuidedReluGuard {
     /// Turns the guided rectifiers on for the current thread.
     pub fn enable() -> Self {
-        Guided {
+        GuidedReluGuard {
             previous: GUIDED.with(|g| g.replace(true)),
         }
     }
@@ -58,7 +58,7 @@ impl Guided {
     }
 }
 
-impl Drop for Guided {
+impl Drop for GuidedReluGuard {
     fn drop(&mut self) {
         GUIDED.with(|g| g.set(self.previous));
     }
@@ -164,18 +164,18 @@ pub fn guided_relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as GuidedOps>::guided_relu6(x.into_dispatch()))
 }
 
-/// `max(x, 0)`: burn's `relu`, or the guided ReLU while a [`Guided`] guard is on.
+/// `max(x, 0)`: burn's `relu`, or the guided ReLU while a [`GuidedReluGuard`] guard is on.
 pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if Guided::active() {
+    if GuidedReluGuard::active() {
         guided_relu(x)
     } else {
         burn::tensor::activation::relu(x)
     }
 }
 
-/// `clamp(x, 0, 6)`, or the guided ReLU6 while a [`Guided`] guard is on.
+/// `clamp(x, 0, 6)`, or the guided ReLU6 while a [`GuidedReluGuard`] guard is on.
 pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if Guided::active() {
+    if GuidedReluGuard::active() {
         guided_relu6(x)
     } else {
         super::relu6(x)
@@ -197,7 +197,7 @@ mod tests {
             .require_grad();
         let c = Tensor::<1>::from_data(TensorData::new(c.to_vec(), [c.len()]), &device);
         let y = if guided {
-            let _guided = Guided::enable();
+            let _guided = GuidedReluGuard::enable();
             f(leaf.clone())
         } else {
             f(leaf.clone())
@@ -239,7 +239,7 @@ mod tests {
     fn forward_values_do_not_change() {
         let device = Device::flex();
         let x = Tensor::<1>::from_data(TensorData::new(X.to_vec(), [6]), &device);
-        let _guided = Guided::enable();
+        let _guided = GuidedReluGuard::enable();
         let plain: Vec<f32> = relu6(x.clone().autodiff())
             .into_data()
             .iter::<f32>()

@@ -29,7 +29,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::Tensor;
 
-pub use guided_relu::{Guided, GuidedOps};
+pub use guided_relu::{GuidedOps, GuidedReluGuard};
 
 use im2col::ConvGeometry;
 
