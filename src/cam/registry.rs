@@ -3,8 +3,8 @@
 //! one row here and one file beside this one.
 
 use super::{
-    AblationCam, EigenCam, EigenGradCam, GradCam, GradCamElementWise, GradCamPlusPlus, HiResCam,
-    LayerCam, Method, ScoreCam, XGradCam,
+    AblationCam, EigenCam, EigenGradCam, Fem, GradCam, GradCamElementWise, GradCamPlusPlus,
+    HiResCam, LayerCam, Method, ScoreCam, XGradCam,
 };
 use crate::error::{Error, Result};
 
@@ -91,6 +91,7 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo { name: "eigengradcam", aliases: &["eigengrad-cam"], summary: "EigenGrad-CAM: first principal component of gradient times activation", input_gradient: None, build: boxed::<EigenGradCam> },
     MethodInfo { name: "scorecam", aliases: &["score-cam"], summary: "Score-CAM: channels weighted by the score of the input they mask (one forward per channel)", input_gradient: None, build: boxed::<ScoreCam> },
     MethodInfo { name: "ablationcam", aliases: &["ablation-cam"], summary: "Ablation-CAM: channels weighted by the score drop when each is removed (head passes only)", input_gradient: None, build: boxed::<AblationCam> },
+    MethodInfo { name: "fem", aliases: &["feature-explanation-method"], summary: "FEM: channels weighted by how many positions exceed their mean + 2 std (no gradient)", input_gradient: None, build: boxed::<Fem> },
     MethodInfo { name: "guided-backprop", aliases: &["guidedbackprop"], summary: "guided backpropagation: the input gradient through ReLUs that pass only positive signal", input_gradient: Some(InputGradient::GuidedBackprop), build: boxed::<GradCam> },
     MethodInfo { name: "guided-gradcam", aliases: &["guidedgradcam"], summary: "Guided Grad-CAM: guided backpropagation times the Grad-CAM map", input_gradient: Some(InputGradient::GuidedGradCam), build: boxed::<GradCam> },
 ];
