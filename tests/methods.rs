@@ -101,6 +101,8 @@ parity! {
     /// Against pytorch-grad-cam with the sign-ruled `get_2d_projection` (see the file's doc).
     eigengradcam_small, eigengradcam_lite0, "eigengradcam";
     ablationcam_small, ablationcam_lite0, "ablationcam";
+    /// Its sign rule is the paper's (Eq. 13), as pytorch-grad-cam's: no patch needed.
+    segeigencam_small, segeigencam_lite0, "segeigencam";
 }
 
 /// Lite0 only: at the small models' 2x2 and 4x4 layers no position stands 2 std above its

@@ -46,7 +46,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.models.vgg import VGG, make_layers
 
 import pytorch_grad_cam
-from pytorch_grad_cam import (FEM, AblationCAM, EigenCAM, EigenGradCAM, GradCAM,
+from pytorch_grad_cam import (FEM, AblationCAM, SegEigenCAM, EigenCAM, EigenGradCAM, GradCAM,
                               GradCAMElementWise, GradCAMPlusPlus,
                               GuidedBackpropReLUModel, HiResCAM, LayerCAM,
                               ScoreCAM, XGradCAM)
@@ -73,6 +73,7 @@ METHODS = {
     "eigengradcam": EigenGradCAM,
     "scorecam": ScoreCAM,
     "ablationcam": AblationCAM,
+    "segeigencam": SegEigenCAM,
 }
 
 # Methods run on Lite0 only (see part2_lite0).
@@ -441,7 +442,7 @@ def part2_lite0(w, shared, weights):
         # Extra methods, default (argmax) target.
         # FEM only here: at the small models' 2x2 and 4x4 layers no position can stand 2 std
         # above its channel's mean (at most sqrt(n - 1) do), so their maps are all zero.
-        for method, kw in [("gradcam-elementwise", {}), ("eigengradcam", {}), ("fem", {}),
+        for method, kw in [("gradcam-elementwise", {}), ("eigengradcam", {}), ("segeigencam", {}), ("fem", {}),
                            ("scorecam", {"batch_size": 32})]:
             m = run_cam(EXTRA_METHODS.get(method) or METHODS[method], model, layer, x, **kw)[0]
             w.check_map(method, m)

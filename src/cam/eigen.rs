@@ -16,19 +16,38 @@ use burn::tensor::{Tensor, TensorData};
 /// with the per-pixel channel sum of the (uncentred) input is negative. The map then points
 /// the same way as the activations themselves. NaNs count as 0, as in pytorch-grad-cam.
 pub fn first_component(x: Tensor<4>) -> Tensor<3> {
+    first_component_signed(x, SignRule::ChannelSum)
+}
+
+/// How the arbitrary sign of an SVD projection is fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignRule {
+    /// Agree with the per-pixel channel sum of the input ([`first_component`]).
+    ChannelSum,
+    /// Make the larger of `|min|` and `|max|` the maximum (Seg-Eigen-CAM's Eq. 13:
+    /// pytorch-grad-cam's `get_2d_projection_with_sign_correction`).
+    LargerMagnitudePositive,
+}
+
+/// [`first_component`] with the sign fixed by `rule`.
+pub fn first_component_signed(x: Tensor<4>, rule: SignRule) -> Tensor<3> {
     let [batch, channels, h, w] = x.dims();
     let device = x.device();
     let data: Vec<f32> = x.into_data().iter::<f32>().collect();
     let n = h * w;
     let mut out = Vec::with_capacity(batch * n);
     for image in data.chunks(channels * n.max(1)).take(batch) {
-        out.extend(project(image, channels, n).into_iter().map(|v| v as f32));
+        out.extend(
+            project(image, channels, n, rule)
+                .into_iter()
+                .map(|v| v as f32),
+        );
     }
     Tensor::from_data(TensorData::new(out, [batch, h, w]), &device)
 }
 
 /// The signed projection of one image, `image` laid out `[channels, n]`.
-fn project(image: &[f32], c: usize, n: usize) -> Vec<f64> {
+fn project(image: &[f32], c: usize, n: usize, rule: SignRule) -> Vec<f64> {
     let value = |k: usize, p: usize| {
         let v = image[k * n + p] as f64;
         if v.is_nan() { 0.0 } else { v }
@@ -82,12 +101,22 @@ fn project(image: &[f32], c: usize, n: usize) -> Vec<f64> {
             .map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum())
             .collect()
     };
-    let agreement: f64 = projection
-        .iter()
-        .zip(&channel_sum)
-        .map(|(a, b)| a * b)
-        .sum();
-    if agreement < 0.0 {
+    let flip = match rule {
+        SignRule::ChannelSum => {
+            projection
+                .iter()
+                .zip(&channel_sum)
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+                < 0.0
+        }
+        SignRule::LargerMagnitudePositive => {
+            let min = projection.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = projection.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            min.abs() > max.abs()
+        }
+    };
+    if flip {
         projection.into_iter().map(|v| -v).collect()
     } else {
         projection
@@ -204,7 +233,7 @@ mod tests {
     fn projection_is_the_top_singular_direction() {
         for (c, n) in [(1280, 49), (256, 64), (8, 100)] {
             let image = random(c * n, (c * n) as u64);
-            let p = project(&image, c, n);
+            let p = project(&image, c, n, SignRule::ChannelSum);
             // Centred matrix and M Mᵀ p.
             let mut m = vec![0.0f64; n * c];
             for k in 0..c {
@@ -247,10 +276,10 @@ mod tests {
         // One channel, a ramp: the projection must increase with the ramp, and so must its
         // negation's projection decrease.
         let ramp: Vec<f32> = (0..16).map(|i| i as f32).collect();
-        let p = project(&ramp, 1, 16);
+        let p = project(&ramp, 1, 16, SignRule::ChannelSum);
         assert!(p[15] > p[0]);
         let neg: Vec<f32> = ramp.iter().map(|v| -v).collect();
-        let q = project(&neg, 1, 16);
+        let q = project(&neg, 1, 16, SignRule::ChannelSum);
         assert!(q[15] < q[0]);
     }
 }

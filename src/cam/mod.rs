@@ -22,6 +22,7 @@ mod method;
 mod normalize;
 mod registry;
 mod score_cam;
+mod seg_eigen_cam;
 mod target;
 mod xgrad_cam;
 
@@ -46,6 +47,7 @@ pub use method::{CamInput, ChannelWeights, Method, channel_sum_or_projection};
 pub use normalize::{fuse_layers, scale_map};
 pub use registry::{InputGradient, METHODS, MethodInfo, method, method_info, method_names};
 pub use score_cam::ScoreCam;
+pub use seg_eigen_cam::SegEigenCam;
 pub use target::{ClassLogit, ClassSoftmax, CosineSimilarity, Negated, Target};
 pub use xgrad_cam::XGradCam;
 

@@ -4,7 +4,7 @@
 
 use super::{
     AblationCam, EigenCam, EigenGradCam, Fem, GradCam, GradCamElementWise, GradCamPlusPlus,
-    HiResCam, LayerCam, Method, ScoreCam, XGradCam,
+    HiResCam, LayerCam, Method, ScoreCam, SegEigenCam, XGradCam,
 };
 use crate::error::{Error, Result};
 
@@ -89,6 +89,7 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo { name: "layercam", aliases: &["layer-cam"], summary: "LayerCAM: positive gradients times activations, element-wise", input_gradient: None, build: boxed::<LayerCam> },
     MethodInfo { name: "eigencam", aliases: &["eigen-cam"], summary: "Eigen-CAM: first principal component of the activations (no gradient)", input_gradient: None, build: boxed::<EigenCam> },
     MethodInfo { name: "eigengradcam", aliases: &["eigengrad-cam"], summary: "EigenGrad-CAM: first principal component of gradient times activation", input_gradient: None, build: boxed::<EigenGradCam> },
+    MethodInfo { name: "segeigencam", aliases: &["seg-eigen-cam"], summary: "Seg-Eigen-CAM: first principal component of |gradient| times activation, sign by Eq. 13", input_gradient: None, build: boxed::<SegEigenCam> },
     MethodInfo { name: "scorecam", aliases: &["score-cam"], summary: "Score-CAM: channels weighted by the score of the input they mask (one forward per channel)", input_gradient: None, build: boxed::<ScoreCam> },
     MethodInfo { name: "ablationcam", aliases: &["ablation-cam"], summary: "Ablation-CAM: channels weighted by the score drop when each is removed (head passes only)", input_gradient: None, build: boxed::<AblationCam> },
     MethodInfo { name: "fem", aliases: &["feature-explanation-method"], summary: "FEM: channels weighted by how many positions exceed their mean + 2 std (no gradient)", input_gradient: None, build: boxed::<Fem> },
