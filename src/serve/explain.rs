@@ -276,8 +276,8 @@ pub(super) async fn explain(
     request: Request,
 ) -> Result<Response, ApiError> {
     let start = Instant::now();
-    // Admitted before the body is read, so that the bodies held in memory are bounded too:
-    // at most `workers + queue` of them.
+    // The body is already in memory (read by `body::read_body` first): only complete
+    // requests take a place, and at most `workers + queue` of them wait.
     let ticket = state.admit().ok_or(ApiError::Overloaded)?;
     let (pairs, image) = read_request(request, state.config().max_body_bytes).await?;
     let params = Params::parse(&pairs, state.model().as_ref())?;
