@@ -34,6 +34,54 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// The PID in the name of a temporary file of [`write_atomic`], `.NAME.PID.tmp`.
+pub fn temp_file_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (name, pid) = rest.rsplit_once('.')?;
+    if name.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes the temporary files of [`write_atomic`] left under `dir` (and its subdirectories)
+/// by processes that no longer run, such as a killed run's; returns how many. Files of this
+/// process and of live ones are kept, as are all of them where liveness cannot be checked.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
+    let me = std::process::id();
+    let mut removed = 0;
+    for entry in walkdir::WalkDir::new(dir).follow_links(false) {
+        let entry = match entry {
+            Ok(e) => e,
+            // A directory that vanished or cannot be listed has nothing we can remove.
+            Err(_) => continue,
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Some(pid) = temp_file_owner(&entry.file_name().to_string_lossy()) else {
+            continue;
+        };
+        if pid != me && !process_alive(pid) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(entry.path(), e)),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether process `pid` runs, as far as this system can tell (where it cannot, `true`).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
 /// `values` as JSON Lines: one compact JSON value per line, each line ending in `\n`.
 pub fn jsonl<T: Serialize>(values: &[T]) -> String {
     let mut text = String::new();
@@ -187,4 +235,49 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         return Err(bad("data length does not match the shape"));
     }
     Ok((data, shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_file_names_give_their_owner() {
+        assert_eq!(temp_file_owner(".cat.jpg.json.4242.tmp"), Some(4242));
+        assert_eq!(temp_file_owner(".manifest.jsonl.7.tmp"), Some(7));
+        for other in [
+            "cat.4242.tmp",
+            "..4242.tmp",
+            ".cat.tmp",
+            ".cat.42x.tmp",
+            ".cat.42",
+        ] {
+            assert_eq!(temp_file_owner(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn stale_temps_of_dead_processes_go_and_others_stay() {
+        let dir = std::env::temp_dir().join(format!("gradcam-temps-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        // A process that has exited: its PID is free (and not reused this quickly).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let files = [
+            format!("sub/.cat.jpg.json.{dead}.tmp"),
+            format!(".manifest.jsonl.{dead}.tmp"),
+            format!(".manifest.jsonl.{me}.tmp"),
+            "sub/.dog.json.1.tmp".to_string(), // PID 1 (init) is alive
+            format!("cat.{dead}.tmp"),
+        ];
+        for f in &files {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(&dir).unwrap(), 2);
+        let left: Vec<bool> = files.iter().map(|f| dir.join(f).exists()).collect();
+        assert_eq!(left, [false, false, true, true, true]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

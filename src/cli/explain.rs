@@ -92,6 +92,9 @@ pub struct ExplainArgs {
     /// Explain every image again, even those the manifest says are done.
     #[arg(long)]
     pub overwrite: bool,
+    /// When another run is writing this --out (and shard), wait for it instead of failing.
+    #[arg(long)]
+    pub wait_lock: bool,
     /// No progress and no per-image summaries (errors are still reported).
     #[arg(long, short)]
     pub quiet: bool,
@@ -165,6 +168,10 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         "box_threshold": args.box_threshold,
         "format": format_id(&format),
     }));
+    // One run per manifest (held to the end of `run`); then a killed run's temporary files go.
+    let _lock =
+        batch::lock::ManifestLock::acquire(&args.out.join(shard.manifest_name()), args.wait_lock)?;
+    gradcam::io::remove_stale_temps(&args.out)?;
     let plan = batch::plan(inputs, &args.out, shard, &settings, args.overwrite)?;
     let say = |text: String| {
         if !args.quiet {
