@@ -34,6 +34,9 @@ pub enum Error {
     /// Input the library cannot work with (wrong shape, empty batch, ...).
     #[error("{0}")]
     Invalid(String),
+    /// The work was cancelled (see [`crate::cam::Cancel`]): nobody waits for its result.
+    #[error("cancelled: the explanation was abandoned before it finished")]
+    Cancelled,
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

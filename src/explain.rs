@@ -10,7 +10,7 @@ use ::image::RgbImage;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::cam::{self, Cam, CamOptions, LayerMap, Method, Targets, Timings};
+use crate::cam::{self, Cam, CamOptions, Cancel, LayerMap, Method, Targets, Timings};
 use crate::error::{Error, Result};
 use crate::image::{overlay, resize_bilinear, resize_map, to_input};
 use crate::labels;
@@ -40,6 +40,8 @@ pub struct Explainer {
     /// Set for `guided-backprop` and `guided-gradcam`, which add an input-gradient image to
     /// the Grad-CAM map.
     pub guided: Option<Guided>,
+    /// Set to stop the explanation between passes (`gradcam serve` sets it on a timeout).
+    pub cancel: Cancel,
 }
 
 /// The input-gradient methods, which `explain` offers beside the CAM methods.
@@ -192,6 +194,7 @@ impl Explainer {
             options,
             box_threshold: PAPER_THRESHOLD,
             guided,
+            cancel: Cancel::default(),
         })
     }
 
@@ -233,7 +236,8 @@ impl Explainer {
             Classes::These(list) => list.iter().map(|&c| Targets::class(c)).collect(),
         };
         let cam = Cam::new(self.model.as_ref(), self.method.as_ref(), &self.layers)?
-            .with_options(self.options);
+            .with_options(self.options)
+            .with_cancel(self.cancel.clone());
         let guided: Vec<Option<Vec<Vec<f32>>>> = match self.guided {
             Some(_) => sets
                 .iter()

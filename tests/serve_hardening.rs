@@ -219,3 +219,78 @@ async fn the_413_for_a_body_over_the_limit_reaches_a_client_still_writing() {
     .await;
     assert!(codes.iter().all(|c| *c == Some(413)), "{codes:?}");
 }
+
+/// Sends `request` to the router without a socket; returns the status and the body.
+async fn oneshot(
+    app: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (u16, String) {
+    use tower::ServiceExt;
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn post_image(uri: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::post(uri)
+        .header("content-type", "image/jpeg")
+        .body(axum::body::Body::from(CAT_DOG))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_request_gives_its_worker_back_within_one_pass() {
+    // The real EfficientNet-Lite0: Score-CAM on its 1,280-channel head takes 80 passes of 16
+    // masked images, far longer than the timeout.
+    let model = gradcam::model::load(
+        "efficientnet_lite0",
+        None,
+        1000,
+        &burn::tensor::Device::flex(),
+    )
+    .expect("EfficientNet-Lite0 weights (cached under ~/.cache/gradcam)");
+    let state = AppState::new(
+        model,
+        Config {
+            workers: 1,
+            queue: 1,
+            timeout: Duration::from_secs(3),
+            ..Config::default()
+        },
+    );
+    let app = gradcam::serve::app(state.clone());
+    let (code, body) = oneshot(
+        &app,
+        post_image("/v1/explain?method=scorecam&overlay=false&heatmap=false"),
+    )
+    .await;
+    assert_eq!(code, 504, "{body}");
+    let timed_out = Instant::now();
+    while state.running() > 0 && timed_out.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let freed = timed_out.elapsed();
+    // One pass (16 masked images through the whole network) takes well under 2 s here.
+    assert!(
+        freed < Duration::from_secs(2),
+        "worker freed after {freed:?}"
+    );
+    assert_eq!(state.admitted(), 0);
+    let (code, body) = oneshot(&app, post_image("/v1/explain?overlay=false&heatmap=false")).await;
+    assert_eq!(code, 200, "{body}");
+    let (_, metrics) = oneshot(
+        &app,
+        axum::http::Request::get("/metrics")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        metrics.contains("gradcam_explanations_cancelled_total 1"),
+        "{metrics}"
+    );
+    eprintln!("worker freed {freed:?} after the 504");
+}

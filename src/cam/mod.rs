@@ -8,6 +8,7 @@
 //! into a map ([`Method`]).
 
 mod ablation_cam;
+mod cancel;
 mod eigen;
 mod eigen_cam;
 mod eigen_grad_cam;
@@ -29,6 +30,7 @@ use std::time::Instant;
 use burn::tensor::Tensor;
 
 pub use ablation_cam::AblationCam;
+pub use cancel::{Cancel, CancelOnDrop};
 pub use eigen::first_component;
 pub use eigen_cam::EigenCam;
 pub use eigen_grad_cam::EigenGradCam;
@@ -240,6 +242,7 @@ pub struct Cam<'a> {
     method: &'a dyn Method,
     layers: Vec<usize>,
     options: CamOptions,
+    cancel: Cancel,
 }
 
 impl<'a> Cam<'a> {
@@ -262,7 +265,14 @@ impl<'a> Cam<'a> {
             method,
             layers,
             options: CamOptions::default(),
+            cancel: Cancel::default(),
         })
+    }
+
+    /// The same runner, stopping with [`Error::Cancelled`] between passes once `cancel` is set.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     /// The same runner with other options.
@@ -312,6 +322,7 @@ impl<'a> Cam<'a> {
             .collect();
         for flip in [false, true] {
             for factor in [0.9f32, 1.0, 1.1] {
+                self.cancel.check()?;
                 let maps = if !flip && factor == 1.0 {
                     clean.clone()
                 } else {
@@ -370,6 +381,7 @@ impl<'a> Cam<'a> {
             let activations = self.model.forward_to(input.clone(), layer);
             let forward = ms(start);
             for (set, out) in sets.iter().zip(outputs.iter_mut()) {
+                self.cancel.check()?;
                 out.timings.forward += forward / sets.len() as f64;
                 self.explain_layer(&input, layer, activations.clone(), set, out)?;
             }
@@ -436,6 +448,7 @@ impl<'a> Cam<'a> {
                 layer,
                 input,
                 targets: &targets,
+                cancel: &self.cancel,
             },
             self.options.eigen_smooth,
         )?;

@@ -124,6 +124,8 @@ impl From<Error> for ApiError {
             | Error::Class(_)
             | Error::Invalid(_) => ApiError::BadRequest(e.to_string()),
             Error::Image { .. } => ApiError::Image(e.to_string()),
+            // Nobody reads the answer to a cancelled request (its client had a 504).
+            Error::Cancelled => ApiError::Internal,
             Error::Weights { .. } | Error::Download(_) | Error::Io { .. } => {
                 eprintln!("gradcam serve: internal error: {e}");
                 ApiError::Internal

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::cam::{CamOptions, METHOD_NAMES};
+use crate::cam::{CamOptions, Cancel, METHOD_NAMES};
 use crate::explain::{
     ClassMap, Classes, Explainer, Guided, Prediction, encode_png, guided_picture, picture,
     resolve_method,
@@ -295,10 +295,17 @@ pub(super) async fn explain(
         .map_err(|_| ApiError::Internal)?;
     let queue = ms(waiting);
     let worker_state = state.clone();
+    // Dropped with this future when the request times out: the work then stops at its next
+    // pass and gives its worker back.
+    let cancel = Cancel::new();
+    let _cancel_on_drop = cancel.on_drop();
     let result = tokio::task::spawn_blocking(move || {
-        // Held until the work is done, even if the request times out meanwhile.
         let _held = (ticket, permit);
-        run(&worker_state, &params, &image)
+        let result = run(&worker_state, &params, &image, &cancel);
+        if result.is_err() && cancel.is_cancelled() {
+            worker_state.metrics().record_cancelled();
+        }
+        result
     })
     .await;
     match result {
@@ -396,7 +403,12 @@ struct RawMap {
 }
 
 /// The blocking part: decode, explain, draw and encode.
-fn run(state: &AppState, p: &Params, bytes: &[u8]) -> Result<ExplainResponse, ApiError> {
+fn run(
+    state: &AppState,
+    p: &Params,
+    bytes: &[u8],
+    cancel: &Cancel,
+) -> Result<ExplainResponse, ApiError> {
     let start = Instant::now();
     let image = crate::image::decode(bytes, state.config().max_pixels)?;
     let decode = ms(start);
@@ -408,6 +420,7 @@ fn run(state: &AppState, p: &Params, bytes: &[u8]) -> Result<ExplainResponse, Ap
         p.options,
     )?;
     explainer.box_threshold = p.box_threshold;
+    explainer.cancel = cancel.clone();
     let explanation = explainer
         .explain(std::slice::from_ref(&image), &p.classes)?
         .pop()

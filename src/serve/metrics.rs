@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -55,6 +56,8 @@ struct Data {
 pub struct Metrics {
     model: String,
     data: Mutex<Data>,
+    /// Explanations stopped because their request timed out.
+    cancelled: AtomicU64,
 }
 
 impl Metrics {
@@ -62,7 +65,13 @@ impl Metrics {
         Metrics {
             model: model.to_string(),
             data: Mutex::new(Data::default()),
+            cancelled: AtomicU64::new(0),
         }
+    }
+
+    /// Records an explanation stopped by its request's timeout.
+    pub fn record_cancelled(&self) {
+        self.cancelled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records one finished request.
@@ -195,6 +204,16 @@ impl Metrics {
         );
         let _ = writeln!(w, "# TYPE gradcam_workers gauge");
         let _ = writeln!(w, "gradcam_workers {workers}");
+        let _ = writeln!(
+            w,
+            "# HELP gradcam_explanations_cancelled_total Explanations stopped because their request timed out."
+        );
+        let _ = writeln!(w, "# TYPE gradcam_explanations_cancelled_total counter");
+        let _ = writeln!(
+            w,
+            "gradcam_explanations_cancelled_total {}",
+            self.cancelled.load(Ordering::Relaxed)
+        );
         out
     }
 }
