@@ -242,6 +242,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_os_error_is_printed_once_in_the_error_chain() {
+        let e = Error::io("/ro/out", std::io::Error::from_raw_os_error(30));
+        let chain = format!("{:#}", anyhow::Error::from(e).context("writing"));
+        let os = std::io::Error::from_raw_os_error(30).to_string();
+        assert_eq!(chain, format!("writing: /ro/out: {os}"));
+    }
+
+    #[test]
     fn temp_file_names_give_their_owner() {
         assert_eq!(temp_file_owner(".cat.jpg.json.4242.tmp"), Some(4242));
         assert_eq!(temp_file_owner(".manifest.jsonl.7.tmp"), Some(7));

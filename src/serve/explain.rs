@@ -259,6 +259,12 @@ async fn read_request(
             image = Some(field.bytes().await.map_err(multipart_error)?);
         } else {
             let value = field.bytes().await.map_err(multipart_error)?;
+            if value.len() > MAX_FIELD_BYTES && !PARAMETERS.contains(&name.as_str()) {
+                return Err(bad(format!(
+                    "unknown form field `{name}` of {} bytes: send the image in the field `image`",
+                    value.len()
+                )));
+            }
             if value.len() > MAX_FIELD_BYTES {
                 return Err(bad(format!(
                     "the form field `{name}` is longer than {MAX_FIELD_BYTES} bytes"
