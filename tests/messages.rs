@@ -74,3 +74,42 @@ async fn a_big_form_field_other_than_image_asks_for_image() {
 }
 
 mod common;
+
+#[test]
+fn merge_does_not_call_a_shard_that_had_no_images_missing() {
+    let dir = std::env::temp_dir().join(format!("gradcam-merge-{}", std::process::id()));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/assets/cat_dog.jpg"),
+        data.join("a.jpg"),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    // One image, two shards: one of them has nothing to do.
+    for shard in ["0/2", "1/2"] {
+        let (code, err) = gradcam(&[
+            "explain",
+            "--quiet",
+            "--format",
+            "json",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--shard",
+            shard,
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let merged = out.join("manifest.jsonl");
+    let (code, err) = gradcam(&[
+        "merge",
+        out.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("missing"), "{err}");
+    assert_eq!(std::fs::read_to_string(&merged).unwrap().lines().count(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

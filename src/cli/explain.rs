@@ -269,6 +269,10 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     } else if plan.partial_last_line || plan.bad_lines > 0 {
         Some(batch::finish_manifest(&plan.manifest)?)
     } else {
+        // A shard with no images still leaves its (empty) manifest, so that `merge` knows it ran.
+        if !plan.manifest.exists() {
+            batch::open_manifest(&args.out, &plan)?;
+        }
         None
     };
     if args.html && args.out.is_dir() {
