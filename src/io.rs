@@ -196,14 +196,17 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         return Err(bad("not a .npy file"));
     }
     let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        _ if bytes.len() >= 12 => (
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
+        _ => return Err(bad("truncated header")),
     };
-    let header =
-        std::str::from_utf8(&bytes[start..start + header_len]).map_err(|_| bad("bad header"))?;
+    let header = bytes
+        .get(start..start.saturating_add(header_len))
+        .ok_or_else(|| bad("truncated header"))?;
+    let header = std::str::from_utf8(header).map_err(|_| bad("bad header"))?;
     if header.contains("'fortran_order': True") {
         return Err(bad("Fortran order is not supported"));
     }
@@ -220,6 +223,8 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         .map(|s| s.parse().map_err(|_| bad("bad shape")))
         .collect::<Result<_>>()?;
     let body = &bytes[start + header_len..];
+    // The product of a hostile shape can overflow; such an array cannot match any body.
+    let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
     let data: Vec<f32> = if header.contains("'<f4'") {
         body.chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -231,7 +236,7 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     } else {
         return Err(bad("only float32 and float64 arrays are supported"));
     };
-    if data.len() != shape.iter().product::<usize>() {
+    if Some(data.len()) != expected {
         return Err(bad("data length does not match the shape"));
     }
     Ok((data, shape))
@@ -247,6 +252,33 @@ mod tests {
         let chain = format!("{:#}", anyhow::Error::from(e).context("writing"));
         let os = std::io::Error::from_raw_os_error(30).to_string();
         assert_eq!(chain, format!("writing: /ro/out: {os}"));
+    }
+
+    #[test]
+    fn a_truncated_or_hostile_npy_is_an_error() {
+        let path = std::env::temp_dir().join(format!("gradcam-npy-{}.npy", std::process::id()));
+        let good = npy_bytes(&[1.0, 2.0], &[2]);
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }\n";
+        let mut huge_shape = b"\x93NUMPY\x01\x00".to_vec();
+        huge_shape.extend((header.len() as u16).to_le_bytes());
+        huge_shape.extend(header.as_bytes());
+        huge_shape.extend([0u8; 8]);
+        for bytes in [
+            b"\x93NUMPY\x02\x00\xff\xff".to_vec(),
+            good[..20].to_vec(),
+            {
+                let mut b = good.clone();
+                b[8] = 0xff;
+                b
+            },
+            huge_shape,
+        ] {
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(read_npy(&path).is_err());
+        }
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(read_npy(&path).unwrap(), (vec![1.0, 2.0], vec![2]));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
