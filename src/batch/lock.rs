@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 pub struct ManifestLock {
     file: File,
     path: PathBuf,
+    /// The directory, when this lock created it: removed again if the run left it empty.
+    created: Option<PathBuf>,
 }
 
 /// Attempts to lock a lock file that other runs keep removing (each attempt follows one).
@@ -31,6 +33,10 @@ impl Drop for ManifestLock {
         if still_at(&self.file, &self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
+        // A run that failed before writing anything leaves no directory behind.
+        if let Some(dir) = &self.created {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
@@ -39,13 +45,22 @@ impl ManifestLock {
     /// with `wait`, blocks until it is released; without, fails at once, naming the holder.
     pub fn acquire(manifest: &Path, wait: bool) -> Result<ManifestLock> {
         let path = lock_path(manifest);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let created = dir.filter(|d| !d.exists()).map(Path::to_path_buf);
         // A holder removes the file as it lets go, so a lock won on a file no longer at `path`
         // guards nothing: try again on the new one. Each retry means another run finished.
+        // Likewise a run that made the directory removes it when it leaves it empty.
         for _ in 0..MAX_RETRIES {
-            let mut file = open(&path)?;
+            if let Some(dir) = dir {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            let mut file = match open(&path) {
+                Ok(file) => file,
+                Err(Error::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) if wait => {
@@ -56,7 +71,11 @@ impl ManifestLock {
             }
             if still_at(&file, &path) {
                 write_pid(&mut file).map_err(|e| Error::io(&path, e))?;
-                return Ok(ManifestLock { file, path });
+                return Ok(ManifestLock {
+                    file,
+                    path,
+                    created,
+                });
             }
         }
         Err(Error::Invalid(format!(
@@ -153,10 +172,14 @@ mod tests {
         );
         // Another shard's manifest is another lock.
         let shard = dir.join("sub/manifest.shard-1-of-2.jsonl");
-        let _other = ManifestLock::acquire(&shard, false).unwrap();
+        drop(ManifestLock::acquire(&shard, false).unwrap());
         let lock_file = first.path().to_path_buf();
         drop(first);
         assert!(!lock_file.exists(), "removed when released");
+        assert!(
+            !dir.join("sub").exists(),
+            "the directory it made, left empty, too"
+        );
         ManifestLock::acquire(&manifest, false).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
