@@ -45,12 +45,15 @@ pub enum Error {
         iterations: usize,
         tolerance: f64,
     },
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    /// The work was cancelled (see [`crate::cam::Cancel`]): nobody waits for its result.
+    #[error("cancelled: the explanation was abandoned before it finished")]
+    Cancelled,
+    /// Reading or writing a file failed. The OS error is part of the message and not a
+    /// `source`, so that printing the error chain (`{:#}`) does not say it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -62,7 +65,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

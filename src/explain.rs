@@ -9,7 +9,7 @@ use ::image::RgbImage;
 use serde::Serialize;
 
 use crate::cam::{
-    self, Cam, CamOptions, InputGradient, LayerMap, Method, MethodInfo, Targets, Timings,
+    self, Cam, CamOptions, Cancel, InputGradient, LayerMap, Method, MethodInfo, Targets, Timings,
 };
 use crate::error::Result;
 use crate::image::{resize_bilinear, resize_map, to_input};
@@ -32,6 +32,8 @@ pub struct Explainer {
     pub options: CamOptions,
     /// Fraction of the map's maximum that delimits the localization segment.
     pub box_threshold: f32,
+    /// Set to stop the explanation between passes (`gradcam serve` sets it on a timeout).
+    pub cancel: Cancel,
     /// The map-making rule (Grad-CAM for the guided methods).
     rule: Box<dyn Method>,
 }
@@ -118,6 +120,7 @@ impl Explainer {
             layers: request.layers.clone(),
             options: request.options,
             box_threshold: request.box_threshold,
+            cancel: Cancel::default(),
             rule,
         })
     }
@@ -151,7 +154,8 @@ impl Explainer {
             Classes::These(list) => list.iter().map(|&c| Targets::class(c)).collect(),
         };
         let cam = Cam::new(self.model.as_ref(), self.rule.as_ref(), &self.layers)?
-            .with_options(self.options);
+            .with_options(self.options)
+            .with_cancel(self.cancel.clone());
         let guided: Vec<Option<Vec<Vec<f32>>>> = match self.method.input_gradient {
             Some(_) => sets
                 .iter()

@@ -34,6 +34,54 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// The PID in the name of a temporary file of [`write_atomic`], `.NAME.PID.tmp`.
+pub fn temp_file_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (name, pid) = rest.rsplit_once('.')?;
+    if name.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes the temporary files of [`write_atomic`] left under `dir` (and its subdirectories)
+/// by processes that no longer run, such as a killed run's; returns how many. Files of this
+/// process and of live ones are kept, as are all of them where liveness cannot be checked.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
+    let me = std::process::id();
+    let mut removed = 0;
+    for entry in walkdir::WalkDir::new(dir).follow_links(false) {
+        let entry = match entry {
+            Ok(e) => e,
+            // A directory that vanished or cannot be listed has nothing we can remove.
+            Err(_) => continue,
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Some(pid) = temp_file_owner(&entry.file_name().to_string_lossy()) else {
+            continue;
+        };
+        if pid != me && !process_alive(pid) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(entry.path(), e)),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether process `pid` runs, as far as this system can tell (where it cannot, `true`).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
 /// `values` as JSON Lines: one compact JSON value per line, each line ending in `\n`.
 pub fn jsonl<T: Serialize>(values: &[T]) -> String {
     let mut text = String::new();
@@ -148,14 +196,17 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         return Err(bad("not a .npy file"));
     }
     let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        _ if bytes.len() >= 12 => (
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
+        _ => return Err(bad("truncated header")),
     };
-    let header =
-        std::str::from_utf8(&bytes[start..start + header_len]).map_err(|_| bad("bad header"))?;
+    let header = bytes
+        .get(start..start.saturating_add(header_len))
+        .ok_or_else(|| bad("truncated header"))?;
+    let header = std::str::from_utf8(header).map_err(|_| bad("bad header"))?;
     if header.contains("'fortran_order': True") {
         return Err(bad("Fortran order is not supported"));
     }
@@ -172,6 +223,8 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         .map(|s| s.parse().map_err(|_| bad("bad shape")))
         .collect::<Result<_>>()?;
     let body = &bytes[start + header_len..];
+    // The product of a hostile shape can overflow; such an array cannot match any body.
+    let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
     let data: Vec<f32> = if header.contains("'<f4'") {
         body.chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -183,8 +236,88 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     } else {
         return Err(bad("only float32 and float64 arrays are supported"));
     };
-    if data.len() != shape.iter().product::<usize>() {
+    if Some(data.len()) != expected {
         return Err(bad("data length does not match the shape"));
     }
     Ok((data, shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_is_printed_once_in_the_error_chain() {
+        let e = Error::io("/ro/out", std::io::Error::from_raw_os_error(30));
+        let chain = format!("{:#}", anyhow::Error::from(e).context("writing"));
+        let os = std::io::Error::from_raw_os_error(30).to_string();
+        assert_eq!(chain, format!("writing: /ro/out: {os}"));
+    }
+
+    #[test]
+    fn a_truncated_or_hostile_npy_is_an_error() {
+        let path = std::env::temp_dir().join(format!("gradcam-npy-{}.npy", std::process::id()));
+        let good = npy_bytes(&[1.0, 2.0], &[2]);
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }\n";
+        let mut huge_shape = b"\x93NUMPY\x01\x00".to_vec();
+        huge_shape.extend((header.len() as u16).to_le_bytes());
+        huge_shape.extend(header.as_bytes());
+        huge_shape.extend([0u8; 8]);
+        for bytes in [
+            b"\x93NUMPY\x02\x00\xff\xff".to_vec(),
+            good[..20].to_vec(),
+            {
+                let mut b = good.clone();
+                b[8] = 0xff;
+                b
+            },
+            huge_shape,
+        ] {
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(read_npy(&path).is_err());
+        }
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(read_npy(&path).unwrap(), (vec![1.0, 2.0], vec![2]));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn temp_file_names_give_their_owner() {
+        assert_eq!(temp_file_owner(".cat.jpg.json.4242.tmp"), Some(4242));
+        assert_eq!(temp_file_owner(".manifest.jsonl.7.tmp"), Some(7));
+        for other in [
+            "cat.4242.tmp",
+            "..4242.tmp",
+            ".cat.tmp",
+            ".cat.42x.tmp",
+            ".cat.42",
+        ] {
+            assert_eq!(temp_file_owner(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn stale_temps_of_dead_processes_go_and_others_stay() {
+        let dir = std::env::temp_dir().join(format!("gradcam-temps-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        // A process that has exited: its PID is free (and not reused this quickly).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let files = [
+            format!("sub/.cat.jpg.json.{dead}.tmp"),
+            format!(".manifest.jsonl.{dead}.tmp"),
+            format!(".manifest.jsonl.{me}.tmp"),
+            "sub/.dog.json.1.tmp".to_string(), // PID 1 (init) is alive
+            format!("cat.{dead}.tmp"),
+        ];
+        for f in &files {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(&dir).unwrap(), 2);
+        let left: Vec<bool> = files.iter().map(|f| dir.join(f).exists()).collect();
+        assert_eq!(left, [false, false, true, true, true]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -64,7 +64,8 @@ pub fn read_list(file: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Expands arguments into images, in argument order, each directory's and pattern's images
-/// sorted by path; an image reached twice is kept once. `exclude` (the output directory) is
+/// sorted by path; an image reached twice is kept once (the first time), however it was
+/// reached: other spellings of its path, symbolic links, hard links. `exclude` (the output directory) is
 /// never walked into, so that outputs are not taken for inputs.
 ///
 /// An argument that exists is a file or a directory; one that does not and contains `*`, `?`
@@ -86,8 +87,33 @@ pub fn expand(args: &[PathBuf], exclude: Option<&Path>) -> Vec<Input> {
         }
     }
     let mut seen = HashSet::new();
-    found.retain(|(path, _, _)| seen.insert(path.clone()));
+    found.retain(|(path, _, problem)| {
+        seen.insert(match problem {
+            Some(_) => FileId::Path(path.clone()),
+            None => FileId::of(path),
+        })
+    });
     unique_names(found)
+}
+
+/// What makes two paths one file: device and inode where the system has them (hard links,
+/// symbolic links, `./a` and `a`), else the canonical path, else the path as given (a file
+/// that does not exist, which fails to load later).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum FileId {
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+impl FileId {
+    fn of(path: &Path) -> FileId {
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::MetadataExt;
+            return FileId::Inode(meta.dev(), meta.ino());
+        }
+        FileId::Path(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
+    }
 }
 
 fn stem(path: &Path) -> String {
@@ -113,6 +139,16 @@ fn relative_name(path: &Path, base: &Path) -> String {
             parts.join("/")
         }
         None => stem(path),
+    }
+}
+
+/// The target of `path` when it is a symbolic link to nothing.
+fn dangling_link(path: &Path) -> Option<PathBuf> {
+    let link = std::fs::symlink_metadata(path).ok()?;
+    if link.file_type().is_symlink() && std::fs::metadata(path).is_err() {
+        std::fs::read_link(path).ok()
+    } else {
+        None
     }
 }
 
@@ -142,9 +178,13 @@ fn walk(dir: &Path, exclude: Option<&Path>, found: &mut Vec<(PathBuf, String, Op
             Ok(_) => {}
             Err(err) => {
                 let path = err.path().unwrap_or(dir).to_path_buf();
-                let message = match err.io_error() {
-                    Some(io) => format!("cannot read directory: {io}"),
-                    None => err.to_string(),
+                let message = match (dangling_link(&path), err.io_error()) {
+                    (Some(target), _) => format!(
+                        "broken symbolic link: its target {} does not exist",
+                        target.display()
+                    ),
+                    (None, Some(io)) => format!("cannot read directory: {io}"),
+                    (None, None) => err.to_string(),
                 };
                 let name = relative_name(&path, dir);
                 found.push((path, name, Some(message)));
@@ -457,5 +497,37 @@ mod tests {
         );
         assert_eq!(relative_name(Path::new("cat.jpg"), Path::new("")), "cat");
         assert!(is_image_path(Path::new("a.WebP")) && !is_image_path(Path::new("a.txt")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_image_reached_twice_is_kept_once_and_a_dangling_link_says_so() {
+        let dir = std::env::temp_dir().join(format!("gradcam-inputs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let data = dir.join("dsx");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("cat.jpg"), b"x").unwrap();
+        std::os::unix::fs::symlink(data.join("cat.jpg"), data.join("link.jpg")).unwrap();
+        std::fs::hard_link(data.join("cat.jpg"), dir.join("hard.jpg")).unwrap();
+        let args: Vec<PathBuf> = vec![
+            data.join("cat.jpg"),
+            data.join("./cat.jpg"),
+            dir.join("dsx/../dsx/cat.jpg"),
+            data.join("link.jpg"),
+            dir.join("hard.jpg"),
+            data.clone(),
+        ];
+        let found = expand(&args, None);
+        let names: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["cat"], "{found:?}");
+
+        std::os::unix::fs::symlink(dir.join("gone.jpg"), data.join("dangling.jpg")).unwrap();
+        let found = expand(std::slice::from_ref(&data), None);
+        let problem = found.iter().find_map(|i| i.problem.as_deref()).unwrap();
+        assert!(
+            problem.starts_with("broken symbolic link: its target") && problem.contains("gone.jpg"),
+            "{problem}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

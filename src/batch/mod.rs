@@ -9,6 +9,7 @@
 
 pub mod html;
 pub mod inputs;
+pub mod lock;
 pub mod manifest;
 pub mod output;
 pub mod pipeline;

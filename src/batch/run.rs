@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use burn::tensor::Device;
 
 use super::inputs::{Input, Shard};
+use super::lock::ManifestLock;
 use super::manifest::{self, Record, Status};
 use super::output::FileFormats;
 use super::pipeline::{self, Done, PipelineOptions};
 use super::{finish_manifest, html, open_manifest, plan};
 use crate::error::Result;
 use crate::explain::Explainer;
-use crate::io::write_atomic;
+use crate::io::{remove_stale_temps, write_atomic};
 use crate::model::ModelSpec;
 use crate::request::{Classes, ExplainRequest};
 
@@ -39,6 +40,8 @@ pub struct RunOptions {
     pub shard_source: String,
     /// Explain every image again, even those the manifest says are done.
     pub overwrite: bool,
+    /// When another run holds this manifest's lock, wait for it instead of failing.
+    pub wait_lock: bool,
     /// Images per pass; `None`: the model's [default](crate::model::CamModel::default_batch_size).
     pub batch_size: Option<usize>,
     /// Worker threads that decode and write images.
@@ -118,6 +121,10 @@ pub fn run(
     let started = Instant::now();
     let total = job.inputs.len();
     let settings = settings_digest(&job.model, &job.request, &options.formats);
+    let shard = options.shard;
+    // One run per manifest (held to the end); then a killed run's temporary files go.
+    let _lock = ManifestLock::acquire(&options.out.join(shard.manifest_name()), options.wait_lock)?;
+    remove_stale_temps(&options.out)?;
     let plan = plan(
         job.inputs,
         &options.out,
@@ -125,7 +132,6 @@ pub fn run(
         &settings,
         options.overwrite,
     )?;
-    let shard = options.shard;
     if shard.count > 1 {
         observer.notice(&format!(
             "shard {}/{} (from {}): {} of {total} images",
@@ -213,6 +219,10 @@ pub fn run(
     } else if plan.partial_last_line || plan.bad_lines > 0 {
         Some(finish_manifest(&plan.manifest)?)
     } else {
+        // A shard with no images still leaves its (empty) manifest, so that `merge` knows it ran.
+        if !plan.manifest.exists() {
+            open_manifest(&options.out, &plan)?;
+        }
         None
     };
     if options.html && options.out.is_dir() {

@@ -69,6 +69,7 @@ impl ChannelWeights for AblationCam {
             let activations = cam.activations.clone().narrow(0, image, 1);
             let values = ablation_values(activations.clone().min().into_scalar::<f32>());
             for start in (0..channels).step_by(step) {
+                cam.cancel.check()?;
                 let n = step.min(channels - start);
                 let mut keep = vec![1.0f32; n * channels];
                 let mut fill = vec![0.0f32; n * channels];

@@ -77,6 +77,7 @@ mod tests {
             layer: 0,
             input: &input,
             targets: &[],
+            cancel: &crate::cam::Cancel::default(),
         };
         let w = flat(Fem { k: 1.0 }.weights(&cam).unwrap());
         assert_eq!(w, [0.25, 0.0]);

@@ -23,6 +23,8 @@ pub struct CamInput<'a> {
     pub input: &'a Tensor<4>,
     /// One target per image, counterfactual negation already applied.
     pub targets: &'a [Arc<dyn Target>],
+    /// Checked between the passes of the methods that make many (Score-CAM, Ablation-CAM).
+    pub cancel: &'a super::Cancel,
 }
 
 impl CamInput<'_> {

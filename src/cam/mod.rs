@@ -8,6 +8,7 @@
 //! into a map ([`Method`]).
 
 mod ablation_cam;
+mod cancel;
 mod eigen;
 mod eigen_cam;
 mod eigen_grad_cam;
@@ -32,6 +33,7 @@ use std::time::Instant;
 use burn::tensor::Tensor;
 
 pub use ablation_cam::AblationCam;
+pub use cancel::{Cancel, CancelOnDrop};
 pub use eigen::first_component;
 pub use eigen_cam::EigenCam;
 pub use eigen_grad_cam::EigenGradCam;
@@ -212,6 +214,7 @@ pub struct Cam<'a> {
     method: &'a dyn Method,
     layers: Vec<usize>,
     options: CamOptions,
+    cancel: Cancel,
 }
 
 impl<'a> Cam<'a> {
@@ -234,7 +237,14 @@ impl<'a> Cam<'a> {
             method,
             layers,
             options: CamOptions::default(),
+            cancel: Cancel::default(),
         })
+    }
+
+    /// The same runner, stopping with [`Error::Cancelled`] between passes once `cancel` is set.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     /// The same runner with other options.
@@ -284,6 +294,7 @@ impl<'a> Cam<'a> {
             .collect();
         for flip in [false, true] {
             for factor in [0.9f32, 1.0, 1.1] {
+                self.cancel.check()?;
                 let maps = if !flip && factor == 1.0 {
                     clean.clone()
                 } else {
@@ -342,6 +353,7 @@ impl<'a> Cam<'a> {
             let activations = self.model.forward_to(input.clone(), layer);
             let forward = ms(start);
             for (set, out) in sets.iter().zip(outputs.iter_mut()) {
+                self.cancel.check()?;
                 out.timings.forward += forward / sets.len() as f64;
                 self.explain_layer(&input, layer, activations.clone(), set, out)?;
             }
@@ -408,6 +420,7 @@ impl<'a> Cam<'a> {
                 layer,
                 input,
                 targets: &targets,
+                cancel: &self.cancel,
             },
             self.options.eigen_smooth,
         )?;

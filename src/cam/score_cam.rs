@@ -67,6 +67,7 @@ impl ChannelWeights for ScoreCam {
                 }
             }
             for chunk in active.chunks(step) {
+                cam.cancel.check()?;
                 let n = chunk.len();
                 let index: Vec<i64> = chunk.iter().map(|&k| k as i64).collect();
                 let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);

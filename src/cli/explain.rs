@@ -94,6 +94,9 @@ pub struct ExplainArgs {
     /// Explain every image again, even those the manifest says are done.
     #[arg(long)]
     pub overwrite: bool,
+    /// When another run is writing this --out (and shard), wait for it instead of failing.
+    #[arg(long)]
+    pub wait_lock: bool,
     /// No progress and no per-image summaries (errors are still reported).
     #[arg(long, short)]
     pub quiet: bool,
@@ -163,6 +166,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         shard,
         shard_source: shard_source.to_string(),
         overwrite: args.overwrite,
+        wait_lock: args.wait_lock,
         batch_size: args.batch_size.map(|b| b as usize),
         threads: args.jobs.map_or_else(default_jobs, |j| j as usize),
         max_pixels: args.max_pixels,

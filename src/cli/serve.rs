@@ -26,6 +26,9 @@ pub struct ServeArgs {
     /// Seconds allowed for one API request, queueing included (504 after).
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
+    /// Seconds a request body may stall before it is dropped with 408.
+    #[arg(long, default_value_t = Config::default().read_timeout.as_secs())]
+    pub read_timeout: u64,
     /// Explanations running at once. Default: the number of CPUs.
     #[arg(long)]
     pub workers: Option<usize>,
@@ -38,6 +41,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.workers == Some(0) {
         anyhow::bail!("--workers must be at least 1");
     }
+    if args.read_timeout == 0 {
+        anyhow::bail!("--read-timeout must be at least 1 second");
+    }
     if args.timeout == 0 {
         anyhow::bail!("--timeout must be at least 1 second");
     }
@@ -48,6 +54,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(args.timeout),
         workers: args.workers.unwrap_or(defaults.workers),
         queue: args.queue,
+        read_timeout: Duration::from_secs(args.read_timeout),
+        ..defaults
     };
     let model = args
         .model

@@ -2,7 +2,7 @@
 //! header before any pixel is decoded.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor, Read, Seek};
+use std::io::{BufReader, Cursor, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
@@ -77,7 +77,7 @@ pub fn load(path: &Path, max_pixels: u64) -> Result<RgbImage> {
         .read_to_end(&mut bytes)
         .map_err(|e| err(path, format!("cannot read: {e}")))?;
     check_jpeg_complete(&bytes, path)?;
-    decode_from(Cursor::new(bytes.as_slice()), path, max_pixels)
+    decode_from(&bytes, path, max_pixels)
 }
 
 /// Files larger than this are refused before they are read (1 GiB).
@@ -136,7 +136,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
         return Err(err(path, "no data, not an image"));
     }
     check_jpeg_complete(bytes, path)?;
-    decode_from(Cursor::new(bytes), path, max_pixels)
+    decode_from(bytes, path, max_pixels)
 }
 
 fn format_name(f: ImageFormat) -> String {
@@ -149,8 +149,8 @@ fn format_name(f: ImageFormat) -> String {
     }
 }
 
-fn decode_from<R: BufRead + Seek>(source: R, path: &Path, max_pixels: u64) -> Result<RgbImage> {
-    let mut reader = ImageReader::new(source)
+fn decode_from(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<RgbImage> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| err(path, format!("cannot read: {e}")))?;
     let Some(format) = reader.format() else {
@@ -179,11 +179,19 @@ fn decode_from<R: BufRead + Seek>(source: R, path: &Path, max_pixels: u64) -> Re
     let decoded = catch_unwind(AssertUnwindSafe(|| -> std::result::Result<_, Error> {
         let decoder = reader
             .into_decoder()
-            .map_err(|e| image_error(path, &name, e))?;
-        let (w, h) = decoder.dimensions();
+            .map_err(|e| match header_size(format, bytes) {
+                // The BMP decoder calls a zero width "too large".
+                Some((w, h)) if w == 0 || h == 0 => no_pixels(path, &name, w, h),
+                _ => image_error(path, &name, e),
+            })?;
+        let (w, h) = match (decoder.dimensions(), header_size(format, bytes)) {
+            // The WebP decoder reads a lossless width or height of 16384 as 0.
+            ((0, _) | (_, 0), Some(size)) => size,
+            (size, _) => size,
+        };
         let pixels = w as u64 * h as u64;
         if pixels == 0 {
-            return Err(err(path, format!("{name} image of {w}x{h} has no pixels")));
+            return Err(no_pixels(path, &name, w, h));
         }
         if pixels > max_pixels {
             return Err(err(
@@ -191,6 +199,15 @@ fn decode_from<R: BufRead + Seek>(source: R, path: &Path, max_pixels: u64) -> Re
                 format!(
                     "image is {w}x{h} = {pixels} pixels, more than the limit of {max_pixels} \
                      pixels; resize it first or raise the limit"
+                ),
+            ));
+        }
+        if decoder.dimensions() != (w, h) {
+            return Err(err(
+                path,
+                format!(
+                    "{name} image of {w}x{h}: images 16384 pixels wide or high in this format \
+                     cannot be decoded; resize it first"
                 ),
             ));
         }
@@ -206,6 +223,31 @@ fn decode_from<R: BufRead + Seek>(source: R, path: &Path, max_pixels: u64) -> Re
             path,
             format!("corrupt {name} data (the decoder failed)"),
         )),
+    }
+}
+
+fn no_pixels(path: &Path, name: &str, w: u32, h: u32) -> Error {
+    err(path, format!("{name} image of {w}x{h} has no pixels"))
+}
+
+/// The size a BMP or lossless WebP header declares, read here because the decoders misreport
+/// some (see [`decode_from`]); `None` for other formats or a header too short.
+fn header_size(format: ImageFormat, bytes: &[u8]) -> Option<(u32, u32)> {
+    let u32_at = |i: usize| Some(u32::from_le_bytes(bytes.get(i..i + 4)?.try_into().ok()?));
+    match format {
+        // BITMAPINFOHEADER and later: signed 32-bit width and height (negative: top-down).
+        ImageFormat::Bmp if u32_at(14)? >= 40 => {
+            let w = u32_at(18)? as i32;
+            let h = u32_at(22)? as i32;
+            Some((w.unsigned_abs(), h.unsigned_abs()))
+        }
+        // `RIFF....WEBPVP8L....`, the 0x2f signature, then 14 bits each of width - 1 and
+        // height - 1.
+        ImageFormat::WebP if bytes.get(12..16)? == b"VP8L" && *bytes.get(20)? == 0x2f => {
+            let bits = u32_at(21)?;
+            Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+        }
+        _ => None,
     }
 }
 
@@ -392,5 +434,51 @@ mod tests {
             }
         }
         !crc
+    }
+
+    /// A lossless WebP header declaring `w` x `h`, with no image data after it.
+    fn webp_lossless_header(w: u32, h: u32) -> Vec<u8> {
+        let mut vp8l = vec![0x2f];
+        vp8l.extend(((w - 1) | ((h - 1) << 14)).to_le_bytes());
+        vp8l.extend([0u8; 11]);
+        let mut webp = b"RIFF".to_vec();
+        webp.extend(((4 + 8 + vp8l.len()) as u32).to_le_bytes());
+        webp.extend(b"WEBPVP8L");
+        webp.extend((vp8l.len() as u32).to_le_bytes());
+        webp.extend(&vp8l);
+        webp
+    }
+
+    #[test]
+    fn a_16384_pixel_webp_header_is_reported_at_its_size() {
+        let m = message(decode(&webp_lossless_header(16384, 16384), MAX_PIXELS));
+        assert!(
+            m.starts_with("image is 16384x16384 = 268435456 pixels, more than the limit"),
+            "{m}"
+        );
+        let m = message(decode(&webp_lossless_header(16384, 2), MAX_PIXELS));
+        assert!(m.contains("16384 pixels wide or high"), "{m}");
+        // Other sizes go on to the decoder (here: the data is missing).
+        let m = message(decode(&webp_lossless_header(100, 100), MAX_PIXELS));
+        assert!(!m.contains("no pixels") && !m.contains("16384"), "{m}");
+    }
+
+    #[test]
+    fn a_bmp_of_width_0_has_no_pixels() {
+        let mut bmp = b"BM".to_vec();
+        bmp.extend(58u32.to_le_bytes());
+        bmp.extend([0, 0, 0, 0]);
+        bmp.extend(54u32.to_le_bytes());
+        bmp.extend(40u32.to_le_bytes());
+        bmp.extend(0i32.to_le_bytes()); // width
+        bmp.extend(1i32.to_le_bytes()); // height
+        bmp.extend(1u16.to_le_bytes());
+        bmp.extend(24u16.to_le_bytes());
+        bmp.extend([0; 24]);
+        bmp.extend([3, 2, 1, 0]);
+        assert_eq!(
+            message(decode(&bmp, MAX_PIXELS)),
+            "BMP image of 0x1 has no pixels"
+        );
     }
 }

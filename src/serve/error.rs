@@ -18,6 +18,8 @@ pub enum ApiError {
     Image(String),
     /// The body is larger than the limit.
     TooLarge(usize),
+    /// The body stalled for the read timeout or came slower than the minimum rate.
+    SlowBody(Duration),
     /// No such route.
     NotFound,
     /// The route exists with another HTTP method.
@@ -40,6 +42,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Image(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Image(_) => "bad_image",
             ApiError::TooLarge(_) => "too_large",
+            ApiError::SlowBody(_) => "slow_body",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Overloaded => "overloaded",
@@ -68,6 +72,10 @@ impl ApiError {
             ApiError::TooLarge(limit) => {
                 format!("request body larger than the limit of {limit} bytes")
             }
+            ApiError::SlowBody(t) => format!(
+                "the request body stalled for {} s or came too slowly; send it faster",
+                t.as_secs_f64()
+            ),
             ApiError::NotFound => "no such route; see GET /v1/models, POST /v1/explain".into(),
             ApiError::MethodNotAllowed => "method not allowed on this route".into(),
             ApiError::Overloaded => {
@@ -116,6 +124,8 @@ impl From<Error> for ApiError {
             | Error::Class(_)
             | Error::Invalid(_) => ApiError::BadRequest(e.to_string()),
             Error::Image { .. } => ApiError::Image(e.to_string()),
+            // Nobody reads the answer to a cancelled request (its client had a 504).
+            Error::Cancelled => ApiError::Internal,
             Error::Weights { .. }
             | Error::Download(_)
             | Error::Io { .. }

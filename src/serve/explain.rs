@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::cam::{METHODS, method_names};
+use crate::cam::{Cancel, METHODS, method_names};
 use crate::explain::{ClassMap, Explainer, Prediction};
 use crate::image::{colorize, encode_png, guided_picture, picture, resize_map};
 use crate::io::npy_bytes;
@@ -208,6 +208,12 @@ async fn read_request(
             image = Some(field.bytes().await.map_err(multipart_error)?);
         } else {
             let value = field.bytes().await.map_err(multipart_error)?;
+            if value.len() > MAX_FIELD_BYTES && !PARAMETERS.contains(&name.as_str()) {
+                return Err(bad(format!(
+                    "unknown form field `{name}` of {} bytes: send the image in the field `image`",
+                    value.len()
+                )));
+            }
             if value.len() > MAX_FIELD_BYTES {
                 return Err(bad(format!(
                     "the form field `{name}` is longer than {MAX_FIELD_BYTES} bytes"
@@ -225,8 +231,8 @@ pub(super) async fn explain(
     request: Request,
 ) -> Result<Response, ApiError> {
     let start = Instant::now();
-    // Admitted before the body is read, so that the bodies held in memory are bounded too:
-    // at most `workers + queue` of them.
+    // The body is already in memory (read by `body::read_body` first): only complete
+    // requests take a place, and at most `workers + queue` of them wait.
     let ticket = state.admit().ok_or(ApiError::Overloaded)?;
     let (pairs, image) = read_request(request, state.config().max_body_bytes).await?;
     let params = Params::parse(&pairs, state.model().as_ref())?;
@@ -244,10 +250,17 @@ pub(super) async fn explain(
         .map_err(|_| ApiError::Internal)?;
     let queue = ms(waiting);
     let worker_state = state.clone();
+    // Dropped with this future when the request times out: the work then stops at its next
+    // pass and gives its worker back.
+    let cancel = Cancel::new();
+    let _cancel_on_drop = cancel.on_drop();
     let result = tokio::task::spawn_blocking(move || {
-        // Held until the work is done, even if the request times out meanwhile.
         let _held = (ticket, permit);
-        run(&worker_state, &params, &image)
+        let result = run(&worker_state, &params, &image, &cancel);
+        if result.is_err() && cancel.is_cancelled() {
+            worker_state.metrics().record_cancelled();
+        }
+        result
     })
     .await;
     match result {
@@ -341,12 +354,18 @@ struct RawMap {
 }
 
 /// The blocking part: decode, explain, draw and encode.
-fn run(state: &AppState, p: &Params, bytes: &[u8]) -> Result<ExplainResponse, ApiError> {
+fn run(
+    state: &AppState,
+    p: &Params,
+    bytes: &[u8],
+    cancel: &Cancel,
+) -> Result<ExplainResponse, ApiError> {
     let start = Instant::now();
     let image = crate::image::decode(bytes, state.config().max_pixels)?;
     let decode = ms(start);
 
-    let explainer = Explainer::from_request(state.model().clone(), &p.request)?;
+    let mut explainer = Explainer::from_request(state.model().clone(), &p.request)?;
+    explainer.cancel = cancel.clone();
     let explanation = explainer
         .explain(std::slice::from_ref(&image), &p.request.classes)?
         .pop()

@@ -56,6 +56,8 @@ pub struct Metrics {
     admitted: Gauge,
     running: Gauge,
     workers: Gauge,
+    /// Explanations stopped because their request timed out.
+    cancelled: Counter,
 }
 
 impl Metrics {
@@ -106,6 +108,12 @@ impl Metrics {
             "gradcam_workers",
             "Explanations allowed to run at once",
         );
+        let cancelled = Counter::default();
+        registry.register(
+            "gradcam_explanations_cancelled",
+            "Explanations stopped because their request timed out",
+            cancelled.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -114,7 +122,13 @@ impl Metrics {
             admitted,
             running,
             workers,
+            cancelled,
         }
+    }
+
+    /// Records an explanation stopped by its request's timeout.
+    pub fn record_cancelled(&self) {
+        self.cancelled.inc();
     }
 
     /// Records one finished request.

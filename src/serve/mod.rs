@@ -11,9 +11,12 @@
 //!
 //! The model is loaded once and shared ([`AppState`]); each explanation runs on tokio's blocking
 //! pool behind a semaphore of [`Config::workers`] permits, with at most [`Config::queue`] more
-//! requests waiting (beyond that: `503`). Bodies are capped by [`Config::max_body_bytes`]
-//! (`413`), decoded images by [`Config::max_pixels`], and every API request by
-//! [`Config::timeout`] (`504`). Errors are JSON `{"error": "..."}` with a 4xx status for bad
+//! requests waiting (beyond that: `503`). A body is read whole before its request asks for a
+//! place (src/serve/body.rs), capped by [`Config::max_body_bytes`] (`413`, from the declared
+//! length alone when there is one) and dropped with `408` when it stalls for
+//! [`Config::read_timeout`] or comes slower than [`Config::min_body_rate`]: slow clients never
+//! hold a worker or a queue place. Decoded images are capped by [`Config::max_pixels`], and the
+//! wait and the work of every API request by [`Config::timeout`] (`504`). Errors are JSON `{"error": "..."}` with a 4xx status for bad
 //! input; internal details are never sent.
 //!
 //! ```no_run
@@ -26,6 +29,7 @@
 //! # }
 //! ```
 
+mod body;
 mod error;
 mod explain;
 mod metrics;
@@ -57,12 +61,18 @@ pub struct Config {
     /// Largest decoded image, in pixels, checked from the header before decoding (the
     /// full-size overlay of a 24 MP image takes about 0.6 GB while it is made).
     pub max_pixels: u64,
-    /// Time allowed for one API request: reading the body, waiting and explaining (`504` after).
+    /// Time allowed for one API request once its body is in: waiting and explaining (`504`
+    /// after).
     pub timeout: Duration,
+    /// Longest wait for the next piece of a request body (`408` after).
+    pub read_timeout: Duration,
+    /// Slowest upload accepted, in bytes per second on average, after a grace of one
+    /// `read_timeout` (`408` below it; 0: no minimum).
+    pub min_body_rate: usize,
     /// Explanations running at once (each on one core: the CPU backend is single-threaded).
     pub workers: usize,
-    /// Requests allowed to wait for a worker; one more gets `503` at once, before its body
-    /// is read (so at most `workers + queue` bodies are held in memory).
+    /// Requests allowed to wait for a worker; one more gets `503` as soon as its body is read
+    /// (so at most `workers + queue` bodies wait in memory, besides those being read).
     pub queue: usize,
 }
 
@@ -72,6 +82,8 @@ impl Default for Config {
             max_body_bytes: 20 * 1024 * 1024,
             max_pixels: 24_000_000,
             timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(10),
+            min_body_rate: 16 * 1024,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             queue: 32,
         }
@@ -165,13 +177,19 @@ impl Drop for Ticket {
     }
 }
 
-/// The router: API, page, metrics, with the body limit, the API timeout and the metrics layer.
+/// The router: API, page, metrics, with the body reader, the API timeout and the metrics layer.
 pub fn app(state: AppState) -> Router {
+    // The body is read outside the timeout: reading has its own limits (408), and the timeout
+    // counts from a complete request.
     let api = Router::new()
         .route("/v1/explain", post(explain::explain))
         .route("/v1/models", get(explain::models))
         .route("/v1/classes", get(explain::classes))
-        .layer(middleware::from_fn_with_state(state.clone(), timeout));
+        .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body::read_body,
+        ));
     Router::new()
         .merge(api)
         .route("/", get(page::index))

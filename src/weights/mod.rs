@@ -27,8 +27,13 @@ pub fn load_into<M: ModuleSnapshot>(module: &mut M, path: &Path, remaps: KeyRema
         path: path.to_path_buf(),
         message,
     };
-    if !path.is_file() {
-        return Err(err("no such file".to_string()));
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Err(err("is a directory, not a checkpoint file".into())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(err("no such file".into()));
+        }
+        Err(e) => return Err(err(format!("cannot open: {e}"))),
     }
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     let result = if is_safetensors {
