@@ -34,6 +34,9 @@ pub enum Error {
     /// Input the library cannot work with (wrong shape, empty batch, ...).
     #[error("{0}")]
     Invalid(String),
+    /// An ONNX model that cannot be loaded or run.
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -17,4 +17,5 @@ pub mod explain;
 pub mod image;
 pub mod labels;
 pub mod localize;
+pub mod onnx;
 pub mod serve;

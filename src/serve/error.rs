@@ -116,7 +116,7 @@ impl From<Error> for ApiError {
             | Error::Class(_)
             | Error::Invalid(_) => ApiError::BadRequest(e.to_string()),
             Error::Image { .. } => ApiError::Image(e.to_string()),
-            Error::Weights { .. } | Error::Download(_) | Error::Io { .. } => {
+            Error::Weights { .. } | Error::Download(_) | Error::Io { .. } | Error::Onnx(_) => {
                 eprintln!("gradcam serve: internal error: {e}");
                 ApiError::Internal
             }
