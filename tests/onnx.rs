@@ -6,7 +6,13 @@ use gradcam::onnx::{self, Float, Graph, OnnxError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const MODELS: [&str; 5] = ["resnet_like", "depthwise_se", "shuffle_concat", "tiny_vit", "tf_padding"];
+const MODELS: [&str; 5] = [
+    "resnet_like",
+    "depthwise_se",
+    "shuffle_concat",
+    "tiny_vit",
+    "tf_padding",
+];
 const EXPORTERS: [&str; 2] = ["dynamo", "legacy"];
 
 fn dir() -> PathBuf {
@@ -14,7 +20,8 @@ fn dir() -> PathBuf {
 }
 
 fn npy(name: &str) -> Float {
-    let (data, shape) = gradcam::io::read_npy(&dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (data, shape) =
+        gradcam::io::read_npy(&dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     Float::from_vec(data, shape).unwrap()
 }
 
@@ -23,12 +30,19 @@ fn manifest() -> serde_json::Value {
 }
 
 fn cut_name(model: &str, exporter: &str) -> String {
-    manifest()["models"][model]["exports"][exporter]["cut"].as_str().unwrap().to_string()
+    manifest()["models"][model]["exports"][exporter]["cut"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn max_diff(a: &Float, b: &Float) -> f32 {
     assert_eq!(a.shape(), b.shape(), "shapes differ");
-    a.to_vec().iter().zip(b.to_vec()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.to_vec()
+        .iter()
+        .zip(b.to_vec())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn load(model: &str, exporter: &str) -> Arc<Graph> {
@@ -36,7 +50,8 @@ fn load(model: &str, exporter: &str) -> Arc<Graph> {
     Arc::new(onnx::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
-/// Logits and the cut activation equal onnxruntime's for every model and both exporters.
+/// Logits and the cut activation equal onnxruntime's for every model and both exporters
+/// (measured: at most 2.4e-7, tiny_vit; tolerance 1e-6).
 #[test]
 fn outputs_and_cut_tensors_match_onnxruntime() {
     for model in MODELS {
@@ -46,17 +61,20 @@ fn outputs_and_cut_tensors_match_onnxruntime() {
             let logits = graph.run(input.clone()).unwrap().remove(0);
             let expected = npy(&format!("{model}.{exporter}.logits.npy"));
             let d = max_diff(&logits, &expected);
-            assert!(d < 2e-5, "{model} {exporter}: logits differ by {d}");
+            assert!(d < 1e-6, "{model} {exporter}: logits differ by {d}");
 
             let cut = cut_name(model, exporter);
             let name = graph.inputs()[0].name.clone();
             let got = graph
-                .run_with(vec![(name.as_str(), onnx::Value::Float(input.clone()))], &[&cut])
+                .run_with(
+                    vec![(name.as_str(), onnx::Value::Float(input.clone()))],
+                    &[&cut],
+                )
                 .unwrap()
                 .remove(0);
             let got = got.float().unwrap().clone();
             let d = max_diff(&got, &npy(&format!("{model}.{exporter}.cut.npy")));
-            assert!(d < 2e-5, "{model} {exporter}: cut {cut} differs by {d}");
+            assert!(d < 1e-6, "{model} {exporter}: cut {cut} differs by {d}");
         }
     }
 }
@@ -74,28 +92,43 @@ fn head_of_body_is_the_full_run() {
             let (cuts, context) = split.body(input.clone()).unwrap();
             let logits = split.head(cuts.clone(), &context, None).unwrap().remove(0);
             assert_eq!(max_diff(&logits, &full), 0.0, "{model} {exporter}");
-            assert!(split.head_len() < graph.nodes().len(), "{model} {exporter}: the head runs everything");
+            assert!(
+                split.head_len() < graph.nodes().len(),
+                "{model} {exporter}: the head runs everything"
+            );
 
             // Rows [1, 0, 1]: image 1's activation twice, image 0's once.
             let t = cuts[0].padded().clone();
             let d = cuts[0].padded_axis(0);
             let rows = [1usize, 0, 1];
-            let index = onnx::Ints::vector(rows.iter().map(|&r| r as i64).collect()).to_index_tensor();
+            let index =
+                onnx::Ints::vector(rows.iter().map(|&r| r as i64).collect()).to_index_tensor();
             let mut shape = cuts[0].shape().to_vec();
             shape[0] = 3;
             let picked = Float::from_padded(t.select(d, index), shape).unwrap();
-            let out = split.head(vec![picked], &context, Some(&rows)).unwrap().remove(0);
+            let out = split
+                .head(vec![picked], &context, Some(&rows))
+                .unwrap()
+                .remove(0);
             let (all, k) = (full.to_vec(), full.shape()[1]);
-            let want: Vec<f32> = rows.iter().flat_map(|&r| all[r * k..(r + 1) * k].to_vec()).collect();
+            let want: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| all[r * k..(r + 1) * k].to_vec())
+                .collect();
             let got = out.to_vec();
-            let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            assert!(d < 1e-6, "{model} {exporter}: rows differ by {d}");
+            let d = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(d < 1e-7, "{model} {exporter}: rows differ by {d}");
         }
     }
 }
 
 /// The gradient of the class logit with respect to the cut activation equals torch
-/// autograd's on the PyTorch original.
+/// autograd's on the PyTorch original (measured: at most 6e-8, tiny_vit, whose gradient
+/// reaches 0.55; tolerance 5e-7).
 #[test]
 fn gradient_at_the_cut_matches_torch_autograd() {
     let class = manifest()["class"].as_u64().unwrap() as usize;
@@ -109,7 +142,11 @@ fn gradient_at_the_cut_matches_torch_autograd() {
             let leaf: Tensor<6> = cuts[0].padded().clone().autodiff().require_grad();
             let shape = cuts[0].shape().to_vec();
             let logits = split
-                .head(vec![Float::from_padded(leaf.clone(), shape.clone()).unwrap()], &context, None)
+                .head(
+                    vec![Float::from_padded(leaf.clone(), shape.clone()).unwrap()],
+                    &context,
+                    None,
+                )
                 .unwrap()
                 .remove(0)
                 .to_tensor::<2>()
@@ -120,7 +157,7 @@ fn gradient_at_the_cut_matches_torch_autograd() {
             let grad = Float::from_padded(grad, shape).unwrap();
             assert_eq!(grad.shape()[0], b);
             let d = max_diff(&grad, &expected);
-            assert!(d < 1e-5, "{model} {exporter}: gradient differs by {d}");
+            assert!(d < 5e-7, "{model} {exporter}: gradient differs by {d}");
         }
     }
 }
@@ -135,7 +172,10 @@ fn constant_subgraphs_are_folded_at_load() {
     assert!(ops.iter().filter(|o| **o == "Conv").count() == 2, "{ops:?}");
     // Dynamo's export names PyTorch module scopes in node metadata.
     let dynamo = load("resnet_like", "dynamo");
-    let scopes = dynamo.nodes()[0].metadata.iter().find(|(k, _)| k == "pkg.torch.onnx.name_scopes");
+    let scopes = dynamo.nodes()[0]
+        .metadata
+        .iter()
+        .find(|(k, _)| k == "pkg.torch.onnx.name_scopes");
     assert!(scopes.is_some_and(|(_, v)| v.contains("stem")));
 }
 
@@ -150,7 +190,11 @@ fn bad_files_give_specific_errors() {
     let d = temp("bad");
     let text = d.join("model.onnx");
     std::fs::write(&text, "this is not a model at all\n").unwrap();
-    assert!(matches!(onnx::load(&text), Err(OnnxError::NotOnnx { .. })), "{:?}", onnx::load(&text));
+    assert!(
+        matches!(onnx::load(&text), Err(OnnxError::NotOnnx { .. })),
+        "{:?}",
+        onnx::load(&text)
+    );
 
     let bytes = std::fs::read(dir().join("resnet_like.legacy.onnx")).unwrap();
     let truncated = d.join("truncated.onnx");
@@ -163,14 +207,23 @@ fn bad_files_give_specific_errors() {
     std::fs::copy(dir().join("resnet_like.dynamo.onnx"), &alone).unwrap();
     let e = onnx::load(&alone).unwrap_err();
     assert!(matches!(e, OnnxError::ExternalData { .. }), "{e}");
-    assert!(e.to_string().contains("resnet_like.dynamo.onnx.data"), "{e}");
+    assert!(
+        e.to_string().contains("resnet_like.dynamo.onnx.data"),
+        "{e}"
+    );
 
-    assert!(matches!(onnx::load(d.join("none.onnx")), Err(OnnxError::Io { .. })));
+    assert!(matches!(
+        onnx::load(d.join("none.onnx")),
+        Err(OnnxError::Io { .. })
+    ));
     std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// Edits a fixture's protobuf and loads the result.
-fn load_edited(name: &str, edit: impl FnOnce(&mut onnx::proto::ModelProto)) -> Result<Graph, OnnxError> {
+fn load_edited(
+    name: &str,
+    edit: impl FnOnce(&mut onnx::proto::ModelProto),
+) -> Result<Graph, OnnxError> {
     use prost::Message;
     let bytes = std::fs::read(dir().join(name)).unwrap();
     let mut model = onnx::proto::ModelProto::decode(&bytes[..]).unwrap();
@@ -194,12 +247,21 @@ fn unsupported_operators_and_opsets_are_reported_at_load() {
     })
     .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("unsupported operator Swoosh (opset 13): 5 node(s), first `/stem/stem.2/Relu`"), "{msg}");
+    assert!(
+        msg.contains(
+            "unsupported operator Swoosh (opset 13): 5 node(s), first `/stem/stem.2/Relu`"
+        ),
+        "{msg}"
+    );
     assert!(msg.contains("unsupported operator Conv3000"), "{msg}");
     assert!(msg.contains("supported operators: Abs, Add"), "{msg}");
 
     let e = load_edited("resnet_like.legacy.onnx", |m| m.opset_import[0].version = 9).unwrap_err();
-    assert!(e.to_string().contains("opset 9 of domain `ai.onnx` is not supported (supported: 13 to 21)"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("opset 9 of domain `ai.onnx` is not supported (supported: 13 to 21)"),
+        "{e}"
+    );
 
     let e = load_edited("resnet_like.legacy.onnx", |m| {
         let g = m.graph.as_mut().unwrap();
@@ -214,7 +276,11 @@ fn unsupported_operators_and_opsets_are_reported_at_load() {
 fn unknown_tensors_list_close_matches() {
     let graph = load("resnet_like", "legacy");
     let e = graph.split(&["/layer2/relu_1/Relu_output"]).unwrap_err();
-    assert!(e.to_string().contains("close matches: /layer2/relu_1/Relu_output_0"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("close matches: /layer2/relu_1/Relu_output_0"),
+        "{e}"
+    );
     let e = graph.split(&["fc.weight"]).unwrap_err();
     assert!(e.to_string().contains("constant"), "{e}");
 }

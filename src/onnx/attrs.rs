@@ -15,7 +15,7 @@ pub enum Attr {
     /// `s` (UTF-8; lossy for other bytes).
     String(String),
     /// `t`, decoded.
-    Tensor(Value),
+    Tensor(Box<Value>),
     /// `floats`.
     Floats(Vec<f32>),
     /// `ints`.

@@ -27,7 +27,9 @@ pub enum OnnxError {
         message: String,
     },
     /// The model's operator set for a domain is outside what the interpreter supports.
-    #[error("{path}: opset {version} of domain `{domain}` is not supported (supported: {supported})")]
+    #[error(
+        "{path}: opset {version} of domain `{domain}` is not supported (supported: {supported})"
+    )]
     Opset {
         path: PathBuf,
         domain: String,

@@ -19,7 +19,12 @@ impl Plan {
         let mut last_use = vec![None; graph.names.len()];
         for (step, &n) in nodes.iter().enumerate() {
             let node = &graph.nodes[n];
-            for &id in node.inputs.iter().flatten().chain(node.outputs.iter().flatten()) {
+            for &id in node
+                .inputs
+                .iter()
+                .flatten()
+                .chain(node.outputs.iter().flatten())
+            {
                 last_use[id] = Some(step);
             }
         }
@@ -45,11 +50,17 @@ impl Plan {
                     .iter()
                     .map(|id| {
                         id.map(|id| {
-                            graph.constants[id].as_ref().or(env[id].as_ref()).ok_or_else(|| OnnxError::Node {
-                                node: node.name.clone(),
-                                op_type: node.op_type.clone(),
-                                message: format!("input `{}` has no value here", graph.name(id)),
-                            })
+                            graph.constants[id]
+                                .as_ref()
+                                .or(env[id].as_ref())
+                                .ok_or_else(|| OnnxError::Node {
+                                    node: node.name.clone(),
+                                    op_type: node.op_type.clone(),
+                                    message: format!(
+                                        "input `{}` has no value here",
+                                        graph.name(id)
+                                    ),
+                                })
                         })
                         .transpose()
                     })
@@ -86,7 +97,10 @@ pub(crate) fn store(
         return Err(OnnxError::Node {
             node: node.name.clone(),
             op_type: node.op_type.clone(),
-            message: format!("output `{}` (number {produced}) is not supported", names[*id]),
+            message: format!(
+                "output `{}` (number {produced}) is not supported",
+                names[*id]
+            ),
         });
     }
     Ok(())

@@ -98,11 +98,27 @@ mod tests {
         let mut ext = ExternalData::new(&inside.join("model.onnx"));
         assert_eq!(ext.read("w.data", 1, Some(2)).unwrap(), [2, 3]);
         assert_eq!(ext.read("./w.data", 0, None).unwrap(), [1, 2, 3, 4]);
-        assert!(ext.read("w.data", 3, Some(2)).unwrap_err().contains("truncated"));
-        assert!(ext.read("../secret", 0, None).unwrap_err().contains("relative path"));
+        assert!(
+            ext.read("w.data", 3, Some(2))
+                .unwrap_err()
+                .contains("truncated")
+        );
+        assert!(
+            ext.read("../secret", 0, None)
+                .unwrap_err()
+                .contains("relative path")
+        );
         let abs = dir.join("secret").display().to_string();
-        assert!(ext.read(&abs, 0, None).unwrap_err().contains("relative path"));
-        assert!(ext.read("none.data", 0, None).unwrap_err().contains("missing file"));
+        assert!(
+            ext.read(&abs, 0, None)
+                .unwrap_err()
+                .contains("relative path")
+        );
+        assert!(
+            ext.read("none.data", 0, None)
+                .unwrap_err()
+                .contains("missing file")
+        );
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(dir.join("secret"), inside.join("link")).unwrap();

@@ -59,7 +59,10 @@ impl Graph {
 
     /// The output tensors' names.
     pub fn output_names(&self) -> Vec<&str> {
-        self.outputs.iter().map(|&i| self.names[i].as_str()).collect()
+        self.outputs
+            .iter()
+            .map(|&i| self.names[i].as_str())
+            .collect()
     }
 
     /// The nodes that run per pass, in order.
@@ -94,25 +97,38 @@ impl Graph {
 
     /// The names of a node's outputs (absent ones skipped).
     pub fn node_outputs(&self, node: &Node) -> Vec<&str> {
-        node.outputs.iter().flatten().map(|&i| self.name(i)).collect()
+        node.outputs
+            .iter()
+            .flatten()
+            .map(|&i| self.name(i))
+            .collect()
     }
 
     /// The names of a node's inputs (absent ones skipped).
     pub fn node_inputs(&self, node: &Node) -> Vec<&str> {
-        node.inputs.iter().flatten().map(|&i| self.name(i)).collect()
+        node.inputs
+            .iter()
+            .flatten()
+            .map(|&i| self.name(i))
+            .collect()
     }
 
     /// Whether tensor `name` is a constant (an initializer or folded from them).
     pub fn is_constant(&self, name: &str) -> bool {
-        self.ids.get(name).is_some_and(|&i| self.constants[i].is_some())
+        self.ids
+            .get(name)
+            .is_some_and(|&i| self.constants[i].is_some())
     }
 
     /// The id of tensor `name`, or an error listing close matches.
     pub(crate) fn id(&self, name: &str) -> Result<usize> {
-        self.ids.get(name).copied().ok_or_else(|| OnnxError::UnknownTensor {
-            name: name.to_string(),
-            close: close_matches(name, self.names.iter().map(String::as_str)),
-        })
+        self.ids
+            .get(name)
+            .copied()
+            .ok_or_else(|| OnnxError::UnknownTensor {
+                name: name.to_string(),
+                close: close_matches(name, self.names.iter().map(String::as_str)),
+            })
     }
 }
 
@@ -122,11 +138,23 @@ pub(crate) fn close_matches<'a>(name: &str, names: impl Iterator<Item = &'a str>
     let mut scored: Vec<(usize, &str)> = names
         .filter_map(|n| {
             let l = n.to_lowercase();
-            let common = l.chars().zip(lower.chars()).take_while(|(a, b)| a == b).count();
-            let score = if l.contains(&lower) || lower.contains(&l) { 1000 + common } else { common };
+            let common = l
+                .chars()
+                .zip(lower.chars())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let score = if l.contains(&lower) || lower.contains(&l) {
+                1000 + common
+            } else {
+                common
+            };
             (score >= 3).then_some((score, n))
         })
         .collect();
     scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-    scored.into_iter().take(5).map(|(_, n)| n.to_string()).collect()
+    scored
+        .into_iter()
+        .take(5)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }

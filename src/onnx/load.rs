@@ -18,31 +18,52 @@ use std::path::{Path, PathBuf};
 /// Loads and checks an ONNX model.
 pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
     let path = path.as_ref().to_path_buf();
-    let bytes = std::fs::read(&path).map_err(|source| OnnxError::Io { path: path.clone(), source })?;
-    let model = ModelProto::decode(&bytes[..]).map_err(|e| OnnxError::NotOnnx { path: path.clone(), message: e.to_string() })?;
+    let bytes = std::fs::read(&path).map_err(|source| OnnxError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let model = ModelProto::decode(&bytes[..]).map_err(|e| OnnxError::NotOnnx {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     let Some(graph) = model.graph.as_ref().filter(|_| model.ir_version > 0) else {
-        return Err(OnnxError::NotOnnx { path, message: "no graph or IR version".into() });
+        return Err(OnnxError::NotOnnx {
+            path,
+            message: "no graph or IR version".into(),
+        });
     };
     let opsets = opsets(&path, &model)?;
     let opset = opsets["ai.onnx"];
-    let malformed = |message: String| OnnxError::Malformed { path: path.clone(), message };
+    let malformed = |message: String| OnnxError::Malformed {
+        path: path.clone(),
+        message,
+    };
 
     let mut b = Builder::default();
     let mut external = ExternalData::new(&path);
     for t in &graph.initializer {
-        let value = decode(t, &mut external).map_err(|message| external_error(&path, &t.name, message))?;
+        let value =
+            decode(t, &mut external).map_err(|message| external_error(&path, &t.name, message))?;
         let id = b.id(&t.name);
         b.constants[id] = Some(value);
     }
     let mut inputs: Vec<Input> = vec![];
     for i in &graph.input {
         if !b.is_constant(&i.name) {
-            inputs.push(Input { name: i.name.clone(), dims: dims(i), id: b.id(&i.name) });
+            inputs.push(Input {
+                name: i.name.clone(),
+                dims: dims(i),
+                id: b.id(&i.name),
+            });
         }
     }
 
     // Every output a node has that nothing reads is dropped (Dropout's mask, ...).
-    let mut used: HashSet<&str> = graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    let mut used: HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .collect();
     used.extend(graph.output.iter().map(|o| o.name.as_str()));
 
     let order = topological(graph).map_err(malformed)?;
@@ -51,11 +72,21 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
     let mut nodes = vec![];
     for &k in &order {
         let n = &graph.node[k];
-        let name = if n.name.is_empty() { format!("#{k}") } else { n.name.clone() };
+        let name = if n.name.is_empty() {
+            format!("#{k}")
+        } else {
+            n.name.clone()
+        };
         let known_domain = n.domain.is_empty() || n.domain == "ai.onnx";
-        let spec = known_domain.then(|| ops::lookup(&n.op_type, opset)).flatten();
+        let spec = known_domain
+            .then(|| ops::lookup(&n.op_type, opset))
+            .flatten();
         let Some(spec) = spec else {
-            let op = if known_domain { n.op_type.clone() } else { format!("{}::{}", n.domain, n.op_type) };
+            let op = if known_domain {
+                n.op_type.clone()
+            } else {
+                format!("{}::{}", n.domain, n.op_type)
+            };
             missing.entry((op, opset)).or_insert((name, 0)).1 += 1;
             continue;
         };
@@ -70,23 +101,38 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
             Ok(op) => nodes.push(Node {
                 name,
                 op_type: n.op_type.clone(),
-                inputs: n.input.iter().map(|s| (!s.is_empty()).then(|| b.id(s))).collect(),
+                inputs: n
+                    .input
+                    .iter()
+                    .map(|s| (!s.is_empty()).then(|| b.id(s)))
+                    .collect(),
                 outputs: n
                     .output
                     .iter()
                     .map(|s| (!s.is_empty() && used.contains(s.as_str())).then(|| b.id(s)))
                     .collect(),
-                metadata: n.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect(),
+                metadata: n
+                    .metadata_props
+                    .iter()
+                    .map(|p| (p.key.clone(), p.value.clone()))
+                    .collect(),
                 op,
             }),
             Err(e) => problems.push(format!("node `{name}` ({}): {e}", n.op_type)),
         }
     }
     for ((op, opset), (first, count)) in &missing {
-        problems.insert(0, format!("unsupported operator {op} (opset {opset}): {count} node(s), first `{first}`"));
+        problems.insert(
+            0,
+            format!("unsupported operator {op} (opset {opset}): {count} node(s), first `{first}`"),
+        );
     }
     if !problems.is_empty() {
-        return Err(OnnxError::Unsupported { path, problems, supported: ops::supported() });
+        return Err(OnnxError::Unsupported {
+            path,
+            problems,
+            supported: ops::supported(),
+        });
     }
 
     let outputs: Vec<usize> = graph.output.iter().map(|o| b.id(&o.name)).collect();
@@ -100,7 +146,10 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
     let fed: HashSet<usize> = inputs.iter().map(|i| i.id).collect();
     for &o in &outputs {
         if producer[o].is_none() && b.constants[o].is_none() && !fed.contains(&o) {
-            return Err(malformed(format!("output `{}` is produced by no node", b.names[o])));
+            return Err(malformed(format!(
+                "output `{}` is produced by no node",
+                b.names[o]
+            )));
         }
     }
     Ok(Graph {
@@ -114,7 +163,11 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
         outputs,
         opsets,
         folded,
-        metadata: model.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect(),
+        metadata: model
+            .metadata_props
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect(),
     })
 }
 
@@ -138,7 +191,9 @@ impl Builder {
     }
 
     fn is_constant(&self, name: &str) -> bool {
-        self.ids.get(name).is_some_and(|&i| self.constants[i].is_some())
+        self.ids
+            .get(name)
+            .is_some_and(|&i| self.constants[i].is_some())
     }
 }
 
@@ -146,7 +201,11 @@ impl Builder {
 fn opsets(path: &Path, model: &ModelProto) -> Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
     for o in &model.opset_import {
-        let domain = if o.domain.is_empty() { "ai.onnx" } else { &o.domain };
+        let domain = if o.domain.is_empty() {
+            "ai.onnx"
+        } else {
+            &o.domain
+        };
         out.insert(domain.to_string(), o.version);
     }
     let version = *out.get("ai.onnx").unwrap_or(&0);
@@ -162,7 +221,11 @@ fn opsets(path: &Path, model: &ModelProto) -> Result<BTreeMap<String, i64>> {
 }
 
 fn external_error(path: &Path, tensor: &str, message: String) -> OnnxError {
-    OnnxError::ExternalData { path: PathBuf::from(path), tensor: tensor.to_string(), message }
+    OnnxError::ExternalData {
+        path: PathBuf::from(path),
+        tensor: tensor.to_string(),
+        message,
+    }
 }
 
 /// An input's dimensions (`None` for a symbolic one).
@@ -188,7 +251,11 @@ fn dims(info: &proto::ValueInfoProto) -> Vec<Option<usize>> {
 }
 
 /// Decodes a node's attributes.
-fn attributes(attrs: &[AttributeProto], outputs: usize, external: &mut ExternalData) -> std::result::Result<Attributes, String> {
+fn attributes(
+    attrs: &[AttributeProto],
+    outputs: usize,
+    external: &mut ExternalData,
+) -> std::result::Result<Attributes, String> {
     let text = |s: &[u8]| String::from_utf8_lossy(s).into_owned();
     let mut pairs = vec![];
     for a in attrs {
@@ -198,8 +265,12 @@ fn attributes(attrs: &[AttributeProto], outputs: usize, external: &mut ExternalD
             AttributeType::Int => Attr::Int(a.i),
             AttributeType::String => Attr::String(text(&a.s)),
             AttributeType::Tensor => {
-                let t = a.t.as_ref().ok_or_else(|| format!("attribute `{}` has no tensor", a.name))?;
-                Attr::Tensor(decode(t, external).map_err(|e| format!("attribute `{}`: {e}", a.name))?)
+                let t =
+                    a.t.as_ref()
+                        .ok_or_else(|| format!("attribute `{}` has no tensor", a.name))?;
+                Attr::Tensor(Box::new(
+                    decode(t, external).map_err(|e| format!("attribute `{}`: {e}", a.name))?,
+                ))
             }
             AttributeType::Floats => Attr::Floats(a.floats.clone()),
             AttributeType::Ints => Attr::Ints(a.ints.clone()),
@@ -234,7 +305,12 @@ fn topological(graph: &proto::GraphProto) -> std::result::Result<Vec<usize>, Str
             }
             match state[i] {
                 2 => continue,
-                1 => return Err(format!("the graph has a cycle through node `{}`", graph.node[i].name)),
+                1 => {
+                    return Err(format!(
+                        "the graph has a cycle through node `{}`",
+                        graph.node[i].name
+                    ));
+                }
                 _ => {}
             }
             state[i] = 1;
@@ -244,7 +320,10 @@ fn topological(graph: &proto::GraphProto) -> std::result::Result<Vec<usize>, Str
                     && state[p] != 2
                 {
                     if state[p] == 1 {
-                        return Err(format!("the graph has a cycle through node `{}`", graph.node[p].name));
+                        return Err(format!(
+                            "the graph has a cycle through node `{}`",
+                            graph.node[p].name
+                        ));
                     }
                     stack.push((p, false));
                 }
@@ -256,18 +335,34 @@ fn topological(graph: &proto::GraphProto) -> std::result::Result<Vec<usize>, Str
 
 /// Runs every node whose inputs are all constant, turning its outputs into constants; returns
 /// the nodes left and how many were folded.
-fn fold(nodes: Vec<Node>, constants: &mut [Option<Value>], names: &[String]) -> Result<(Vec<Node>, usize)> {
+fn fold(
+    nodes: Vec<Node>,
+    constants: &mut [Option<Value>],
+    names: &[String],
+) -> Result<(Vec<Node>, usize)> {
     let mut runtime = vec![];
     let mut folded = 0;
     for node in nodes {
-        let constant = node.inputs.iter().flatten().all(|&id| constants[id].is_some());
+        let constant = node
+            .inputs
+            .iter()
+            .flatten()
+            .all(|&id| constants[id].is_some());
         if !constant {
             runtime.push(node);
             continue;
         }
         let outputs = {
-            let inputs: Vec<Option<&Value>> = node.inputs.iter().map(|id| id.map(|id| constants[id].as_ref().expect("checked"))).collect();
-            node.op.run(&inputs).map_err(|e| OnnxError::Node { node: node.name.clone(), op_type: node.op_type.clone(), message: e.0 })?
+            let inputs: Vec<Option<&Value>> = node
+                .inputs
+                .iter()
+                .map(|id| id.map(|id| constants[id].as_ref().expect("checked")))
+                .collect();
+            node.op.run(&inputs).map_err(|e| OnnxError::Node {
+                node: node.name.clone(),
+                op_type: node.op_type.clone(),
+                message: e.0,
+            })?
         };
         store(names, &node, outputs, constants)?;
         folded += 1;

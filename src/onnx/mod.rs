@@ -63,19 +63,31 @@ impl Graph {
         for (name, value) in feeds {
             let id = self.id(name)?;
             if !self.inputs.iter().any(|i| i.id == id) {
-                return Err(OnnxError::Invalid(format!("`{name}` is not an input of the graph")));
+                return Err(OnnxError::Invalid(format!(
+                    "`{name}` is not an input of the graph"
+                )));
             }
             env[id] = Some(value);
         }
         let keep: HashSet<usize> = fetch_ids.iter().copied().collect();
-        let plan = exec::Plan::new(self, split::ancestors(self, &fetch_ids, &HashSet::new()), &keep);
+        let plan = exec::Plan::new(
+            self,
+            split::ancestors(self, &fetch_ids, &HashSet::new()),
+            &keep,
+        );
         plan.run(self, &mut env)?;
         fetch_ids
             .iter()
             .map(|&id| {
-                env[id].clone().or_else(|| self.constants[id].clone()).ok_or_else(|| {
-                    OnnxError::Invalid(format!("tensor `{}` was not computed (is every input fed?)", self.name(id)))
-                })
+                env[id]
+                    .clone()
+                    .or_else(|| self.constants[id].clone())
+                    .ok_or_else(|| {
+                        OnnxError::Invalid(format!(
+                            "tensor `{}` was not computed (is every input fed?)",
+                            self.name(id)
+                        ))
+                    })
             })
             .collect()
     }

@@ -37,7 +37,11 @@ impl Context {
 /// The runtime nodes needed to compute `targets`, not looking past the tensors in `stop`.
 pub(crate) fn ancestors(graph: &Graph, targets: &[usize], stop: &HashSet<usize>) -> Vec<usize> {
     let mut seen = vec![false; graph.nodes.len()];
-    let mut stack: Vec<usize> = targets.iter().filter(|t| !stop.contains(t)).filter_map(|&t| graph.producer[t]).collect();
+    let mut stack: Vec<usize> = targets
+        .iter()
+        .filter(|t| !stop.contains(t))
+        .filter_map(|&t| graph.producer[t])
+        .collect();
     while let Some(n) = stack.pop() {
         if std::mem::replace(&mut seen[n], true) {
             continue;
@@ -61,7 +65,10 @@ impl Split {
         let cut_set: HashSet<usize> = cut_ids.iter().copied().collect();
         for &c in &cut_ids {
             if graph.constants[c].is_some() {
-                return Err(OnnxError::Invalid(format!("tensor `{}` is a constant, not an activation", graph.name(c))));
+                return Err(OnnxError::Invalid(format!(
+                    "tensor `{}` is a constant, not an activation",
+                    graph.name(c)
+                )));
             }
         }
         // Nodes downstream of a cut (the cut tensors' own producers excluded: their values are given).
@@ -74,18 +81,36 @@ impl Split {
                 tainted.extend(n.outputs.iter().flatten());
             }
         }
-        let head_nodes: Vec<usize> = ancestors(&graph, &graph.outputs, &cut_set).into_iter().filter(|&n| dependent[n]).collect();
-        let head_outputs: HashSet<usize> = head_nodes.iter().flat_map(|&n| graph.nodes[n].outputs.iter().flatten().copied()).collect();
+        let head_nodes: Vec<usize> = ancestors(&graph, &graph.outputs, &cut_set)
+            .into_iter()
+            .filter(|&n| dependent[n])
+            .collect();
+        let head_outputs: HashSet<usize> = head_nodes
+            .iter()
+            .flat_map(|&n| graph.nodes[n].outputs.iter().flatten().copied())
+            .collect();
         for &c in &cut_ids {
-            let read = head_nodes.iter().any(|&n| graph.nodes[n].inputs.contains(&Some(c)));
+            let read = head_nodes
+                .iter()
+                .any(|&n| graph.nodes[n].inputs.contains(&Some(c)));
             if !read && !graph.outputs.contains(&c) {
-                return Err(OnnxError::Invalid(format!("the outputs do not depend on tensor `{}`", graph.name(c))));
+                return Err(OnnxError::Invalid(format!(
+                    "the outputs do not depend on tensor `{}`",
+                    graph.name(c)
+                )));
             }
         }
         let mut context = vec![];
-        let needed = head_nodes.iter().flat_map(|&n| graph.nodes[n].inputs.iter().flatten().copied()).chain(graph.outputs.iter().copied());
+        let needed = head_nodes
+            .iter()
+            .flat_map(|&n| graph.nodes[n].inputs.iter().flatten().copied())
+            .chain(graph.outputs.iter().copied());
         for id in needed {
-            if !cut_set.contains(&id) && !head_outputs.contains(&id) && graph.constants[id].is_none() && !context.contains(&id) {
+            if !cut_set.contains(&id)
+                && !head_outputs.contains(&id)
+                && graph.constants[id].is_none()
+                && !context.contains(&id)
+            {
                 context.push(id);
             }
         }
@@ -93,7 +118,13 @@ impl Split {
         let body_nodes = ancestors(&graph, &body_targets, &HashSet::new());
         let body = Plan::new(&graph, body_nodes, &body_targets.iter().copied().collect());
         let head = Plan::new(&graph, head_nodes, &graph.outputs.iter().copied().collect());
-        Ok(Split { graph, cuts: cut_ids, context, body, head })
+        Ok(Split {
+            graph,
+            cuts: cut_ids,
+            context,
+            body,
+            head,
+        })
     }
 
     /// The cut tensors' names.
@@ -119,14 +150,26 @@ impl Split {
         env[g.inputs[0].id] = Some(Value::Float(input));
         self.body.run(g, &mut env)?;
         let take = |env: &mut Vec<Option<Value>>, id: usize| -> Result<Value> {
-            env[id].take().ok_or_else(|| OnnxError::Invalid(format!("tensor `{}` was not computed", g.name(id))))
+            env[id].take().ok_or_else(|| {
+                OnnxError::Invalid(format!("tensor `{}` was not computed", g.name(id)))
+            })
         };
         let mut cuts = vec![];
         for &c in &self.cuts {
-            let v = env[c].clone().ok_or_else(|| OnnxError::Invalid(format!("tensor `{}` was not computed", g.name(c))))?;
-            cuts.push(v.float().map_err(|e| OnnxError::Invalid(format!("cut tensor `{}`: {e}", g.name(c))))?.clone());
+            let v = env[c].clone().ok_or_else(|| {
+                OnnxError::Invalid(format!("tensor `{}` was not computed", g.name(c)))
+            })?;
+            cuts.push(
+                v.float()
+                    .map_err(|e| OnnxError::Invalid(format!("cut tensor `{}`: {e}", g.name(c))))?
+                    .clone(),
+            );
         }
-        let values = self.context.iter().map(|&id| take(&mut env, id)).collect::<Result<_>>()?;
+        let values = self
+            .context
+            .iter()
+            .map(|&id| take(&mut env, id))
+            .collect::<Result<_>>()?;
         Ok((cuts, Context { values, batch }))
     }
 
@@ -134,17 +177,33 @@ impl Split {
     /// returning the graph's outputs. Row `i` of the cut values belongs to image `rows[i]` of
     /// the body's batch (`None`: row `i` to image `i`), so the head can run on several
     /// modified copies of one image (Ablation-CAM).
-    pub fn head(&self, cuts: Vec<Float>, context: &Context, rows: Option<&[usize]>) -> Result<Vec<Float>> {
+    pub fn head(
+        &self,
+        cuts: Vec<Float>,
+        context: &Context,
+        rows: Option<&[usize]>,
+    ) -> Result<Vec<Float>> {
         let g = &self.graph;
         if cuts.len() != self.cuts.len() {
-            return Err(OnnxError::Invalid(format!("{} cut values for {} cut tensors", cuts.len(), self.cuts.len())));
+            return Err(OnnxError::Invalid(format!(
+                "{} cut values for {} cut tensors",
+                cuts.len(),
+                self.cuts.len()
+            )));
         }
         if let Some(rows) = rows {
             if let Some(&r) = rows.iter().find(|&&r| r >= context.batch) {
-                return Err(OnnxError::Invalid(format!("row {r} is beyond the body's batch of {}", context.batch)));
+                return Err(OnnxError::Invalid(format!(
+                    "row {r} is beyond the body's batch of {}",
+                    context.batch
+                )));
             }
             if let Some(c) = cuts.iter().find(|c| c.shape().first() != Some(&rows.len())) {
-                return Err(OnnxError::Invalid(format!("a cut value of shape {:?} for {} rows", c.shape(), rows.len())));
+                return Err(OnnxError::Invalid(format!(
+                    "a cut value of shape {:?} for {} rows",
+                    c.shape(),
+                    rows.len()
+                )));
             }
         }
         let mut env = vec![None; g.names.len()];
@@ -155,10 +214,14 @@ impl Split {
             env[id] = Some(match (value, rows) {
                 // Per-image tensors follow the rows; batch-free ones (shapes, ...) stay.
                 (Value::Float(f), Some(rows)) if f.shape().first() == Some(&context.batch) => {
-                    let index = Ints::vector(rows.iter().map(|&r| r as i64).collect()).to_index_tensor();
+                    let index =
+                        Ints::vector(rows.iter().map(|&r| r as i64).collect()).to_index_tensor();
                     let mut shape = f.shape().to_vec();
                     shape[0] = rows.len();
-                    Value::Float(Float::wrap(f.padded().clone().select(f.padded_axis(0), index), shape))
+                    Value::Float(Float::wrap(
+                        f.padded().clone().select(f.padded_axis(0), index),
+                        shape,
+                    ))
                 }
                 (v, _) => v.clone(),
             });
@@ -174,7 +237,12 @@ pub(crate) fn single_input(graph: &Graph) -> Result<()> {
         1 => Ok(()),
         n => Err(OnnxError::Invalid(format!(
             "the model has {n} inputs ({}); one image input is supported",
-            graph.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+            graph
+                .inputs
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -185,6 +253,9 @@ pub(crate) fn output(graph: &Graph, env: &mut [Option<Value>], id: usize) -> Res
     match value {
         Some(Value::Float(f)) => Ok(f),
         Some(Value::Int(i)) => i.to_float().map_err(|e| OnnxError::Invalid(e.0)),
-        None => Err(OnnxError::Invalid(format!("output `{}` was not computed", graph.name(id)))),
+        None => Err(OnnxError::Invalid(format!(
+            "output `{}` was not computed",
+            graph.name(id)
+        ))),
     }
 }

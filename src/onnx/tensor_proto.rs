@@ -20,7 +20,8 @@ pub(crate) fn decode(t: &TensorProto, external: &mut ExternalData) -> Result<Val
     } else {
         None
     };
-    let dtype = DataType::try_from(t.data_type).map_err(|_| format!("data type {}", t.data_type))?;
+    let dtype =
+        DataType::try_from(t.data_type).map_err(|_| format!("data type {}", t.data_type))?;
     let floats = |v: Vec<f32>| -> Result<Value, String> {
         Float::from_vec(v, shape.clone())
             .map(Value::Float)
@@ -36,20 +37,32 @@ pub(crate) fn decode(t: &TensorProto, external: &mut ExternalData) -> Result<Val
             floats(le(raw, count, |b: [u8; 8]| f64::from_le_bytes(b) as f32)?)
         }
         (DataType::Double, None) => floats(t.double_data.iter().map(|&v| v as f32).collect()),
-        (DataType::Float16, Some(raw)) => {
-            floats(le(raw, count, |b: [u8; 2]| f16_to_f32(u16::from_le_bytes(b)))?)
+        (DataType::Float16, Some(raw)) => floats(le(raw, count, |b: [u8; 2]| {
+            f16_to_f32(u16::from_le_bytes(b))
+        })?),
+        (DataType::Float16, None) => {
+            floats(t.int32_data.iter().map(|&v| f16_to_f32(v as u16)).collect())
         }
-        (DataType::Float16, None) => floats(t.int32_data.iter().map(|&v| f16_to_f32(v as u16)).collect()),
         (DataType::Int64, Some(raw)) => ints(le(raw, count, i64::from_le_bytes)?),
         (DataType::Int64, None) => ints(t.int64_data.clone()),
-        (DataType::Int32, Some(raw)) => ints(le(raw, count, |b: [u8; 4]| i32::from_le_bytes(b) as i64)?),
-        (DataType::Int16, Some(raw)) => ints(le(raw, count, |b: [u8; 2]| i16::from_le_bytes(b) as i64)?),
-        (DataType::Int8, Some(raw)) => ints(le(raw, count, |b: [u8; 1]| b[0] as i8 as i64)?),
-        (DataType::Uint8 | DataType::Bool, Some(raw)) => ints(le(raw, count, |b: [u8; 1]| b[0] as i64)?),
-        (DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::Uint8 | DataType::Bool, None) => {
-            ints(t.int32_data.iter().map(|&v| v as i64).collect())
+        (DataType::Int32, Some(raw)) => {
+            ints(le(raw, count, |b: [u8; 4]| i32::from_le_bytes(b) as i64)?)
         }
-        (other, _) => Err(format!("data type {} is not supported", other.as_str_name())),
+        (DataType::Int16, Some(raw)) => {
+            ints(le(raw, count, |b: [u8; 2]| i16::from_le_bytes(b) as i64)?)
+        }
+        (DataType::Int8, Some(raw)) => ints(le(raw, count, |b: [u8; 1]| b[0] as i8 as i64)?),
+        (DataType::Uint8 | DataType::Bool, Some(raw)) => {
+            ints(le(raw, count, |b: [u8; 1]| b[0] as i64)?)
+        }
+        (
+            DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::Uint8 | DataType::Bool,
+            None,
+        ) => ints(t.int32_data.iter().map(|&v| v as i64).collect()),
+        (other, _) => Err(format!(
+            "data type {} is not supported",
+            other.as_str_name()
+        )),
     }
 }
 
@@ -58,10 +71,12 @@ fn external_bytes<'a>(t: &TensorProto, external: &'a mut ExternalData) -> Result
     let (mut location, mut offset, mut length) = (None, 0u64, None);
     for entry in &t.external_data {
         let number = || {
-            entry
-                .value
-                .parse::<u64>()
-                .map_err(|_| format!("external data {} `{}` is not a number", entry.key, entry.value))
+            entry.value.parse::<u64>().map_err(|_| {
+                format!(
+                    "external data {} `{}` is not a number",
+                    entry.key, entry.value
+                )
+            })
         };
         match entry.key.as_str() {
             "location" => location = Some(entry.value.clone()),
@@ -75,9 +90,16 @@ fn external_bytes<'a>(t: &TensorProto, external: &'a mut ExternalData) -> Result
 }
 
 /// `count` little-endian values of `N` bytes each.
-fn le<const N: usize, T>(raw: &[u8], count: usize, f: impl Fn([u8; N]) -> T) -> Result<Vec<T>, String> {
+fn le<const N: usize, T>(
+    raw: &[u8],
+    count: usize,
+    f: impl Fn([u8; N]) -> T,
+) -> Result<Vec<T>, String> {
     if raw.len() != count * N {
-        return Err(format!("{} bytes of data for {count} values of {N} bytes", raw.len()));
+        return Err(format!(
+            "{} bytes of data for {count} values of {N} bytes",
+            raw.len()
+        ));
     }
     Ok(raw
         .chunks_exact(N)

@@ -194,6 +194,8 @@ impl Ints {
 }
 
 /// A value of the graph.
+// Float is the common case and small shapes are cheap: boxing would cost an allocation per value.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Value {
     /// A float tensor on burn.
@@ -215,7 +217,10 @@ impl Value {
     pub fn float(&self) -> OpResult<&Float> {
         match self {
             Value::Float(f) => Ok(f),
-            Value::Int(i) => op_bail!("expected a float tensor, got integers of shape {:?}", i.shape),
+            Value::Int(i) => op_bail!(
+                "expected a float tensor, got integers of shape {:?}",
+                i.shape
+            ),
         }
     }
 
@@ -242,7 +247,10 @@ impl Value {
 /// `shape` with leading ones up to [`MAX_RANK`].
 pub fn padded(shape: &[usize]) -> OpResult<[usize; MAX_RANK]> {
     if shape.len() > MAX_RANK {
-        op_bail!("rank {} (shape {shape:?}) is above the supported {MAX_RANK}", shape.len());
+        op_bail!(
+            "rank {} (shape {shape:?}) is above the supported {MAX_RANK}",
+            shape.len()
+        );
     }
     let mut out = [1; MAX_RANK];
     out[MAX_RANK - shape.len()..].copy_from_slice(shape);
@@ -261,11 +269,7 @@ pub fn normalize_axis(axis: i64, rank: usize) -> OpResult<usize> {
 /// The shape two shapes broadcast to (numpy rules).
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> OpResult<Vec<usize>> {
     let rank = a.len().max(b.len());
-    let dim = |s: &[usize], i: usize| {
-        (i + s.len())
-            .checked_sub(rank)
-            .map_or(1, |j| s[j])
-    };
+    let dim = |s: &[usize], i: usize| (i + s.len()).checked_sub(rank).map_or(1, |j| s[j]);
     (0..rank)
         .map(|i| match (dim(a, i), dim(b, i)) {
             (x, y) if x == y => Ok(x),
@@ -295,7 +299,10 @@ mod tests {
         let t = f.to_tensor::<2>().unwrap();
         assert_eq!(t.dims(), [2, 3]);
         assert!(f.to_tensor::<3>().is_err());
-        assert_eq!(f.reshape(vec![3, 2]).unwrap().to_vec(), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(
+            f.reshape(vec![3, 2]).unwrap().to_vec(),
+            [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        );
         assert!(normalize_axis(-3, 2).is_err());
         assert_eq!(normalize_axis(-1, 2).unwrap(), 1);
     }

@@ -20,12 +20,19 @@ pub(super) fn leaky_relu(a: &Attributes) -> OpResult<Box<dyn Op>> {
     float_map("LeakyRelu", move |t| activation::leaky_relu(t, alpha))
 }
 pub(super) fn hard_sigmoid(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    let (alpha, beta) = (f64::from(a.float_or("alpha", 0.2)?), f64::from(a.float_or("beta", 0.5)?));
-    float_map("HardSigmoid", move |t| activation::hard_sigmoid(t, alpha, beta))
+    let (alpha, beta) = (
+        f64::from(a.float_or("alpha", 0.2)?),
+        f64::from(a.float_or("beta", 0.5)?),
+    );
+    float_map("HardSigmoid", move |t| {
+        activation::hard_sigmoid(t, alpha, beta)
+    })
 }
 pub(super) fn hard_swish(_: &Attributes) -> OpResult<Box<dyn Op>> {
     // ONNX: x * max(0, min(1, x / 6 + 1 / 2)).
-    float_map("HardSwish", |t| t.clone() * activation::hard_sigmoid(t, 1.0 / 6.0, 0.5))
+    float_map("HardSwish", |t| {
+        t.clone() * activation::hard_sigmoid(t, 1.0 / 6.0, 0.5)
+    })
 }
 pub(super) fn elu(a: &Attributes) -> OpResult<Box<dyn Op>> {
     let alpha = a.float_or("alpha", 1.0)?;
@@ -110,8 +117,14 @@ impl Op for SoftmaxOp {
 }
 
 pub(super) fn softmax(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(SoftmaxOp { axis: a.int_or("axis", -1)?, log: false }))
+    Ok(Box::new(SoftmaxOp {
+        axis: a.int_or("axis", -1)?,
+        log: false,
+    }))
 }
 pub(super) fn log_softmax(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(SoftmaxOp { axis: a.int_or("axis", -1)?, log: true }))
+    Ok(Box::new(SoftmaxOp {
+        axis: a.int_or("axis", -1)?,
+        log: true,
+    }))
 }

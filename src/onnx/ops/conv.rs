@@ -46,7 +46,11 @@ impl AutoPad {
                 let span = (kernel[i] - 1) * dilation[i] + 1;
                 let total = ((out - 1) * stride[i] + span).saturating_sub(input[i]);
                 let small = total / 2;
-                if upper { (small, total - small) } else { (total - small, small) }
+                if upper {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                }
             }),
         }
     }
@@ -86,22 +90,38 @@ impl Op for ConvOp {
         let x = float_input(inputs, 0)?;
         let w = float_input(inputs, 1)?;
         if x.rank() != 4 || w.rank() != 4 {
-            op_bail!("only 2-D convolutions are supported (input {:?}, weight {:?})", x.shape(), w.shape());
+            op_bail!(
+                "only 2-D convolutions are supported (input {:?}, weight {:?})",
+                x.shape(),
+                w.shape()
+            );
         }
         let (xs, ws) = (x.shape(), w.shape());
         if xs[1] != ws[1] * self.groups || ws[0] % self.groups != 0 {
-            op_bail!("input {xs:?} does not fit weight {ws:?} in {} groups", self.groups);
+            op_bail!(
+                "input {xs:?} does not fit weight {ws:?} in {} groups",
+                self.groups
+            );
         }
         let kernel = [ws[2], ws[3]];
-        let padding = self.auto_pad.pads(&self.pads, [xs[2], xs[3]], kernel, self.stride, self.dilation);
+        let padding = self.auto_pad.pads(
+            &self.pads,
+            [xs[2], xs[3]],
+            kernel,
+            self.stride,
+            self.dilation,
+        );
         for i in 0..2 {
             let span = (kernel[i] - 1) * self.dilation[i] + 1;
             if xs[2 + i] + padding[i].0 + padding[i].1 < span {
                 op_bail!("input {xs:?} is smaller than the kernel {kernel:?}");
             }
         }
-        let bias = optional(inputs, 2).map(|b| b.to_float()?.to_tensor::<1>()).transpose()?;
-        let options = ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
+        let bias = optional(inputs, 2)
+            .map(|b| b.to_float()?.to_tensor::<1>())
+            .transpose()?;
+        let options =
+            ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
         let y = kernels::conv2d(x.to_tensor::<4>()?, w.to_tensor::<4>()?, bias, options);
         Ok(vec![Value::Float(Float::from_tensor(y))])
     }
@@ -134,9 +154,18 @@ mod tests {
     fn same_padding_puts_the_odd_pixel_last_for_upper() {
         let same = AutoPad::Same { upper: true };
         // 17 wide, kernel 3, stride 2: out 9, total padding 2.
-        assert_eq!(same.pads(&[0; 4], [17, 16], [3, 3], [2, 2], [1, 1]), [(1, 1), (0, 1)]);
+        assert_eq!(
+            same.pads(&[0; 4], [17, 16], [3, 3], [2, 2], [1, 1]),
+            [(1, 1), (0, 1)]
+        );
         let lower = AutoPad::Same { upper: false };
-        assert_eq!(lower.pads(&[0; 4], [16, 16], [3, 3], [2, 2], [1, 1]), [(1, 0), (1, 0)]);
-        assert_eq!(AutoPad::NotSet.pads(&[1, 2, 3, 4], [8, 8], [3, 3], [1, 1], [1, 1]), [(1, 3), (2, 4)]);
+        assert_eq!(
+            lower.pads(&[0; 4], [16, 16], [3, 3], [2, 2], [1, 1]),
+            [(1, 0), (1, 0)]
+        );
+        assert_eq!(
+            AutoPad::NotSet.pads(&[1, 2, 3, 4], [8, 8], [3, 3], [1, 1], [1, 1]),
+            [(1, 3), (2, 4)]
+        );
     }
 }

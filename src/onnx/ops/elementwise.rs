@@ -67,7 +67,9 @@ impl Op for Variadic {
         for i in 1..inputs.len() {
             let next = input(inputs, i)?;
             acc = match (&acc, next) {
-                (Value::Int(a), Value::Int(b)) => Value::Int(host::binary(a, b, |x, y| self.0.ints(x, y))?),
+                (Value::Int(a), Value::Int(b)) => {
+                    Value::Int(host::binary(a, b, |x, y| self.0.ints(x, y))?)
+                }
                 _ => Value::Float(self.0.floats(acc.to_float()?, next.to_float()?)?),
             };
         }
@@ -134,7 +136,10 @@ impl Op for Compare {
         let as_host = |v: &Value| -> OpResult<(Vec<f64>, Vec<usize>)> {
             Ok(match v {
                 Value::Int(i) => (i.data.iter().map(|&x| x as f64).collect(), i.shape.clone()),
-                Value::Float(f) => (f.to_vec().into_iter().map(f64::from).collect(), f.shape().to_vec()),
+                Value::Float(f) => (
+                    f.to_vec().into_iter().map(f64::from).collect(),
+                    f.shape().to_vec(),
+                ),
             })
         };
         // Compare through indices into host copies, so one broadcasting routine serves both.
@@ -190,7 +195,11 @@ impl Op for WhereOp {
         if let (Value::Int(x), Value::Int(y)) = (x, y) {
             let xy = host::binary(x, y, |_, _| Ok(0))?;
             let shape = broadcast_shape(&cond.shape, &xy.shape)?;
-            let (c, x, y) = (host::expand(cond, &shape)?, host::expand(x, &shape)?, host::expand(y, &shape)?);
+            let (c, x, y) = (
+                host::expand(cond, &shape)?,
+                host::expand(x, &shape)?,
+                host::expand(y, &shape)?,
+            );
             let data = (0..c.data.len())
                 .map(|i| if c.data[i] != 0 { x.data[i] } else { y.data[i] })
                 .collect();
@@ -200,8 +209,14 @@ impl Op for WhereOp {
         let shape = broadcast_shape(&broadcast_shape(&cond.shape, x.shape())?, y.shape())?;
         let mask = cond.to_float()?;
         // x * mask + y * (1 - mask): differentiable in x and y, exact for a 0 / 1 mask.
-        let m = Float::wrap(mask.padded().clone().expand(crate::onnx::value::padded(&shape)?), shape.clone());
-        let t = x.into_padded() * m.padded().clone() + y.into_padded() * (m.padded().clone().neg() + 1.0);
+        let m = Float::wrap(
+            mask.padded()
+                .clone()
+                .expand(crate::onnx::value::padded(&shape)?),
+            shape.clone(),
+        );
+        let t = x.into_padded() * m.padded().clone()
+            + y.into_padded() * (m.padded().clone().neg() + 1.0);
         Ok(vec![Value::Float(Float::wrap(t, shape))])
     }
 }
@@ -242,7 +257,10 @@ struct NegOp;
 impl Op for NegOp {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
         Ok(vec![match input(inputs, 0)? {
-            Value::Int(i) => Value::Int(Ints::new(i.data.iter().map(|v| -v).collect(), i.shape.clone())?),
+            Value::Int(i) => Value::Int(Ints::new(
+                i.data.iter().map(|v| -v).collect(),
+                i.shape.clone(),
+            )?),
             Value::Float(f) => Value::Float(f.map(|t| t.neg())),
         }])
     }
@@ -264,16 +282,23 @@ impl Op for CastOp {
         let x = input(inputs, 0)?;
         Ok(vec![match (x, self.to_float) {
             (_, true) => Value::Float(x.to_float()?),
-            (Value::Int(i), false) if self.to_bool => {
-                Value::Int(Ints::new(i.data.iter().map(|&v| i64::from(v != 0)).collect(), i.shape.clone())?)
-            }
+            (Value::Int(i), false) if self.to_bool => Value::Int(Ints::new(
+                i.data.iter().map(|&v| i64::from(v != 0)).collect(),
+                i.shape.clone(),
+            )?),
             (Value::Int(i), false) => Value::Int(i.clone()),
             (Value::Float(f), false) => {
                 // Float to integer truncates toward zero, as onnxruntime's static_cast.
                 let data = f
                     .to_vec()
                     .into_iter()
-                    .map(|v| if self.to_bool { i64::from(v != 0.0) } else { v as i64 })
+                    .map(|v| {
+                        if self.to_bool {
+                            i64::from(v != 0.0)
+                        } else {
+                            v as i64
+                        }
+                    })
                     .collect();
                 Value::Int(Ints::new(data, f.shape().to_vec())?)
             }
@@ -283,13 +308,24 @@ impl Op for CastOp {
 
 pub(super) fn cast(a: &Attributes) -> OpResult<Box<dyn Op>> {
     use crate::onnx::proto::tensor_proto::DataType;
-    let to = a.int("to")?.ok_or_else(|| crate::onnx::error::OpError::new("Cast without `to`"))?;
-    let dt = DataType::try_from(to as i32).map_err(|_| crate::onnx::error::OpError::new(format!("Cast to unknown type {to}")))?;
+    let to = a
+        .int("to")?
+        .ok_or_else(|| crate::onnx::error::OpError::new("Cast without `to`"))?;
+    let dt = DataType::try_from(to as i32)
+        .map_err(|_| crate::onnx::error::OpError::new(format!("Cast to unknown type {to}")))?;
     let (to_float, to_bool) = match dt {
-        DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16 => (true, false),
+        DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16 => {
+            (true, false)
+        }
         DataType::Bool => (false, true),
-        DataType::Int64 | DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::Uint8
-        | DataType::Uint16 | DataType::Uint32 | DataType::Uint64 => (false, false),
+        DataType::Int64
+        | DataType::Int32
+        | DataType::Int16
+        | DataType::Int8
+        | DataType::Uint8
+        | DataType::Uint16
+        | DataType::Uint32
+        | DataType::Uint64 => (false, false),
         other => op_bail!("Cast to {} is not supported", other.as_str_name()),
     };
     Ok(Box::new(CastOp { to_float, to_bool }))

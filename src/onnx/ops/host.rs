@@ -45,7 +45,10 @@ fn for_each_index(shape: &[usize], src_strides: &[usize], mut f: impl FnMut(usiz
 /// `f(a, b)` elementwise with numpy broadcasting.
 pub(crate) fn binary(a: &Ints, b: &Ints, f: impl Fn(i64, i64) -> OpResult<i64>) -> OpResult<Ints> {
     let shape = broadcast_shape(&a.shape, &b.shape)?;
-    let (sa, sb) = (broadcast_strides(&a.shape, &shape), broadcast_strides(&b.shape, &shape));
+    let (sa, sb) = (
+        broadcast_strides(&a.shape, &shape),
+        broadcast_strides(&b.shape, &shape),
+    );
     let mut ia = Vec::new();
     for_each_index(&shape, &sa, |i| ia.push(i));
     let mut data = Vec::with_capacity(ia.len());
@@ -85,7 +88,12 @@ pub(crate) fn transpose(x: &Ints, perm: &[usize]) -> OpResult<Ints> {
 
 /// Elements along `axis` at `indices` (already non-negative); the result's shape replaces
 /// `axis` by `index_shape`.
-pub(crate) fn gather(x: &Ints, axis: usize, indices: &[usize], index_shape: &[usize]) -> OpResult<Ints> {
+pub(crate) fn gather(
+    x: &Ints,
+    axis: usize,
+    indices: &[usize],
+    index_shape: &[usize],
+) -> OpResult<Ints> {
     let outer: usize = x.shape[..axis].iter().product();
     let inner: usize = x.shape[axis + 1..].iter().product();
     let n = x.shape[axis];
@@ -111,7 +119,11 @@ pub(crate) fn concat(parts: &[&Ints], axis: usize) -> OpResult<Ints> {
             || p.shape[..axis] != first.shape[..axis]
             || p.shape[axis + 1..] != first.shape[axis + 1..]
         {
-            op_bail!("cannot concatenate shapes {:?} and {:?} on axis {axis}", first.shape, p.shape);
+            op_bail!(
+                "cannot concatenate shapes {:?} and {:?} on axis {axis}",
+                first.shape,
+                p.shape
+            );
         }
         shape[axis] += p.shape[axis];
     }
@@ -162,13 +174,28 @@ mod tests {
     fn host_ops_follow_numpy() {
         let a = ints(&[1, 2, 3, 4, 5, 6], &[2, 3]);
         let b = ints(&[10, 20, 30], &[3]);
-        assert_eq!(binary(&a, &b, |x, y| Ok(x + y)).unwrap().data, [11, 22, 33, 14, 25, 36]);
-        assert_eq!(transpose(&a, &[1, 0]).unwrap(), ints(&[1, 4, 2, 5, 3, 6], &[3, 2]));
-        assert_eq!(gather(&a, 1, &[2, 0], &[2]).unwrap(), ints(&[3, 1, 6, 4], &[2, 2]));
+        assert_eq!(
+            binary(&a, &b, |x, y| Ok(x + y)).unwrap().data,
+            [11, 22, 33, 14, 25, 36]
+        );
+        assert_eq!(
+            transpose(&a, &[1, 0]).unwrap(),
+            ints(&[1, 4, 2, 5, 3, 6], &[3, 2])
+        );
+        assert_eq!(
+            gather(&a, 1, &[2, 0], &[2]).unwrap(),
+            ints(&[3, 1, 6, 4], &[2, 2])
+        );
         assert_eq!(gather(&b, 0, &[1], &[]).unwrap(), ints(&[20], &[]));
         assert_eq!(concat(&[&a, &a], 0).unwrap().shape, [4, 3]);
-        assert_eq!(concat(&[&a, &ints(&[7, 8], &[2, 1])], 1).unwrap().data, [1, 2, 3, 7, 4, 5, 6, 8]);
-        assert_eq!(slice(&a, &[(1, vec![2, 1])]).unwrap(), ints(&[3, 2, 6, 5], &[2, 2]));
+        assert_eq!(
+            concat(&[&a, &ints(&[7, 8], &[2, 1])], 1).unwrap().data,
+            [1, 2, 3, 7, 4, 5, 6, 8]
+        );
+        assert_eq!(
+            slice(&a, &[(1, vec![2, 1])]).unwrap(),
+            ints(&[3, 2, 6, 5], &[2, 2])
+        );
         assert_eq!(expand(&b, &[2, 1]).unwrap().shape, [2, 3]);
     }
 }

@@ -7,7 +7,12 @@ use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 
 /// `conv2d(x, weight, bias)` through the crate's im2col / gemm and depthwise kernels.
-pub(super) fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
+pub(super) fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
     let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
     Tensor::from_dispatch(match bias {
         Some(b) => <Dispatch as LayerOps>::layer_conv2d(x, weight, b.into_dispatch(), options),
@@ -16,8 +21,18 @@ pub(super) fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, o
 }
 
 /// Max pooling with symmetric padding, dilation 1 and floor rounding.
-pub(super) fn max_pool2d(x: Tensor<4>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as LayerOps>::layer_max_pool2d(x.into_dispatch(), kernel, stride, padding))
+pub(super) fn max_pool2d(
+    x: Tensor<4>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as LayerOps>::layer_max_pool2d(
+        x.into_dispatch(),
+        kernel,
+        stride,
+        padding,
+    ))
 }
 
 /// `clamp(x, 0, 6)` with PyTorch's gradient (none at 0 and 6).

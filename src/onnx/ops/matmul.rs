@@ -7,13 +7,25 @@ use crate::onnx::value::{Float, Value, broadcast_shape};
 
 /// `a @ b` with numpy's rules: a 1-D operand gains an axis that the result drops.
 pub(super) fn matmul_floats(a: &Float, b: &Float) -> OpResult<Float> {
-    let (a2, drop_row) = if a.rank() == 1 { (a.reshape(vec![1, a.len()])?, true) } else { (a.clone(), false) };
-    let (b2, drop_col) = if b.rank() == 1 { (b.reshape(vec![b.len(), 1])?, true) } else { (b.clone(), false) };
+    let (a2, drop_row) = if a.rank() == 1 {
+        (a.reshape(vec![1, a.len()])?, true)
+    } else {
+        (a.clone(), false)
+    };
+    let (b2, drop_col) = if b.rank() == 1 {
+        (b.reshape(vec![b.len(), 1])?, true)
+    } else {
+        (b.clone(), false)
+    };
     let (sa, sb) = (a2.shape(), b2.shape());
     let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
     let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
     if k != k2 {
-        op_bail!("MatMul of {:?} and {:?}: inner dimensions differ", a.shape(), b.shape());
+        op_bail!(
+            "MatMul of {:?} and {:?}: inner dimensions differ",
+            a.shape(),
+            b.shape()
+        );
     }
     let batch = broadcast_shape(&sa[..sa.len() - 2], &sb[..sb.len() - 2])?;
     let mut shape = batch.clone();
@@ -66,7 +78,11 @@ impl Op for GemmOp {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
         let (a, b) = (float_input(inputs, 0)?, float_input(inputs, 1)?);
         if a.rank() != 2 || b.rank() != 2 {
-            op_bail!("Gemm needs 2-D inputs, got {:?} and {:?}", a.shape(), b.shape());
+            op_bail!(
+                "Gemm needs 2-D inputs, got {:?} and {:?}",
+                a.shape(),
+                b.shape()
+            );
         }
         let (mut ta, mut tb) = (a.to_tensor::<2>()?, b.to_tensor::<2>()?);
         if self.trans_a {
@@ -78,7 +94,11 @@ impl Op for GemmOp {
         let [m, k] = ta.dims();
         let [k2, n] = tb.dims();
         if k != k2 {
-            op_bail!("Gemm of {:?} and {:?}: inner dimensions differ", a.shape(), b.shape());
+            op_bail!(
+                "Gemm of {:?} and {:?}: inner dimensions differ",
+                a.shape(),
+                b.shape()
+            );
         }
         let mut y = ta.matmul(tb);
         if self.alpha != 1.0 {
@@ -91,7 +111,11 @@ impl Op for GemmOp {
             if shape != [m, n] {
                 op_bail!("Gemm's C {:?} does not broadcast to ({m}, {n})", c.shape());
             }
-            let c = if self.beta != 1.0 { c.map(|t| t * self.beta) } else { c };
+            let c = if self.beta != 1.0 {
+                c.map(|t| t * self.beta)
+            } else {
+                c
+            };
             out = Float::wrap(out.into_padded() + c.into_padded(), shape);
         }
         Ok(vec![Value::Float(out)])

@@ -28,7 +28,12 @@ impl Op for BatchNormOp {
             }
             v.reshape(shape.clone())
         };
-        let (scale, bias, mean, var) = (per_channel(1)?, per_channel(2)?, per_channel(3)?, per_channel(4)?);
+        let (scale, bias, mean, var) = (
+            per_channel(1)?,
+            per_channel(2)?,
+            per_channel(3)?,
+            per_channel(4)?,
+        );
         let a = scale.into_padded() / (var.into_padded() + self.epsilon).sqrt();
         let b = bias.into_padded() - mean.into_padded() * a.clone();
         let y = x.padded().clone() * a + b;
@@ -65,7 +70,8 @@ impl Op for LayerNormOp {
         let t = flat.into_padded();
         let centered = t.clone() - t.mean_dim(last);
         let var = (centered.clone() * centered.clone()).mean_dim(last);
-        let normed = Float::wrap(centered / (var + self.epsilon).sqrt(), flat_shape).reshape(x.shape().to_vec())?;
+        let normed = Float::wrap(centered / (var + self.epsilon).sqrt(), flat_shape)
+            .reshape(x.shape().to_vec())?;
         let mut y = normed.into_padded() * float_input(inputs, 1)?.into_padded();
         if let Some(b) = optional(inputs, 2) {
             y = y + b.to_float()?.into_padded();

@@ -40,13 +40,22 @@ impl Window {
 
     fn padding(&self, x: &Float) -> [(usize, usize); 2] {
         let s = x.shape();
-        self.auto_pad.pads(&self.pads, [s[2], s[3]], self.kernel, self.stride, self.dilation)
+        self.auto_pad.pads(
+            &self.pads,
+            [s[2], s[3]],
+            self.kernel,
+            self.stride,
+            self.dilation,
+        )
     }
 }
 
 fn four_d(x: &Float) -> OpResult<()> {
     if x.rank() != 4 {
-        op_bail!("only 2-D pooling of (N, C, H, W) is supported, got {:?}", x.shape());
+        op_bail!(
+            "only 2-D pooling of (N, C, H, W) is supported, got {:?}",
+            x.shape()
+        );
     }
     Ok(())
 }
@@ -124,14 +133,21 @@ impl Op for GlobalPool {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
         let x = float_input(inputs, 0)?;
         if x.rank() < 3 {
-            op_bail!("global pooling needs (N, C, spatial...), got {:?}", x.shape());
+            op_bail!(
+                "global pooling needs (N, C, spatial...), got {:?}",
+                x.shape()
+            );
         }
         let mut shape = x.shape().to_vec();
         let mut t = x.padded().clone();
-        for axis in 2..x.rank() {
+        for (axis, dim) in shape.iter_mut().enumerate().skip(2) {
             let d = x.padded_axis(axis);
-            t = if self.max { t.max_dim(d) } else { t.mean_dim(d) };
-            shape[axis] = 1;
+            t = if self.max {
+                t.max_dim(d)
+            } else {
+                t.mean_dim(d)
+            };
+            *dim = 1;
         }
         Ok(vec![Value::Float(Float::wrap(t, shape))])
     }

@@ -56,7 +56,12 @@ impl Op for ReduceOp {
         Ok(vec![Value::Float(if self.keepdims {
             kept
         } else {
-            let squeezed = shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+            let squeezed = shape
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, &d)| d)
+                .collect();
             kept.reshape(squeezed)?
         })])
     }
@@ -65,7 +70,11 @@ impl Op for ReduceOp {
 fn build(a: &Attributes, kind: Kind, axes_attr: bool) -> OpResult<Box<dyn Op>> {
     Ok(Box::new(ReduceOp {
         kind,
-        attr_axes: if axes_attr { Some(a.ints("axes")?.unwrap_or_default()) } else { None },
+        attr_axes: if axes_attr {
+            Some(a.ints("axes")?.unwrap_or_default())
+        } else {
+            None
+        },
         keepdims: a.int_or("keepdims", 1)? != 0,
         noop_with_empty_axes: a.int_or("noop_with_empty_axes", 0)? != 0,
     }))

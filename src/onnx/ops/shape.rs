@@ -33,13 +33,24 @@ impl Op for ConstantOp {
 }
 
 pub(super) fn constant(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    let value = match (a.get("value"), a.get("value_float"), a.get("value_floats"), a.get("value_int"), a.get("value_ints")) {
-        (Some(Attr::Tensor(t)), ..) => t.clone(),
+    let value = match (
+        a.get("value"),
+        a.get("value_float"),
+        a.get("value_floats"),
+        a.get("value_int"),
+        a.get("value_ints"),
+    ) {
+        (Some(Attr::Tensor(t)), ..) => (**t).clone(),
         (_, Some(Attr::Float(f)), ..) => Value::Float(Float::from_vec(vec![*f], vec![])?),
-        (_, _, Some(Attr::Floats(f)), ..) => Value::Float(Float::from_vec(f.clone(), vec![f.len()])?),
+        (_, _, Some(Attr::Floats(f)), ..) => {
+            Value::Float(Float::from_vec(f.clone(), vec![f.len()])?)
+        }
         (_, _, _, Some(Attr::Int(i)), _) => Value::Int(Ints::scalar(*i)),
         (_, _, _, _, Some(Attr::Ints(i))) => Value::Int(Ints::vector(i.clone())),
-        _ => op_bail!("Constant without a supported value attribute ({:?})", a.names().collect::<Vec<_>>()),
+        _ => op_bail!(
+            "Constant without a supported value attribute ({:?})",
+            a.names().collect::<Vec<_>>()
+        ),
     };
     Ok(Box::new(ConstantOp(value)))
 }
@@ -62,7 +73,10 @@ impl Op for ShapeOp {
 }
 
 pub(super) fn shape(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(ShapeOp { start: a.int_or("start", 0)?, end: a.int("end")? }))
+    Ok(Box::new(ShapeOp {
+        start: a.int_or("start", 0)?,
+        end: a.int("end")?,
+    }))
 }
 
 #[derive(Debug)]
@@ -93,7 +107,9 @@ impl Op for ReshapeOp {
         let mut infer = None;
         for (i, &d) in target.data.iter().enumerate() {
             shape.push(match d {
-                0 if !self.allowzero => *from.get(i).ok_or_else(|| OpError::new(format!("Reshape: 0 at axis {i} of {from:?}")))?,
+                0 if !self.allowzero => *from
+                    .get(i)
+                    .ok_or_else(|| OpError::new(format!("Reshape: 0 at axis {i} of {from:?}")))?,
                 -1 if infer.is_none() => {
                     infer = Some(i);
                     1
@@ -105,7 +121,7 @@ impl Op for ReshapeOp {
         let total: usize = from.iter().product();
         if let Some(i) = infer {
             let known: usize = shape.iter().product();
-            if known == 0 || total % known != 0 {
+            if known == 0 || !total.is_multiple_of(known) {
                 op_bail!("cannot reshape {from:?} to {:?}", target.data);
             }
             shape[i] = total / known;
@@ -115,7 +131,9 @@ impl Op for ReshapeOp {
 }
 
 pub(super) fn reshape(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(ReshapeOp { allowzero: a.int_or("allowzero", 0)? != 0 }))
+    Ok(Box::new(ReshapeOp {
+        allowzero: a.int_or("allowzero", 0)? != 0,
+    }))
 }
 
 #[derive(Debug)]
@@ -127,14 +145,20 @@ impl Op for FlattenOp {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
         let x = input(inputs, 0)?;
         let s = x.shape();
-        let axis = if self.axis == s.len() as i64 { s.len() } else { normalize_axis(self.axis, s.len())? };
+        let axis = if self.axis == s.len() as i64 {
+            s.len()
+        } else {
+            normalize_axis(self.axis, s.len())?
+        };
         let shape = vec![s[..axis].iter().product(), s[axis..].iter().product()];
         Ok(vec![reshaped(x, shape)?])
     }
 }
 
 pub(super) fn flatten(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(FlattenOp { axis: a.int_or("axis", 1)? }))
+    Ok(Box::new(FlattenOp {
+        axis: a.int_or("axis", 1)?,
+    }))
 }
 
 #[derive(Debug)]
@@ -147,7 +171,10 @@ impl Op for TransposeOp {
         let x = input(inputs, 0)?;
         let rank = x.shape().len();
         let perm: Vec<usize> = match &self.perm {
-            Some(p) => p.iter().map(|&a| normalize_axis(a, rank)).collect::<OpResult<_>>()?,
+            Some(p) => p
+                .iter()
+                .map(|&a| normalize_axis(a, rank))
+                .collect::<OpResult<_>>()?,
             None => (0..rank).rev().collect(),
         };
         let mut sorted = perm.clone();
@@ -171,7 +198,9 @@ impl Op for TransposeOp {
 }
 
 pub(super) fn transpose(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(TransposeOp { perm: a.ints("perm")? }))
+    Ok(Box::new(TransposeOp {
+        perm: a.ints("perm")?,
+    }))
 }
 
 /// `Squeeze` (axes an optional input, opset 13).
@@ -183,13 +212,21 @@ impl Op for SqueezeOp {
         let x = input(inputs, 0)?;
         let s = x.shape();
         let axes: Vec<usize> = match optional(inputs, 1) {
-            Some(a) => a.ints()?.data.iter().map(|&v| normalize_axis(v, s.len())).collect::<OpResult<_>>()?,
+            Some(a) => a
+                .ints()?
+                .data
+                .iter()
+                .map(|&v| normalize_axis(v, s.len()))
+                .collect::<OpResult<_>>()?,
             None => (0..s.len()).filter(|&i| s[i] == 1).collect(),
         };
         if let Some(&a) = axes.iter().find(|&&a| s[a] != 1) {
             op_bail!("cannot squeeze axis {a} of {s:?}");
         }
-        let shape = (0..s.len()).filter(|i| !axes.contains(i)).map(|i| s[i]).collect();
+        let shape = (0..s.len())
+            .filter(|i| !axes.contains(i))
+            .map(|i| s[i])
+            .collect();
         Ok(vec![reshaped(x, shape)?])
     }
 }
@@ -207,7 +244,10 @@ impl Op for UnsqueezeOp {
         let x = input(inputs, 0)?;
         let axes = &ints_input(inputs, 1)?.data;
         let rank = x.shape().len() + axes.len();
-        let mut axes: Vec<usize> = axes.iter().map(|&a| normalize_axis(a, rank)).collect::<OpResult<_>>()?;
+        let mut axes: Vec<usize> = axes
+            .iter()
+            .map(|&a| normalize_axis(a, rank))
+            .collect::<OpResult<_>>()?;
         axes.sort_unstable();
         let mut shape = x.shape().to_vec();
         for a in axes {
@@ -227,8 +267,13 @@ fn cat_floats(parts: Vec<Float>, axis: usize) -> OpResult<Float> {
     let mut shape = first.clone();
     shape[axis] = 0;
     for p in &parts {
-        if p.rank() != first.len() || (0..first.len()).any(|i| i != axis && p.shape()[i] != first[i]) {
-            op_bail!("cannot concatenate {first:?} and {:?} on axis {axis}", p.shape());
+        if p.rank() != first.len()
+            || (0..first.len()).any(|i| i != axis && p.shape()[i] != first[i])
+        {
+            op_bail!(
+                "cannot concatenate {first:?} and {:?} on axis {axis}",
+                p.shape()
+            );
         }
         shape[axis] += p.shape()[axis];
     }
@@ -244,7 +289,9 @@ struct ConcatOp {
 
 impl Op for ConcatOp {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
-        let parts: Vec<&Value> = (0..inputs.len()).map(|i| input(inputs, i)).collect::<OpResult<_>>()?;
+        let parts: Vec<&Value> = (0..inputs.len())
+            .map(|i| input(inputs, i))
+            .collect::<OpResult<_>>()?;
         let rank = parts[0].shape().len();
         let axis = normalize_axis(self.axis, rank)?;
         if parts.iter().all(|p| matches!(p, Value::Int(_))) {
@@ -252,7 +299,10 @@ impl Op for ConcatOp {
             return Ok(vec![Value::Int(host::concat(&ints, axis)?)]);
         }
         // Empty parts (a shape with no elements) are skipped, as numpy does.
-        let floats: Vec<Float> = parts.iter().map(|p| p.to_float()).collect::<OpResult<Vec<_>>>()?;
+        let floats: Vec<Float> = parts
+            .iter()
+            .map(|p| p.to_float())
+            .collect::<OpResult<Vec<_>>>()?;
         let floats: Vec<Float> = floats.into_iter().filter(|f| !f.is_empty()).collect();
         if floats.is_empty() {
             op_bail!("Concat of empty tensors");
@@ -262,7 +312,11 @@ impl Op for ConcatOp {
 }
 
 pub(super) fn concat(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(ConcatOp { axis: a.int("axis")?.ok_or_else(|| OpError::new("Concat without axis"))? }))
+    Ok(Box::new(ConcatOp {
+        axis: a
+            .int("axis")?
+            .ok_or_else(|| OpError::new("Concat without axis"))?,
+    }))
 }
 
 #[derive(Debug)]
@@ -282,14 +336,21 @@ impl Op for GatherOp {
             .iter()
             .map(|&i| {
                 let j = if i < 0 { i + n } else { i };
-                if (0..n).contains(&j) { Ok(j as usize) } else { op_bail!("index {i} out of range for {n}") }
+                if (0..n).contains(&j) {
+                    Ok(j as usize)
+                } else {
+                    op_bail!("index {i} out of range for {n}")
+                }
             })
             .collect::<OpResult<_>>()?;
         Ok(vec![match x {
             Value::Int(i) => Value::Int(host::gather(i, axis, &idx, &indices.shape)?),
             Value::Float(f) => {
                 let picked = Ints::vector(idx.iter().map(|&i| i as i64).collect());
-                let t = f.padded().clone().select(f.padded_axis(axis), picked.to_index_tensor());
+                let t = f
+                    .padded()
+                    .clone()
+                    .select(f.padded_axis(axis), picked.to_index_tensor());
                 let mut flat = s.to_vec();
                 flat[axis] = idx.len();
                 let shape = [&s[..axis], &indices.shape[..], &s[axis + 1..]].concat();
@@ -300,7 +361,9 @@ impl Op for GatherOp {
 }
 
 pub(super) fn gather(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(GatherOp { axis: a.int_or("axis", 0)? }))
+    Ok(Box::new(GatherOp {
+        axis: a.int_or("axis", 0)?,
+    }))
 }
 
 /// The positions `Slice` picks along an axis of length `n`.
@@ -336,7 +399,12 @@ impl Op for SliceOp {
         let starts = &ints_input(inputs, 1)?.data;
         let ends = &ints_input(inputs, 2)?.data;
         let axes: Vec<usize> = match optional(inputs, 3) {
-            Some(a) => a.ints()?.data.iter().map(|&v| normalize_axis(v, s.len())).collect::<OpResult<_>>()?,
+            Some(a) => a
+                .ints()?
+                .data
+                .iter()
+                .map(|&v| normalize_axis(v, s.len()))
+                .collect::<OpResult<_>>()?,
             None => (0..starts.len()).collect(),
         };
         let steps = match optional(inputs, 4) {
@@ -347,7 +415,12 @@ impl Op for SliceOp {
             op_bail!("Slice: starts, ends, axes and steps differ in length");
         }
         let ranges: Vec<(usize, Vec<usize>)> = (0..axes.len())
-            .map(|i| Ok((axes[i], slice_positions(s[axes[i]], starts[i], ends[i], steps[i])?)))
+            .map(|i| {
+                Ok((
+                    axes[i],
+                    slice_positions(s[axes[i]], starts[i], ends[i], steps[i])?,
+                ))
+            })
             .collect::<OpResult<_>>()?;
         Ok(vec![match x {
             Value::Int(i) => Value::Int(host::slice(i, &ranges)?),
@@ -359,8 +432,13 @@ impl Op for SliceOp {
                     let contiguous = pos.windows(2).all(|w| w[1] == w[0] + 1);
                     t = match (pos.first(), contiguous) {
                         (Some(&first), true) => t.narrow(d, first, pos.len()),
-                        _ if pos.is_empty() => op_bail!("Slice to an empty tensor is not supported"),
-                        _ => t.select(d, Ints::vector(pos.iter().map(|&p| p as i64).collect()).to_index_tensor()),
+                        _ if pos.is_empty() => {
+                            op_bail!("Slice to an empty tensor is not supported")
+                        }
+                        _ => t.select(
+                            d,
+                            Ints::vector(pos.iter().map(|&p| p as i64).collect()).to_index_tensor(),
+                        ),
                     };
                     shape[*axis] = pos.len();
                 }
@@ -385,7 +463,10 @@ impl Op for ExpandOp {
             Value::Int(i) => Value::Int(host::expand(i, &target)?),
             Value::Float(f) => {
                 let shape = crate::onnx::value::broadcast_shape(f.shape(), &target)?;
-                Value::Float(Float::wrap(f.padded().clone().expand(padded(&shape)?), shape))
+                Value::Float(Float::wrap(
+                    f.padded().clone().expand(padded(&shape)?),
+                    shape,
+                ))
             }
         }])
     }
@@ -411,7 +492,7 @@ impl Op for ConstantOfShapeOp {
 
 pub(super) fn constant_of_shape(a: &Attributes) -> OpResult<Box<dyn Op>> {
     let value = match a.get("value") {
-        Some(Attr::Tensor(v)) if v.shape().iter().product::<usize>() == 1 => v.clone(),
+        Some(Attr::Tensor(v)) if v.shape().iter().product::<usize>() == 1 => (**v).clone(),
         None => Value::Float(Float::from_vec(vec![0.0], vec![1])?),
         Some(other) => op_bail!("ConstantOfShape value {other:?}"),
     };
@@ -430,11 +511,16 @@ impl Op for RangeOp {
                 op_bail!("Range delta 0");
             }
             let n = ((l - s) as f64 / d as f64).ceil().max(0.0) as i64;
-            return Ok(vec![Value::Int(Ints::vector((0..n).map(|i| s + i * d).collect()))]);
+            return Ok(vec![Value::Int(Ints::vector(
+                (0..n).map(|i| s + i * d).collect(),
+            ))]);
         }
         let (s, l, d) = (scalar(s)?, scalar(l)?, scalar(d)?);
         let n = ((l - s) / d).ceil().max(0.0) as usize;
-        Ok(vec![Value::Float(Float::from_vec((0..n).map(|i| s + i as f32 * d).collect(), vec![n])?)])
+        Ok(vec![Value::Float(Float::from_vec(
+            (0..n).map(|i| s + i as f32 * d).collect(),
+            vec![n],
+        )?)])
     }
 }
 
@@ -461,7 +547,9 @@ impl Op for SplitOp {
             // Equal parts, the last one smaller when they do not divide (opset 18).
             (None, None) => {
                 let part = n.div_ceil(self.outputs.max(1));
-                (0..self.outputs).map(|i| part.min(n.saturating_sub(i * part))).collect()
+                (0..self.outputs)
+                    .map(|i| part.min(n.saturating_sub(i * part)))
+                    .collect()
             }
         };
         if sizes.iter().sum::<usize>() != n {
@@ -473,7 +561,10 @@ impl Op for SplitOp {
         for len in sizes {
             let mut shape = x.shape().to_vec();
             shape[axis] = len;
-            out.push(Value::Float(Float::wrap(x.padded().clone().narrow(d, start, len), shape)));
+            out.push(Value::Float(Float::wrap(
+                x.padded().clone().narrow(d, start, len),
+                shape,
+            )));
             start += len;
         }
         Ok(out)
@@ -481,12 +572,20 @@ impl Op for SplitOp {
 }
 
 pub(super) fn split_13(a: &Attributes) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(SplitOp { axis: a.int_or("axis", 0)?, outputs: a.outputs(), sizes: a.ints("split")? }))
+    Ok(Box::new(SplitOp {
+        axis: a.int_or("axis", 0)?,
+        outputs: a.outputs(),
+        sizes: a.ints("split")?,
+    }))
 }
 
 pub(super) fn split_18(a: &Attributes) -> OpResult<Box<dyn Op>> {
     let outputs = a.int("num_outputs")?.map_or(a.outputs(), |n| n as usize);
-    Ok(Box::new(SplitOp { axis: a.int_or("axis", 0)?, outputs, sizes: None }))
+    Ok(Box::new(SplitOp {
+        axis: a.int_or("axis", 0)?,
+        outputs,
+        sizes: None,
+    }))
 }
 
 /// `Pad` of a float tensor: constant, reflect or edge; negative pads crop.
@@ -509,7 +608,12 @@ impl Op for PadOp {
         let pads = &ints_input(inputs, 1)?.data;
         let value = optional(inputs, 2).map(scalar).transpose()?.unwrap_or(0.0);
         let axes: Vec<usize> = match optional(inputs, 3) {
-            Some(a) => a.ints()?.data.iter().map(|&v| normalize_axis(v, rank)).collect::<OpResult<_>>()?,
+            Some(a) => a
+                .ints()?
+                .data
+                .iter()
+                .map(|&v| normalize_axis(v, rank))
+                .collect::<OpResult<_>>()?,
             None => (0..rank).collect(),
         };
         if pads.len() != 2 * axes.len() {
@@ -555,13 +659,17 @@ impl Op for PadOp {
                         let last = n as i64 - 1;
                         Ok(match mode {
                             PadMode::Edge => i.clamp(0, last),
-                            _ if n < 2 || i < -last || i > 2 * last => op_bail!("reflect padding wider than the axis"),
+                            _ if n < 2 || i < -last || i > 2 * last => {
+                                op_bail!("reflect padding wider than the axis")
+                            }
                             _ if i < 0 => -i,
                             _ if i > last => 2 * last - i,
                             _ => i,
                         })
                     };
-                    let idx = (-(b as i64)..(n + e) as i64).map(index).collect::<OpResult<Vec<_>>>()?;
+                    let idx = (-(b as i64)..(n + e) as i64)
+                        .map(index)
+                        .collect::<OpResult<Vec<_>>>()?;
                     t.select(d, Ints::vector(idx).to_index_tensor())
                 }
             };
