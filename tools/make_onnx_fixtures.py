@@ -324,10 +324,116 @@ def main():
             print(name, exporter, "opset", opsets, "nodes", len(proto.graph.node), "cut", cut,
                   "ort-torch", entry["exports"][exporter]["ort_vs_torch"], ops)
         manifest["models"][name] = entry
+    manifest["single_ops"] = make_single_ops()
     with open(f"{OUT}/manifest.json", "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "--ops-only" not in sys.argv:
     main()
+
+
+# Single-operator models: (case, op_type, input shape, constant inputs (name -> array, or None for
+# an absent optional input), attributes, opset). The float input `x` is random; the constants
+# are initializers, as exporters write them.
+def f32(*shape, lo=-1.0, hi=1.0):
+    return np.random.default_rng(sum(shape) + len(shape)).uniform(lo, hi, shape).astype(np.float32)
+
+
+def i64(*values):
+    return np.array(values, dtype=np.int64)
+
+
+SINGLE_OPS = [
+    ("pad_reflect", "Pad", (1, 2, 4, 5), {"pads": i64(0, 0, 1, 2, 0, 0, 2, 1)}, {"mode": "reflect"}, 13),
+    ("pad_edge_axes", "Pad", (1, 2, 4, 5), {"pads": i64(1, -1, 0, 2), "value": None, "axes": i64(3, 2)}, {"mode": "edge"}, 18),
+    ("pad_constant", "Pad", (1, 2, 3, 3), {"pads": i64(0, 0, 1, 0, 0, 0, 0, 2), "value": np.array(0.5, np.float32)}, {}, 13),
+    ("slice_steps", "Slice", (3, 8, 5), {"starts": i64(-1, 1), "ends": i64(-100, 7), "axes": i64(1, 2), "steps": i64(-2, 3)}, {}, 13),
+    ("split_sizes", "Split", (2, 7, 3), {"split": i64(2, 5)}, {"axis": 1}, 13),
+    ("split_uneven", "Split", (2, 7, 3), {}, {"axis": 1, "num_outputs": 3}, 18),
+    ("tile", "Tile", (2, 3), {"repeats": i64(2, 3)}, {}, 13),
+    ("gather_axis1", "Gather", (2, 5, 3), {"indices": i64(4, -1, 0, 2).reshape(2, 2)}, {"axis": 1}, 13),
+    ("transpose_5d", "Transpose", (2, 3, 4, 1, 5), {}, {"perm": [4, 0, 2, 1, 3]}, 13),
+    ("squeeze", "Squeeze", (1, 3, 1, 4), {"axes": i64(2, 0)}, {}, 13),
+    ("reduce_max_18", "ReduceMax", (2, 3, 4), {"axes": i64(-1)}, {"keepdims": 0}, 18),
+    ("reduce_sum_13", "ReduceSum", (2, 3, 4), {"axes": i64(0, 2)}, {}, 13),
+    ("reduce_mean_attr", "ReduceMean", (2, 3, 4), {}, {"axes": [1], "keepdims": 0}, 13),
+    ("log_softmax_axis1", "LogSoftmax", (2, 4, 3), {}, {"axis": 1}, 13),
+    ("gelu_tanh", "Gelu", (3, 7), {}, {"approximate": "tanh"}, 20),
+    ("elu", "Elu", (3, 7), {}, {"alpha": 0.7}, 13),
+    ("softplus", "Softplus", (3, 7), {}, {}, 13),
+    ("prelu_channels", "PRelu", (2, 3, 2, 2), {"slope": f32(3, 1, 1)}, {}, 13),
+    ("matmul_vector", "MatMul", (2, 3, 4), {"b": f32(4)}, {}, 13),
+    ("matmul_broadcast", "MatMul", (2, 1, 3, 4), {"b": f32(3, 4, 5)}, {}, 13),
+    ("gemm_trans", "Gemm", (4, 3), {"b": f32(5, 4), "c": f32(5)}, {"transA": 1, "transB": 1, "alpha": 0.5, "beta": 2.0}, 13),
+    ("maxpool_ceil_asym", "MaxPool", (1, 2, 7, 6), {}, {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 0, 1], "ceil_mode": 1}, 13),
+    ("maxpool_same", "MaxPool", (1, 2, 7, 6), {}, {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}, 13),
+    ("avgpool_include_pad", "AveragePool", (1, 2, 6, 6), {}, {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 1}, 13),
+    ("avgpool_exclude_pad", "AveragePool", (1, 2, 6, 6), {}, {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]}, 13),
+    ("conv_same_lower", "Conv", (1, 4, 9, 8), {"w": f32(6, 2, 3, 3)}, {"group": 2, "auto_pad": "SAME_LOWER", "strides": [2, 1]}, 13),
+    ("conv_dilated", "Conv", (1, 4, 9, 8), {"w": f32(6, 2, 3, 3)}, {"group": 2, "dilations": [2, 1], "pads": [2, 1, 2, 1]}, 13),
+    ("conv_asym_pads", "Conv", (2, 3, 6, 7), {"w": f32(4, 3, 2, 3), "b": f32(4)}, {"pads": [0, 2, 1, 0], "strides": [1, 2]}, 13),
+    ("batchnorm", "BatchNormalization", (2, 3, 2, 2), {"scale": f32(3, lo=0.5, hi=1.5), "bias": f32(3), "mean": f32(3), "var": f32(3, lo=0.5, hi=1.5)}, {"epsilon": 1e-3}, 13),
+    ("layernorm_axis", "LayerNormalization", (2, 3, 4), {"scale": f32(3, 4), "bias": f32(3, 4)}, {"axis": -2}, 17),
+    ("hardsigmoid", "HardSigmoid", (3, 7), {}, {"alpha": 0.3, "beta": 0.4}, 13),
+    ("clip_min_only", "Clip", (3, 7), {"min": np.array(-0.2, np.float32)}, {}, 13),
+    ("where_float", "Where", (2, 3), {"cond": np.array([[1, 0, 1]], bool), "x": None, "other": f32(2, 1)}, {}, 13),
+    ("pow_tensor", "Pow", (2, 3), {"e": np.array([1.0, 2.0, 3.0], np.float32)}, {}, 13),
+    ("max_variadic", "Max", (2, 3), {"b": f32(3), "c": f32(2, 1)}, {}, 13),
+]
+
+
+def single_op_model(op_type, shape, consts, attrs, opset):
+    """x first unless the operator's first input is a constant (Where's condition)."""
+    from onnx import helper, numpy_helper, TensorProto
+
+    names, inits = [], []
+    if op_type == "Where":
+        names = ["cond", "x", "other"]
+    else:
+        names = ["x"] + list(consts)
+    for name, value in consts.items():
+        if value is None:
+            continue
+        inits.append(numpy_helper.from_array(value, name))
+    inputs = [n if n == "x" or consts.get(n) is not None else "" for n in names]
+    outputs = ["y"]
+    if op_type == "Split":
+        outputs = ["y0", "y1"] if "split" in consts else ["y0", "y1", "y2"]
+    node = helper.make_node(op_type, inputs, outputs, **attrs)
+    graph = helper.make_graph(
+        [node], op_type, [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 9
+    return model, outputs
+
+
+def make_single_ops():
+    os.makedirs(f"{OUT}/ops", exist_ok=True)
+    cases = []
+    for case, op_type, shape, consts, attrs, opset in SINGLE_OPS:
+        model, outputs = single_op_model(op_type, shape, consts, attrs, opset)
+        path = f"{OUT}/ops/{case}.onnx"
+        onnx.save(model, path)
+        x = f32(*shape, lo=-2.0, hi=2.0)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        ys = sess.run(None, {"x": x})
+        np.save(f"{OUT}/ops/{case}.x.npy", x)
+        for name, y in zip(outputs, ys):
+            np.save(f"{OUT}/ops/{case}.{name}.npy", y.astype(np.float32))
+        cases.append({"case": case, "outputs": outputs})
+        print("op", case, [y.shape for y in ys])
+    return cases
+
+
+if __name__ == "__main__" and "--ops-only" in sys.argv:
+    with open(f"{OUT}/manifest.json") as f:
+        manifest = json.load(f)
+    manifest["single_ops"] = make_single_ops()
+    with open(f"{OUT}/manifest.json", "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+        f.write("\n")
