@@ -98,14 +98,8 @@ fn head_of_body_is_the_full_run() {
             );
 
             // Rows [1, 0, 1]: image 1's activation twice, image 0's once.
-            let t = cuts[0].padded().clone();
-            let d = cuts[0].padded_axis(0);
             let rows = [1usize, 0, 1];
-            let index =
-                onnx::Ints::vector(rows.iter().map(|&r| r as i64).collect()).to_index_tensor();
-            let mut shape = cuts[0].shape().to_vec();
-            shape[0] = 3;
-            let picked = Float::from_padded(t.select(d, index), shape).unwrap();
+            let picked = rows_of(&cuts[0], &rows);
             let out = split
                 .head(vec![picked], &context, Some(&rows))
                 .unwrap()
