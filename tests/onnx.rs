@@ -351,3 +351,58 @@ fn dynamic_batches_run() {
         }
     }
 }
+
+/// The layer listing maps PyTorch module paths to the tensors the fixture script found for
+/// them (from the dynamo exporter's scope metadata and from the legacy exporter's node names),
+/// with the shapes of one image.
+#[test]
+fn module_paths_resolve_to_their_output_tensors() {
+    let manifest = manifest();
+    for model in MODELS {
+        let entry = &manifest["models"][model];
+        let module = entry["module"].as_str().unwrap();
+        let mut shape: Vec<usize> = entry["grad_shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        shape[0] = 1;
+        for exporter in EXPORTERS {
+            let graph = load(model, exporter);
+            let layers = onnx::layers(&graph, None).unwrap();
+            let layer = onnx::resolve_layer(&layers, module).unwrap();
+            assert_eq!(
+                layer.tensor,
+                cut_name(model, exporter),
+                "{model} {exporter}"
+            );
+            assert_eq!(layer.shape, shape, "{model} {exporter}");
+            // A tensor name resolves to itself.
+            assert_eq!(
+                onnx::resolve_layer(&layers, &layer.tensor).unwrap().tensor,
+                layer.tensor
+            );
+        }
+    }
+    // Nested modules, and a module called twice (legacy: `relu_1`).
+    for exporter in EXPORTERS {
+        let layers = onnx::layers(&load("resnet_like", exporter), None).unwrap();
+        let relu = onnx::resolve_layer(&layers, "layer2.relu").unwrap();
+        let block = onnx::resolve_layer(&layers, "layer2").unwrap();
+        assert_eq!(relu.tensor, block.tensor, "{exporter}");
+        assert_eq!(
+            onnx::resolve_layer(&layers, "stem").unwrap().shape,
+            [1, 8, 32, 32],
+            "{exporter}"
+        );
+        let e = onnx::resolve_layer(&layers, "layer3").unwrap_err();
+        assert!(e.to_string().contains("close matches: layer"), "{e}");
+        let vit = onnx::layers(&load("tiny_vit", exporter), None).unwrap();
+        assert_eq!(
+            onnx::resolve_layer(&vit, "blocks.0.norm1").unwrap().shape,
+            [1, 17, 16],
+            "{exporter}"
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //! checks every operator against one registry at once, and folds every node whose inputs are
 //! constant. [`Graph::run`] evaluates the graph; [`Graph::split`] cuts it at any tensors into
 //! a body that runs without autodiff and a head that runs only the nodes depending on the cut
-//! (see [`Split`]). Float tensors live on burn's flex backend (with autodiff when the head's
+//! (see [`Split`]); [`layers`] lists the tensors to cut at, with their PyTorch module paths
+//! and shapes. Float tensors live on burn's flex backend (with autodiff when the head's
 //! inputs carry it); shape arithmetic (Shape, Gather, Slice, Concat, Cast, ...) runs on host
 //! integers.
 //!
@@ -21,15 +22,18 @@ mod error;
 mod exec;
 mod external;
 mod graph;
+mod layers;
 mod load;
 mod ops;
 pub mod proto;
+mod scopes;
 mod split;
 mod tensor_proto;
 mod value;
 
 pub use error::{OnnxError, Result};
 pub use graph::{Graph, Input, Node};
+pub use layers::{Layer, layers, resolve_layer};
 pub use load::load;
 pub use split::{Context, Split};
 pub use value::{Float, Ints, MAX_RANK, Value};
