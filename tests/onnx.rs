@@ -6,12 +6,13 @@ use gradcam::onnx::{self, Float, Graph, OnnxError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const MODELS: [&str; 5] = [
+const MODELS: [&str; 6] = [
     "resnet_like",
     "depthwise_se",
     "shuffle_concat",
     "tiny_vit",
     "tf_padding",
+    "tiny_swin",
 ];
 const EXPORTERS: [&str; 2] = ["dynamo", "legacy"];
 

@@ -168,6 +168,48 @@ class TinyViT(nn.Module):
         return self.head(x[:, 0])
 
 
+class WindowBlock(nn.Module):
+    """Swin-style: channel-last tokens, a cyclic shift (torch.roll), window partition (rank 6),
+    attention inside each window, window reverse, MLP."""
+
+    def __init__(self, dim, window, shift):
+        super().__init__()
+        self.window, self.shift = window, shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, 2)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim * 2), nn.GELU(), nn.Linear(dim * 2, dim))
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        ws = self.window
+        y = self.norm1(x)
+        if self.shift:
+            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
+        y = y.view(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
+        y = self.attn(y)
+        y = y.view(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        if self.shift:
+            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
+        x = x + y
+        return x + self.mlp(self.norm2(x))
+
+
+class TinySwin(nn.Module):
+    """patch embedding to channel-last (B, H, W, C), two window blocks (the second shifted)."""
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, 4, 4)
+        self.stage = nn.Sequential(WindowBlock(dim, 2, 0), WindowBlock(dim, 2, 1))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, x):
+        x = self.stage(self.patch_embed(x).permute(0, 2, 3, 1))
+        return self.head(self.norm(x).mean((1, 2)))
+
+
 def pad_same(x, k, s):
     """TensorFlow's "SAME" padding worked out from the input's size, as timm's `pad_same`."""
     ih, iw = x.size()[-2:]
@@ -203,6 +245,7 @@ MODELS = {
     "shuffle_concat": (ShuffleConcat, 16, "mix", 15),
     "tiny_vit": (TinyViT, 32, "blocks", 13),
     "tf_padding": (TfPadding, 17, "conv2", 17),
+    "tiny_swin": (TinySwin, 16, "stage", 17),
 }
 
 
@@ -330,8 +373,6 @@ def main():
         f.write("\n")
 
 
-if __name__ == "__main__" and "--ops-only" not in sys.argv:
-    main()
 
 
 # Single-operator models: (case, op_type, input shape, constant inputs (name -> array, or None for
@@ -437,3 +478,7 @@ if __name__ == "__main__" and "--ops-only" in sys.argv:
     with open(f"{OUT}/manifest.json", "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
+
+
+if __name__ == "__main__" and "--ops-only" not in sys.argv:
+    main()
