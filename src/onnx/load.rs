@@ -136,7 +136,17 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
     }
 
     let outputs: Vec<usize> = graph.output.iter().map(|o| b.id(&o.name)).collect();
-    let (runtime, folded) = fold(nodes, &mut b.constants, &b.names)?;
+    let (mut runtime, folded) = fold(nodes, &mut b.constants, &b.names)?;
+    for node in &mut runtime {
+        let constants: Vec<Option<&Value>> = node
+            .inputs
+            .iter()
+            .map(|id| id.and_then(|id| b.constants[id].as_ref()))
+            .collect();
+        if let Some(op) = node.op.specialize(&constants) {
+            node.op = op;
+        }
+    }
     let mut producer = vec![None; b.names.len()];
     for (i, n) in runtime.iter().enumerate() {
         for &id in n.outputs.iter().flatten() {

@@ -4,6 +4,7 @@ use super::{Op, float_input, optional};
 use crate::onnx::attrs::Attributes;
 use crate::onnx::error::{OpResult, op_bail};
 use crate::onnx::value::{Float, Value, broadcast_shape};
+use burn::tensor::Tensor;
 
 /// `a @ b` with numpy's rules: a 1-D operand gains an axis that the result drops.
 pub(super) fn matmul_floats(a: &Float, b: &Float) -> OpResult<Float> {
@@ -66,17 +67,25 @@ pub(super) fn matmul(_: &Attributes) -> OpResult<Box<dyn Op>> {
 }
 
 /// `alpha * op(A) @ op(B) + beta * C`, A and B 2-D.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct GemmOp {
     alpha: f32,
     beta: f32,
     trans_a: bool,
     trans_b: bool,
+    /// A constant B already transposed into a contiguous tensor (`transB` applied) at load:
+    /// otherwise every pass multiplies by a strided view, which copies it (8 MB for ResNet-50's
+    /// classifier).
+    b_prepared: Option<Tensor<2>>,
 }
 
 impl Op for GemmOp {
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
-        let (a, b) = (float_input(inputs, 0)?, float_input(inputs, 1)?);
+        let a = float_input(inputs, 0)?;
+        if let Some(b) = &self.b_prepared {
+            return self.finish(a.to_tensor::<2>()?, b.clone(), inputs);
+        }
+        let b = float_input(inputs, 1)?;
         if a.rank() != 2 || b.rank() != 2 {
             op_bail!(
                 "Gemm needs 2-D inputs, got {:?} and {:?}",
@@ -84,20 +93,43 @@ impl Op for GemmOp {
                 b.shape()
             );
         }
-        let (mut ta, mut tb) = (a.to_tensor::<2>()?, b.to_tensor::<2>()?);
-        if self.trans_a {
-            ta = ta.transpose();
-        }
+        let (ta, mut tb) = (a.to_tensor::<2>()?, b.to_tensor::<2>()?);
         if self.trans_b {
             tb = tb.transpose();
+        }
+        self.finish(ta, tb, inputs)
+    }
+
+    fn specialize(&self, constants: &[Option<&Value>]) -> Option<Box<dyn Op>> {
+        let b = constants.get(1).copied().flatten()?.to_float().ok()?;
+        let mut tb = b.to_tensor::<2>().ok()?;
+        if self.trans_b {
+            tb = Tensor::from_data(tb.transpose().into_data(), &crate::onnx::value::device());
+        }
+        Some(Box::new(GemmOp {
+            trans_b: false,
+            b_prepared: Some(tb),
+            ..self.clone()
+        }))
+    }
+}
+
+impl GemmOp {
+    /// `alpha * op(a) @ b + beta * C`, `b` already transposed if `transB`.
+    fn finish(
+        &self,
+        mut ta: Tensor<2>,
+        tb: Tensor<2>,
+        inputs: &[Option<&Value>],
+    ) -> OpResult<Vec<Value>> {
+        if self.trans_a {
+            ta = ta.transpose();
         }
         let [m, k] = ta.dims();
         let [k2, n] = tb.dims();
         if k != k2 {
             op_bail!(
-                "Gemm of {:?} and {:?}: inner dimensions differ",
-                a.shape(),
-                b.shape()
+                "Gemm of ({m}, {k}) and ({k2}, {n}) (transposes applied): inner dimensions differ"
             );
         }
         let mut y = ta.matmul(tb);
@@ -128,5 +160,6 @@ pub(super) fn gemm(a: &Attributes) -> OpResult<Box<dyn Op>> {
         beta: a.float_or("beta", 1.0)?,
         trans_a: a.int_or("transA", 0)? != 0,
         trans_b: a.int_or("transB", 0)? != 0,
+        b_prepared: None,
     }))
 }

@@ -25,6 +25,12 @@ use burn::tensor::Tensor;
 pub(crate) trait Op: Send + Sync + std::fmt::Debug {
     /// The node's outputs.
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>>;
+
+    /// A faster equivalent built once at load from the node's constant inputs (`None` for
+    /// those computed per pass); `None` when there is nothing to gain.
+    fn specialize(&self, _constants: &[Option<&Value>]) -> Option<Box<dyn Op>> {
+        None
+    }
 }
 
 /// Builds an operator from a node's attributes; an error names an unsupported attribute value.
