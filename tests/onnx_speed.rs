@@ -100,3 +100,120 @@ fn resnet50_from_onnx_runs_near_the_built_in_speed() {
         }
     }
 }
+
+fn npy(path: &str) -> Float {
+    let (data, shape) = gradcam::io::read_npy(std::path::Path::new(path)).unwrap();
+    Float::from_vec(data, shape).unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The real EfficientNet-Lite0 exported both ways equals onnxruntime and the built-in Lite0:
+/// logits, the `head` activation and the gradient of the top logit there; and runs near its
+/// speed (batch 1, as the built-in Lite0 is run).
+#[test]
+#[ignore = "needs GRADCAM_ONNX_BENCH (tools/onnx_bench_models.py) and the Lite0 weights"]
+fn lite0_from_onnx_matches_the_built_in() {
+    let dir = std::env::var("GRADCAM_ONNX_BENCH").expect("GRADCAM_ONNX_BENCH");
+    let device = Device::flex();
+    let input = npy(&format!("{dir}/lite0.input.npy"));
+    let x = input.to_tensor::<4>().unwrap();
+    let builtin = gradcam::model::load("efficientnet_lite0", None, 1000, &device).unwrap();
+    let layer = builtin.layer_index("head").unwrap();
+    let logits_builtin: Vec<f32> = builtin
+        .forward(x.clone())
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let features = builtin.forward_to(x.clone(), layer);
+    let class = logits_builtin
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
+    let leaf = features.clone().autodiff().require_grad();
+    let grads = builtin
+        .forward_from(leaf.clone(), layer)
+        .narrow(1, class, 1)
+        .sum()
+        .backward();
+    let grad_builtin: Vec<f32> = leaf
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let builtin_full = fastest_ms(7, || {
+        builtin.forward(x.clone()).into_data();
+    });
+    let builtin_head = fastest_ms(7, || {
+        let leaf = features.clone().autodiff().require_grad();
+        let grads = builtin.forward_from(leaf.clone(), layer).sum().backward();
+        leaf.grad(&grads).unwrap().into_data();
+    });
+    println!("built-in lite0: forward {builtin_full:.1} ms, head + backward {builtin_head:.1} ms");
+    let features: Vec<f32> = features.into_data().iter::<f32>().collect();
+    let mut slow = vec![];
+
+    for exporter in ["dynamo", "legacy"] {
+        let graph = Arc::new(onnx::load(format!("{dir}/lite0.{exporter}.onnx")).unwrap());
+        let logits = graph.run(input.clone()).unwrap().remove(0).to_vec();
+        let ort = npy(&format!("{dir}/lite0.{exporter}.logits.npy")).to_vec();
+        let layers = onnx::layers(&graph, None).unwrap();
+        let cut = onnx::resolve_layer(&layers, "head").unwrap().tensor.clone();
+        let split = graph.split(&[&cut]).unwrap();
+        let (cuts, context) = split.body(input.clone()).unwrap();
+        let leaf = cuts[0].padded().clone().autodiff().require_grad();
+        let f = Float::from_padded(leaf.clone(), cuts[0].shape().to_vec()).unwrap();
+        let out = split
+            .head(vec![f], &context, None)
+            .unwrap()
+            .remove(0)
+            .to_tensor::<2>()
+            .unwrap();
+        let grads = out.narrow(1, class, 1).sum().backward();
+        let grad =
+            Float::from_padded(leaf.grad(&grads).unwrap(), cuts[0].shape().to_vec()).unwrap();
+        let (d_ort, d_builtin) = (max_diff(&logits, &ort), max_diff(&logits, &logits_builtin));
+        let (d_act, d_grad) = (
+            max_diff(&cuts[0].to_vec(), &features),
+            max_diff(&grad.to_vec(), &grad_builtin),
+        );
+        let full = fastest_ms(7, || {
+            graph.run(input.clone()).unwrap()[0].to_vec();
+        });
+        let head = fastest_ms(7, || {
+            let leaf = cuts[0].padded().clone().autodiff().require_grad();
+            let f = Float::from_padded(leaf.clone(), cuts[0].shape().to_vec()).unwrap();
+            let logits = split.head(vec![f], &context, None).unwrap().remove(0);
+            let grads = logits.padded().clone().sum().backward();
+            leaf.grad(&grads).unwrap().into_data();
+        });
+        println!(
+            "onnx lite0 {exporter} ({} nodes, {} folded): logits vs onnxruntime {d_ort:e}, vs built-in {d_builtin:e}; \
+             head activation vs built-in {d_act:e}; gradient {d_grad:e}; forward {full:.1} ms ({:.2}x), \
+             head + backward {head:.1} ms ({:.2}x)",
+            graph.nodes().len(),
+            graph.folded_nodes(),
+            full / builtin_full,
+            head / builtin_head
+        );
+        assert!(
+            d_ort < 1e-4 && d_builtin < 1e-4 && d_act < 1e-4 && d_grad < 1e-5,
+            "{exporter}"
+        );
+        if full > 1.3 * builtin_full {
+            slow.push(format!(
+                "{exporter}: forward {full:.1} ms vs {builtin_full:.1} ms"
+            ));
+        }
+    }
+    assert!(slow.is_empty(), "{}", slow.join("; "));
+}

@@ -3,14 +3,20 @@
 
 use super::error::{OnnxError, Result};
 use super::graph::Graph;
+use super::shape_cache::{self, ShapeCache};
 use super::value::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Nodes to run, and after each the tensors no later node (nor the caller) needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub(crate) nodes: Vec<usize>,
     frees: Vec<Vec<usize>>,
+    /// Outputs of shape-only nodes that other nodes (or the caller) read: all a run needs
+    /// from the shape cache.
+    frontier: Vec<usize>,
+    cache: Arc<ShapeCache>,
 }
 
 impl Plan {
@@ -37,13 +43,47 @@ impl Plan {
                 frees[step].push(id);
             }
         }
-        Plan { nodes, frees }
+        let mut frontier = HashSet::new();
+        for &n in &nodes {
+            let node = &graph.nodes[n];
+            if !graph.shape_only[n] {
+                frontier.extend(
+                    node.inputs
+                        .iter()
+                        .flatten()
+                        .filter(|&&id| is_shape_only(graph, id)),
+                );
+            }
+        }
+        frontier.extend(keep.iter().filter(|&&id| is_shape_only(graph, id)));
+        Plan {
+            nodes,
+            frees,
+            frontier: frontier.into_iter().collect(),
+            cache: Arc::default(),
+        }
     }
 
     /// Runs the plan over `env` (one slot per tensor id).
     pub(crate) fn run(&self, graph: &Graph, env: &mut [Option<Value>]) -> Result<()> {
+        let key = shape_cache::key(env);
+        let cached = self.cache.get(&key);
+        if let Some(c) = &cached {
+            for &id in &self.frontier {
+                env[id] = c.get(&id).cloned();
+            }
+        }
+        let mut fresh = HashMap::new();
         for (step, &n) in self.nodes.iter().enumerate() {
             let node = &graph.nodes[n];
+            let shape_only = graph.shape_only[n];
+            // With the cache, shape-only nodes do not run: their values that matter are seeded.
+            if shape_only && cached.is_some() {
+                for &id in &self.frees[step] {
+                    env[id] = None;
+                }
+                continue;
+            }
             let outputs = {
                 let inputs: Vec<Option<&Value>> = node
                     .inputs
@@ -72,12 +112,27 @@ impl Plan {
                 })?
             };
             store(&graph.names, node, outputs, env)?;
+            if shape_only {
+                for &id in node.outputs.iter().flatten() {
+                    if self.frontier.contains(&id) {
+                        fresh.insert(id, env[id].clone().expect("stored"));
+                    }
+                }
+            }
             for &id in &self.frees[step] {
                 env[id] = None;
             }
         }
+        if cached.is_none() && !fresh.is_empty() {
+            self.cache.insert(key, fresh);
+        }
         Ok(())
     }
+}
+
+/// Whether tensor `id` is computed by a shape-only runtime node.
+fn is_shape_only(graph: &Graph, id: usize) -> bool {
+    graph.producer[id].is_some_and(|p| graph.shape_only[p])
 }
 
 /// Puts a node's outputs into `env`; an output the operator does not produce must be unused.

@@ -48,6 +48,10 @@ pub struct Graph {
     pub(crate) outputs: Vec<usize>,
     pub(crate) opsets: BTreeMap<String, i64>,
     pub(crate) folded: usize,
+    /// Per runtime node: whether it computes only from shapes (see `shape_cache`).
+    pub(crate) shape_only: Vec<bool>,
+    /// The plan of [`Graph::run`], made on first use (its shape cache then lasts).
+    pub(crate) full_plan: std::sync::OnceLock<super::exec::Plan>,
     pub(crate) metadata: Vec<(String, String)>,
 }
 

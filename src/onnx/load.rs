@@ -6,9 +6,11 @@ use super::attrs::{Attr, Attributes};
 use super::error::{OnnxError, Result};
 use super::exec::store;
 use super::external::ExternalData;
+use super::fuse;
 use super::graph::{Graph, Input, Node};
 use super::ops::{self, OPSETS};
 use super::proto::{self, AttributeProto, ModelProto, attribute_proto::AttributeType};
+use super::shape_cache;
 use super::tensor_proto::decode;
 use super::value::Value;
 use prost::Message;
@@ -136,7 +138,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
     }
 
     let outputs: Vec<usize> = graph.output.iter().map(|o| b.id(&o.name)).collect();
-    let (mut runtime, folded) = fold(nodes, &mut b.constants, &b.names)?;
+    let (runtime, folded) = fold(nodes, &mut b.constants, &b.names)?;
+    let mut runtime = fuse::pads_into_convs(runtime, &outputs, b.names.len());
     for node in &mut runtime {
         let constants: Vec<Option<&Value>> = node
             .inputs
@@ -147,6 +150,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
             node.op = op;
         }
     }
+    let constant: Vec<bool> = b.constants.iter().map(Option::is_some).collect();
+    let shape_only = shape_cache::shape_only_nodes(&runtime, &constant);
     let mut producer = vec![None; b.names.len()];
     for (i, n) in runtime.iter().enumerate() {
         for &id in n.outputs.iter().flatten() {
@@ -173,6 +178,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
         outputs,
         opsets,
         folded,
+        shape_only,
+        full_plan: Default::default(),
         metadata: model
             .metadata_props
             .iter()

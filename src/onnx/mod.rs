@@ -21,12 +21,14 @@ mod attrs;
 mod error;
 mod exec;
 mod external;
+mod fuse;
 mod graph;
 mod layers;
 mod load;
 mod ops;
 pub mod proto;
 mod scopes;
+mod shape_cache;
 mod split;
 mod tensor_proto;
 mod value;
@@ -50,12 +52,16 @@ impl Graph {
     /// Runs the graph on its one input and returns its outputs.
     pub fn run(&self, input: Float) -> Result<Vec<Float>> {
         split::single_input(self)?;
-        let name = self.inputs[0].name.clone();
-        let outputs: Vec<String> = self.output_names().iter().map(|s| s.to_string()).collect();
-        let fetch: Vec<&str> = outputs.iter().map(String::as_str).collect();
-        self.run_with(vec![(name.as_str(), Value::Float(input))], &fetch)?
-            .into_iter()
-            .map(|v| v.to_float().map_err(|e| OnnxError::Invalid(e.0)))
+        let plan = self.full_plan.get_or_init(|| {
+            let nodes = split::ancestors(self, &self.outputs, &HashSet::new());
+            exec::Plan::new(self, nodes, &self.outputs.iter().copied().collect())
+        });
+        let mut env = vec![None; self.names.len()];
+        env[self.inputs[0].id] = Some(Value::Float(input));
+        plan.run(self, &mut env)?;
+        self.outputs
+            .iter()
+            .map(|&o| split::output(self, &mut env, o))
             .collect()
     }
 

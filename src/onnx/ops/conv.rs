@@ -83,11 +83,58 @@ struct ConvOp {
     stride: [usize; 2],
     dilation: [usize; 2],
     groups: usize,
+    /// A constant-mode `Pad` absorbed at load (inputs 3.. are its pads, value, axes): zero
+    /// padding of the spatial axes becomes the convolution's own, saving a padded copy.
+    pre_pad: Option<Box<dyn Op>>,
+}
+
+impl ConvOp {
+    /// The input and the extra spatial padding the absorbed `Pad` asks for.
+    fn padded_input(&self, inputs: &[Option<&Value>]) -> OpResult<(Float, [(usize, usize); 2])> {
+        let x = float_input(inputs, 0)?;
+        let Some(pad) = &self.pre_pad else {
+            return Ok((x, [(0, 0); 2]));
+        };
+        let pads = &super::ints_input(inputs, 3)?.data;
+        let zero = optional(inputs, 4)
+            .map(super::scalar)
+            .transpose()?
+            .is_none_or(|v| v == 0.0);
+        let spatial_only = pads.len() == 8 && [0, 1, 4, 5].iter().all(|&i| pads[i] == 0);
+        if x.rank() == 4
+            && zero
+            && spatial_only
+            && optional(inputs, 5).is_none()
+            && pads.iter().all(|&p| p >= 0)
+        {
+            let p = |i: usize| pads[i] as usize;
+            return Ok((x, [(p(2), p(6)), (p(3), p(7))]));
+        }
+        let pad_inputs: Vec<Option<&Value>> = [0, 3, 4, 5]
+            .iter()
+            .map(|&i| inputs.get(i).copied().flatten())
+            .collect();
+        Ok((pad.run(&pad_inputs)?.remove(0).to_float()?, [(0, 0); 2]))
+    }
 }
 
 impl Op for ConvOp {
+    fn absorb_pad(&self, pad: Box<dyn Op>) -> Result<Box<dyn Op>, Box<dyn Op>> {
+        if self.pre_pad.is_some() || self.auto_pad != AutoPad::NotSet {
+            return Err(pad);
+        }
+        Ok(Box::new(ConvOp {
+            auto_pad: self.auto_pad,
+            pads: self.pads,
+            stride: self.stride,
+            dilation: self.dilation,
+            groups: self.groups,
+            pre_pad: Some(pad),
+        }))
+    }
+
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
-        let x = float_input(inputs, 0)?;
+        let (x, extra) = self.padded_input(inputs)?;
         let w = float_input(inputs, 1)?;
         if x.rank() != 4 || w.rank() != 4 {
             op_bail!(
@@ -104,13 +151,16 @@ impl Op for ConvOp {
             );
         }
         let kernel = [ws[2], ws[3]];
-        let padding = self.auto_pad.pads(
+        let mut padding = self.auto_pad.pads(
             &self.pads,
             [xs[2], xs[3]],
             kernel,
             self.stride,
             self.dilation,
         );
+        for (p, e) in padding.iter_mut().zip(extra) {
+            *p = (p.0 + e.0, p.1 + e.1);
+        }
         for i in 0..2 {
             let span = (kernel[i] - 1) * self.dilation[i] + 1;
             if xs[2 + i] + padding[i].0 + padding[i].1 < span {
@@ -143,6 +193,7 @@ pub(super) fn conv(a: &Attributes) -> OpResult<Box<dyn Op>> {
         stride: pair(a, "strides", 1)?,
         dilation: pair(a, "dilations", 1)?,
         groups: groups as usize,
+        pre_pad: None,
     }))
 }
 

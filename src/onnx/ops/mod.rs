@@ -31,6 +31,18 @@ pub(crate) trait Op: Send + Sync + std::fmt::Debug {
     fn specialize(&self, _constants: &[Option<&Value>]) -> Option<Box<dyn Op>> {
         None
     }
+
+    /// This operator with a constant-mode `Pad` in front of its first input taken in (the
+    /// node's inputs become `[pad input, own inputs 1..3, pad inputs 1..]`); `Err` if it
+    /// cannot (the `Pad` handed back).
+    fn absorb_pad(&self, pad: Box<dyn Op>) -> Result<Box<dyn Op>, Box<dyn Op>> {
+        Err(pad)
+    }
+
+    /// Whether this is a constant-mode `Pad`.
+    fn is_constant_pad(&self) -> bool {
+        false
+    }
 }
 
 /// Builds an operator from a node's attributes; an error names an unsupported attribute value.

@@ -602,6 +602,10 @@ enum PadMode {
 }
 
 impl Op for PadOp {
+    fn is_constant_pad(&self) -> bool {
+        self.mode == PadMode::Constant
+    }
+
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
         let x = float_input(inputs, 0)?;
         let rank = x.rank();
