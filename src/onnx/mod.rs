@@ -16,6 +16,11 @@
 //! Gemm, Conv, MaxPool, AveragePool, global pooling, batch and layer normalisation,
 //! reductions, Softmax, and the shape and layout operators exporters emit.
 //! Not yet: control flow, Resize, ConvTranspose, sequence types, other domains.
+//!
+//! Work done once at load rather than per pass: constant folding; a `Gemm` with a constant B
+//! keeps it transposed and contiguous; a constant `Pad` read only by a `Conv` becomes the
+//! convolution's padding. Shape arithmetic that reads the input's shape (`Shape(x)` with a
+//! dynamic batch) runs on the first pass at each input size and is reused after.
 
 mod attrs;
 mod error;
