@@ -219,4 +219,68 @@ mod tests {
             [(1, 3), (2, 4)]
         );
     }
+
+    /// A `Pad` absorbed into a `Conv` gives what the two nodes give, for zero spatial padding
+    /// (taken into the convolution) and for negative pads and a non-zero value (run as a Pad).
+    #[test]
+    fn an_absorbed_pad_equals_pad_then_conv() {
+        use crate::onnx::value::Ints;
+        let none = Attributes::default();
+        let x = Value::Float(
+            Float::from_vec(
+                (0..2 * 2 * 5 * 6)
+                    .map(|v| (v as f32 * 0.37).sin())
+                    .collect(),
+                vec![2, 2, 5, 6],
+            )
+            .unwrap(),
+        );
+        let w = Value::Float(
+            Float::from_vec(
+                (0..3 * 2 * 3 * 2)
+                    .map(|v| (v as f32 * 0.11).cos())
+                    .collect(),
+                vec![3, 2, 3, 2],
+            )
+            .unwrap(),
+        );
+        let pad = super::super::shape::pad(&none).unwrap();
+        let conv = conv(&none).unwrap();
+        let fused = conv
+            .absorb_pad(super::super::shape::pad(&none).unwrap())
+            .unwrap();
+        let zero = Value::Float(Float::from_vec(vec![0.0], vec![]).unwrap());
+        let half = Value::Float(Float::from_vec(vec![0.5], vec![]).unwrap());
+        for (pads, value) in [
+            ([0, 0, 1, 0, 0, 0, 2, 1], &zero),
+            ([0, 0, -1, 2, 0, 0, 1, -2], &zero),
+            ([0, 0, 1, 1, 0, 0, 0, 1], &half),
+        ] {
+            let pads = Value::Int(Ints::vector(pads.to_vec()));
+            let padded = pad
+                .run(&[Some(&x), Some(&pads), Some(value)])
+                .unwrap()
+                .remove(0);
+            let want = conv
+                .run(&[Some(&padded), Some(&w)])
+                .unwrap()
+                .remove(0)
+                .to_float()
+                .unwrap();
+            let got = fused
+                .run(&[Some(&x), Some(&w), None, Some(&pads), Some(value)])
+                .unwrap()
+                .remove(0)
+                .to_float()
+                .unwrap();
+            assert_eq!(got.shape(), want.shape());
+            let d = got
+                .to_vec()
+                .iter()
+                .zip(want.to_vec())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(d < 1e-6, "{pads:?}: {d}");
+        }
+    }
 }
