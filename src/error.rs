@@ -45,6 +45,9 @@ pub enum Error {
         iterations: usize,
         tolerance: f64,
     },
+    /// An ONNX model that cannot be loaded or run.
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
     /// The work was cancelled (see [`crate::cam::Cancel`]): nobody waits for its result.
     #[error("cancelled: the explanation was abandoned before it finished")]
     Cancelled,

@@ -18,6 +18,7 @@ pub mod explain;
 pub mod image;
 pub mod labels;
 pub mod localize;
+pub mod onnx;
 pub mod request;
 pub mod serve;
 pub mod timefmt;

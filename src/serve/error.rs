@@ -129,7 +129,8 @@ impl From<Error> for ApiError {
             Error::Weights { .. }
             | Error::Download(_)
             | Error::Io { .. }
-            | Error::NotConverged { .. } => {
+            | Error::NotConverged { .. }
+            | Error::Onnx(_) => {
                 eprintln!("gradcam serve: internal error: {e}");
                 ApiError::Internal
             }
