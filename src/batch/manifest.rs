@@ -198,7 +198,7 @@ pub fn settings_id(settings: &serde_json::Value) -> String {
 
 /// A manifest as read back.
 #[derive(Debug, Default)]
-pub struct Read {
+pub struct ManifestContents {
     /// One per image (the last line of each path wins), sorted by path.
     pub records: Vec<Record>,
     /// The file ended in a partial line (an interrupted append), which was dropped.
@@ -208,10 +208,12 @@ pub struct Read {
 }
 
 /// Reads a manifest; a missing file is an empty manifest.
-pub fn read(path: &Path) -> Result<Read> {
+pub fn read(path: &Path) -> Result<ManifestContents> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Read::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ManifestContents::default());
+        }
         Err(e) => return Err(Error::io(path, e)),
     };
     let lines = parse_jsonl::<Record>(&String::from_utf8_lossy(&bytes));
@@ -220,7 +222,7 @@ pub fn read(path: &Path) -> Result<Read> {
         .into_iter()
         .map(|r| (r.path.clone(), r))
         .collect();
-    Ok(Read {
+    Ok(ManifestContents {
         records: by_path.into_values().collect(),
         partial_last_line: lines.partial_last_line,
         bad_lines: lines.bad_lines,

@@ -31,7 +31,7 @@
 
 mod body;
 mod error;
-mod explain;
+mod handlers;
 mod metrics;
 mod page;
 
@@ -48,7 +48,7 @@ use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 
 pub use error::ApiError;
-pub use explain::{MAX_CLASSES, MapFormat, Params};
+pub use handlers::{MAX_CLASSES, MapFormat, Params};
 pub use metrics::Metrics;
 
 use crate::model::CamModel;
@@ -182,9 +182,9 @@ pub fn app(state: AppState) -> Router {
     // The body is read outside the timeout: reading has its own limits (408), and the timeout
     // counts from a complete request.
     let api = Router::new()
-        .route("/v1/explain", post(explain::explain))
-        .route("/v1/models", get(explain::models))
-        .route("/v1/classes", get(explain::classes))
+        .route("/v1/explain", post(handlers::explain))
+        .route("/v1/models", get(handlers::models))
+        .route("/v1/classes", get(handlers::classes))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(middleware::from_fn_with_state(
             state.clone(),
