@@ -20,16 +20,6 @@ pub enum Classes {
     These(Vec<usize>),
 }
 
-impl Classes {
-    /// How many maps each image gets.
-    pub fn count(&self) -> usize {
-        match self {
-            Classes::Top(k) => *k,
-            Classes::These(list) => list.len(),
-        }
-    }
-}
-
 /// An explanation request as the user gave it, before any check. `None` and empty mean the
 /// defaults: Grad-CAM, the model's default layer, the top-1 class, image weight 0.5, the
 /// paper's box threshold (0.15), the box drawn.

@@ -78,13 +78,7 @@ fn resnet50_from_onnx_runs_near_the_built_in_speed() {
             let cut = onnx::resolve_layer(&layers, name).unwrap().tensor.clone();
             let split = graph.split(&[&cut]).unwrap();
             let (cuts, context) = split.body(input.clone()).unwrap();
-            let head = fastest_ms(7, || {
-                let leaf = cuts[0].padded().clone().autodiff().require_grad();
-                let f = Float::from_padded(leaf.clone(), cuts[0].shape().to_vec()).unwrap();
-                let logits = split.head(vec![f], &context, None).unwrap().remove(0);
-                let grads = logits.padded().clone().sum().backward();
-                leaf.grad(&grads).unwrap().into_data();
-            });
+            let head = head_backward_ms(&split, &cuts[0], &context);
             println!(
                 "onnx {exporter}: head from {name} + backward {head:.1} ms ({:.2}x)",
                 head / builtin_head
@@ -95,6 +89,17 @@ fn resnet50_from_onnx_runs_near_the_built_in_speed() {
             );
         }
     }
+}
+
+/// The fastest of 7 runs of the head from the cut activation `cut`, with its backward pass.
+fn head_backward_ms(split: &onnx::Split, cut: &Float, context: &onnx::Context) -> f64 {
+    fastest_ms(7, || {
+        let leaf = cut.padded().clone().autodiff().require_grad();
+        let f = Float::from_padded(leaf.clone(), cut.shape().to_vec()).unwrap();
+        let logits = split.head(vec![f], context, None).unwrap().remove(0);
+        let grads = logits.padded().clone().sum().backward();
+        leaf.grad(&grads).unwrap().into_data();
+    })
 }
 
 fn npy(path: &str) -> Float {
@@ -185,13 +190,7 @@ fn lite0_from_onnx_matches_the_built_in() {
         let full = fastest_ms(7, || {
             graph.run(input.clone()).unwrap()[0].to_vec();
         });
-        let head = fastest_ms(7, || {
-            let leaf = cuts[0].padded().clone().autodiff().require_grad();
-            let f = Float::from_padded(leaf.clone(), cuts[0].shape().to_vec()).unwrap();
-            let logits = split.head(vec![f], &context, None).unwrap().remove(0);
-            let grads = logits.padded().clone().sum().backward();
-            leaf.grad(&grads).unwrap().into_data();
-        });
+        let head = head_backward_ms(&split, &cuts[0], &context);
         println!(
             "onnx lite0 {exporter} ({} nodes, {} folded): logits vs onnxruntime {d_ort:e}, vs built-in {d_builtin:e}; \
              head activation vs built-in {d_act:e}; gradient {d_grad:e}; forward {full:.1} ms ({:.2}x), \
