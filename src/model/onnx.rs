@@ -199,15 +199,28 @@ impl OnnxModel {
             else {
                 continue;
             };
+            // A token count seen once is a transposed (B, C, N) view, not a token sequence.
+            let seen = |n: usize| token_counts.iter().filter(|&&c| c == n).count();
+            if matches!(layout, Layout::Tokens { .. }) && seen(t.shape[1]) < 2 {
+                continue;
+            }
             let index = layers.len();
             let name = t.modules.first().unwrap_or(&t.tensor).clone();
             for alias in t.modules.iter().chain([&t.tensor]) {
                 names.entry(alias.clone()).or_insert(index);
             }
+            let aliases = t
+                .modules
+                .iter()
+                .chain([&t.tensor])
+                .filter(|a| **a != name)
+                .cloned()
+                .collect();
             layers.push(Layer {
                 name,
                 channels,
                 grid: Grid::Fixed { height, width },
+                aliases,
             });
             cuts.push(CutPoint {
                 tensor: t.tensor.clone(),
