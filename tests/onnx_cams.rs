@@ -17,12 +17,17 @@ fn manifest() -> serde_json::Value {
 }
 
 fn load(name: &str, export: &str, reshape: Option<Reshape>) -> OnnxModel {
-    let path = fixtures().join(format!("onnx/{name}.{export}.onnx"));
+    load_file(&format!("{name}.{export}.onnx"), reshape)
+}
+
+/// A model of tests/fixtures/onnx by file name.
+fn load_file(file: &str, reshape: Option<Reshape>) -> OnnxModel {
+    let path = fixtures().join("onnx").join(file);
     let options = OnnxOptions {
         reshape,
         ..OnnxOptions::default()
     };
-    OnnxModel::load(&path, &options).unwrap_or_else(|e| panic!("{name}.{export}: {e}"))
+    OnnxModel::load(&path, &options).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 fn input(name: &str) -> Tensor<4> {
@@ -33,7 +38,8 @@ fn input(name: &str) -> Tensor<4> {
     )
 }
 
-/// Every map of the manifest, for both exports, with the reshape detected from the shapes.
+/// Every map of the manifest, for both exports (and a graph with a fixed batch of one, run
+/// image by image), with the reshape detected from the shapes.
 #[test]
 fn maps_match_pytorch_grad_cam() {
     let manifest = manifest();
@@ -41,8 +47,10 @@ fn maps_match_pytorch_grad_cam() {
     let mut worst = 0.0f32;
     for (name, entry) in manifest["models"].as_object().unwrap() {
         let layer = entry["layer"].as_str().unwrap();
-        for export in EXPORTS {
-            let model = load(name, export, None);
+        let mut files: Vec<String> = EXPORTS.iter().map(|e| format!("{name}.{e}.onnx")).collect();
+        files.extend(entry["batch1"].as_str().map(|f| format!("cams/{f}")));
+        for export in &files {
+            let model = load_file(export, None);
             for m in entry["methods"].as_array().unwrap() {
                 let m = m.as_str().unwrap();
                 let (want, shape) = npy(&format!("onnx/cams/{name}.{m}.npy"));
@@ -60,16 +68,13 @@ fn maps_match_pytorch_grad_cam() {
                 };
                 assert_eq!(got.len(), shape.iter().product::<usize>(), "{name} {m}");
                 let diff = max_abs_diff(&got, &want);
-                println!("{name}.{export} {layer} {m}: max abs diff {diff:.2e}");
+                println!("{export} {layer} {m}: max abs diff {diff:.2e}");
                 let tolerance = if m == "guided-backprop" {
                     1e-5 * common::max_abs(&want)
                 } else {
                     MAP_TOLERANCE
                 };
-                assert!(
-                    diff <= tolerance,
-                    "{name}.{export} {m}: {diff} > {tolerance}"
-                );
+                assert!(diff <= tolerance, "{export} {m}: {diff} > {tolerance}");
                 worst = worst.max(diff);
             }
         }

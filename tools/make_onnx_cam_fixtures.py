@@ -7,7 +7,8 @@ The models are rebuilt from tools/make_onnx_fixtures.py with its seeds, in its o
 weights are the exported ones; the script checks that by comparing the PyTorch logits with the
 stored onnxruntime logits. For each model and method it writes `cams/<model>.<method>.npy`, the
 (2, H, W) maps pytorch-grad-cam returns for class CLASS on `<model>.input.npy`, and
-`cams/manifest.json` naming the layer (a PyTorch module path), the reshape and the methods.
+`cams/manifest.json` naming the layer (a PyTorch module path), the reshape and the methods;
+and `cams/resnet_like.batch1.onnx`, the legacy export with a fixed batch of one.
 
 Eigen-CAM's maps follow tools/make_fixtures.py's sign rule for the SVD (see tests/methods.rs).
 Transformers use pytorch-grad-cam's reshape transforms: the ViT one drops the class token and
@@ -101,7 +102,15 @@ def main():
             images = [gb(x[i : i + 1].clone(), target_category=fx.CLASS) for i in range(x.shape[0])]
             np.save(f"{OUT}/{name}.guided-backprop.npy", np.stack(images).astype(np.float32))
             methods.append("guided-backprop")
-        manifest["models"][name] = {"layer": layer, "reshape": reshape, "methods": methods}
+        entry = {"layer": layer, "reshape": reshape, "methods": methods}
+        if name == "resnet_like":
+            # A fixed batch of one (no dynamic axes): gradcam runs such a graph image by image.
+            path = f"{OUT}/{name}.batch1.onnx"
+            with torch.no_grad():
+                torch.onnx.export(model, (x[:1],), path, dynamo=False, opset_version=13,
+                                  input_names=["input"], output_names=["logits"])
+            entry["batch1"] = os.path.basename(path)
+        manifest["models"][name] = entry
         print(name, layer, reshape, methods)
     with open(f"{OUT}/manifest.json", "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)

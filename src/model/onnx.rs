@@ -605,10 +605,10 @@ impl Forward for OnnxModel {
         let mut logits = vec![];
         for i in 0..n {
             let image = rows.map_or(i, |r| r[i]);
-            let row = value.map(|t| t.narrow(value.padded_axis(0), i, 1));
             let mut shape = value.shape().to_vec();
             shape[0] = 1;
-            let row = row.reshape(shape).map_err(|e| invalid(e.0))?;
+            let one = value.padded().clone().narrow(value.padded_axis(0), i, 1);
+            let row = Float::from_padded(one, shape).map_err(|e| invalid(e.0))?;
             let context = state
                 .contexts
                 .get(image)
