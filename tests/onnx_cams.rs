@@ -49,8 +49,16 @@ fn maps_match_pytorch_grad_cam() {
         let layer = entry["layer"].as_str().unwrap();
         let mut files: Vec<String> = EXPORTS.iter().map(|e| format!("{name}.{e}.onnx")).collect();
         files.extend(entry["batch1"].as_str().map(|f| format!("cams/{f}")));
+        files.extend(entry["nhwc"].as_str().map(|f| format!("cams/{f}")));
         for export in &files {
             let model = load_file(export, None);
+            // The channel-last wrapper's modules sit under `inner`.
+            let layer = if export.contains("nhwc") {
+                format!("inner.{layer}")
+            } else {
+                layer.to_string()
+            };
+            let layer = layer.as_str();
             for m in entry["methods"].as_array().unwrap() {
                 let m = m.as_str().unwrap();
                 let (want, shape) = npy(&format!("onnx/cams/{name}.{m}.npy"));

@@ -8,7 +8,9 @@ weights are the exported ones; the script checks that by comparing the PyTorch l
 stored onnxruntime logits. For each model and method it writes `cams/<model>.<method>.npy`, the
 (2, H, W) maps pytorch-grad-cam returns for class CLASS on `<model>.input.npy`, and
 `cams/manifest.json` naming the layer (a PyTorch module path), the reshape and the methods;
-and `cams/resnet_like.batch1.onnx`, the legacy export with a fixed batch of one.
+`cams/resnet_like.batch1.onnx`, the legacy export with a fixed batch of one, and
+`cams/resnet_like.nhwc.onnx`, the same network taking channel-last input (as tf2onnx writes
+Keras models), whose module paths gain an `inner.` prefix.
 
 Eigen-CAM's maps follow tools/make_fixtures.py's sign rule for the SVD (see tests/methods.rs).
 Transformers use pytorch-grad-cam's reshape transforms: the ViT one drops the class token and
@@ -52,6 +54,15 @@ LAYERS = {
     "tf_padding": ("conv2", "none", False),
     "tiny_swin": ("stage", "swin", False),
 }
+
+
+class ChannelLast(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x.permute(0, 3, 1, 2))
 
 
 def vit_reshape(grid):
@@ -110,6 +121,14 @@ def main():
                 torch.onnx.export(model, (x[:1],), path, dynamo=False, opset_version=13,
                                   input_names=["input"], output_names=["logits"])
             entry["batch1"] = os.path.basename(path)
+            # Channel-last input, as tf2onnx exports Keras models: the same network behind a
+            # permute, so its maps are the ones above.
+            path = f"{OUT}/{name}.nhwc.onnx"
+            with torch.no_grad():
+                torch.onnx.export(ChannelLast(model), (x.permute(0, 2, 3, 1),), path, dynamo=False,
+                                  opset_version=13, input_names=["input"], output_names=["logits"],
+                                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+            entry["nhwc"] = os.path.basename(path)
         manifest["models"][name] = entry
         print(name, layer, reshape, methods)
     with open(f"{OUT}/manifest.json", "w") as f:
