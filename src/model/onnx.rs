@@ -101,6 +101,8 @@ pub struct OnnxModel {
     input_layout: InputLayout,
     /// The graph was exported for batches of one: it runs image by image.
     single_image: bool,
+    /// Some convolution has groups (a weight `[M, C / groups, kh, kw]` with `C / groups < C`).
+    grouped_convolutions: bool,
     /// Index of the logits among the graph's outputs.
     output: usize,
     layers: Vec<Layer>,
@@ -241,6 +243,15 @@ impl OnnxModel {
             .as_deref()
             .map(|p| read_labels(p, num_classes))
             .transpose()?;
+        // A convolution's input channels against its weight's `[M, C / groups, kh, kw]`.
+        let channels_of = |t: &str| tensors.iter().find(|l| l.tensor == t).map(|l| l.shape[1]);
+        let grouped_convolutions = graph.nodes().iter().any(|n| {
+            let inputs = graph.node_inputs(n);
+            let weight = inputs.get(1).and_then(|w| graph.constant_shape(w));
+            n.op_type == "Conv"
+                && matches!((inputs.first().and_then(|x| channels_of(x)), weight),
+                    (Some(c), Some(&[_, per_group, _, _])) if per_group < c)
+        });
         let mut model = OnnxModel {
             name: path
                 .file_stem()
@@ -248,6 +259,7 @@ impl OnnxModel {
             graph,
             input_layout,
             single_image,
+            grouped_convolutions,
             output,
             layers,
             cuts,
@@ -632,8 +644,14 @@ impl CamModel for OnnxModel {
         &self.default_layer
     }
 
+    /// One image per pass for graphs with grouped or depthwise convolutions, which do not
+    /// batch well on the CPU (as the built-in EfficientNet-Lite0: docs/benchmarks.md), else 8.
     fn default_batch_size(&self) -> usize {
-        if self.single_image { 1 } else { 8 }
+        if self.single_image || self.grouped_convolutions {
+            1
+        } else {
+            8
+        }
     }
 
     fn preprocess(&self) -> Preprocess {

@@ -124,6 +124,12 @@ impl Graph {
             .is_some_and(|&i| self.constants[i].is_some())
     }
 
+    /// The shape of constant tensor `name` (an initializer or folded), if it is one.
+    pub fn constant_shape(&self, name: &str) -> Option<&[usize]> {
+        let id = *self.ids.get(name)?;
+        self.constants[id].as_ref().map(|v| v.shape())
+    }
+
     /// The id of tensor `name`, or an error listing close matches.
     pub(crate) fn id(&self, name: &str) -> Result<usize> {
         self.ids
