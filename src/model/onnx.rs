@@ -306,19 +306,22 @@ impl OnnxModel {
             .collect();
         let x = self.preprocess.tensor(probe);
         let width = self.layers.last().map_or(0, |l| l.channels);
-        let (mut fallback, mut last_error) = (None, None);
-        for layer in (0..self.layers.len()).rev() {
+        // The last layer's width first (a probe is a pass of the body): the others only if
+        // none of those spreads.
+        let (same, other): (Vec<usize>, Vec<usize>) = (0..self.layers.len())
+            .rev()
+            .partition(|&l| self.layers[l].channels == width);
+        let mut last_error = None;
+        for layer in same.into_iter().chain(other) {
             match self.spreads_gradient(x.clone(), layer) {
-                Ok(true) if self.layers[layer].channels == width => return Ok(layer),
-                Ok(true) => fallback = fallback.or(Some(layer)),
+                Ok(true) => return Ok(layer),
                 Ok(false) => {}
                 Err(e) => last_error = Some(e),
             }
         }
-        match (fallback, last_error) {
-            (Some(layer), _) => Ok(layer),
-            (None, Some(e)) => Err(e),
-            (None, None) => Ok(self.layers.len() - 1),
+        match last_error {
+            Some(e) => Err(e),
+            None => Ok(self.layers.len() - 1),
         }
     }
 
