@@ -471,7 +471,7 @@ fn is_grid(h: usize, w: usize, (height, width): (usize, usize)) -> bool {
 /// The `h x w` grid of `tokens` tokens for an input of `size`: the same aspect as the input.
 fn token_grid(tokens: usize, (height, width): (usize, usize)) -> Option<(usize, usize)> {
     (1..=tokens)
-        .filter(|h| tokens % h == 0)
+        .filter(|h| tokens.is_multiple_of(*h))
         .map(|h| (h, tokens / h))
         .find(|&(h, w)| h * width == w * height && h * w >= 2)
         .filter(|&(h, _)| h <= height / 2)
@@ -538,7 +538,7 @@ impl Layout {
 
     /// The inverse of [`Layout::to_map`]: the graph's tensor from a map and the leading tokens
     /// of the images its rows belong to.
-    fn from_map(self, map: Tensor<4>, prefix: Option<Tensor<3>>) -> Float {
+    fn graph_tensor(self, map: Tensor<4>, prefix: Option<Tensor<3>>) -> Float {
         match self {
             Layout::Map => Float::from_tensor(map),
             Layout::ChannelLast => Float::from_tensor(map.permute([0, 2, 3, 1])),
@@ -612,7 +612,7 @@ impl Forward for OnnxModel {
         let split = self.split(layer)?;
         let layout = self.cuts[layer].layout;
         let prefix = state.prefix.clone().map(|p| select_rows(p, rows));
-        let value = layout.from_map(activations, prefix);
+        let value = layout.graph_tensor(activations, prefix);
         if !self.single_image {
             return self.logits(split.head(vec![value], &state.contexts[0], rows)?);
         }
