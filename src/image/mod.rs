@@ -10,6 +10,7 @@ mod jet;
 mod load;
 mod map_resize;
 mod overlay;
+mod png;
 mod render;
 mod resize;
 
@@ -17,8 +18,8 @@ pub use ::image::RgbImage;
 pub use jet::JET;
 pub use load::{MAX_PIXELS, UPLOAD_PATH, decode, load};
 pub use map_resize::{MapResizer, resize_map, resize_map_generic};
-pub use overlay::{colorize, draw_box, overlay};
-pub use render::{deprocess, encode_jpeg, encode_png, guided_picture, picture};
+pub use overlay::{Outline, Overlay, colorize, draw_box, overlay};
+pub use render::{Picture, RgbRows, deprocess, encode_jpeg, encode_png, guided_picture, picture};
 pub use resize::resize_bilinear;
 
 /// Converts an image to a network input: `float32`, channels first (`3 x H x W`, row-major),

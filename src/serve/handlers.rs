@@ -17,7 +17,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::cam::{Cancel, METHODS, method_names};
 use crate::explain::{ClassMap, Explainer, Prediction};
-use crate::image::{colorize, encode_png, guided_picture, picture, resize_map};
+use crate::image::{RgbRows, colorize, encode_png, guided_picture, picture, resize_map};
 use crate::io::npy_bytes;
 use crate::labels;
 use crate::localize::BBox;
@@ -475,7 +475,7 @@ fn render(
 }
 
 /// A failure to encode is the server's, not the request's.
-fn png(image: &RgbImage) -> Result<Vec<u8>, ApiError> {
+fn png(image: &impl RgbRows) -> Result<Vec<u8>, ApiError> {
     encode_png(image).map_err(|e| {
         eprintln!("gradcam serve: {e}");
         ApiError::Internal
