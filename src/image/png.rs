@@ -35,7 +35,12 @@ pub fn encode_rows(
     }
     let io = |e: std::io::Error| e.to_string();
     let len = width as usize * BPP;
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let raw = (len + 1) * height as usize;
+    // Room for the stored size and more (fdeflate's codes take up to 12 bits a byte): one
+    // allocation, of which only the pages written take memory, instead of a doubling buffer.
+    let mut out =
+        Vec::with_capacity(StoredOnlyCompressor::<()>::compressed_size(raw) * 3 / 2 + 128);
+    out.extend(b"\x89PNG\r\n\x1a\n");
     let mut ihdr = Vec::with_capacity(13);
     ihdr.extend(width.to_be_bytes());
     ihdr.extend(height.to_be_bytes());
@@ -56,7 +61,6 @@ pub fn encode_rows(
         std::mem::swap(&mut previous, &mut current);
     }
     let mut out = zlib.finish().map_err(io)?;
-    let raw = (len + 1) * height as usize;
     if out.len() - idat - 8 > StoredOnlyCompressor::<()>::compressed_size(raw) {
         // As png does: stored blocks of the unfiltered rows, when smaller.
         out.truncate(idat + 8);

@@ -34,6 +34,7 @@ mod error;
 mod handlers;
 mod metrics;
 mod page;
+mod release;
 
 use std::future::Future;
 use std::sync::Arc;
