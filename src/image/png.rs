@@ -36,10 +36,10 @@ pub fn encode_rows(
     let io = |e: std::io::Error| e.to_string();
     let len = width as usize * BPP;
     let raw = (len + 1) * height as usize;
-    // Room for the stored size and more (fdeflate's codes take up to 12 bits a byte): one
-    // allocation, of which only the pages written take memory, instead of a doubling buffer.
-    let mut out =
-        Vec::with_capacity(StoredOnlyCompressor::<()>::compressed_size(raw) * 3 / 2 + 128);
+    // Room for the stored size, the most the file holds: one allocation, of which only the
+    // pages written take memory, instead of a doubling buffer that copies itself as it grows
+    // (compressed data that outgrows it is thrown away for stored blocks).
+    let mut out = Vec::with_capacity(StoredOnlyCompressor::<()>::compressed_size(raw) + 128);
     out.extend(b"\x89PNG\r\n\x1a\n");
     let mut ihdr = Vec::with_capacity(13);
     ihdr.extend(width.to_be_bytes());
