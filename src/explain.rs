@@ -12,9 +12,9 @@ use crate::cam::{
     self, Cam, CamOptions, Cancel, InputGradient, LayerMap, Method, MethodInfo, Targets, Timings,
 };
 use crate::error::Result;
-use crate::image::{resize_bilinear, resize_map, to_input};
+use crate::image::{MapResizer, resize_bilinear, to_input};
 use crate::labels::ClassNames;
-use crate::localize::{BBox, localize};
+use crate::localize::{BBox, localize_rows};
 use crate::model::{CamModel, Preprocess};
 pub use crate::request::Classes;
 use crate::request::{ExplainRequest, RequestSpec};
@@ -194,8 +194,11 @@ impl Explainer {
                 .iter()
                 .zip(&guided)
                 .map(|(out, guided)| {
-                    let full = resize_map(&out.maps[b], out.size, size);
-                    let bbox = localize(&full, size.1, size.0, self.box_threshold);
+                    // Row by row: the map at the photo's size is never held whole.
+                    let full = MapResizer::new(&out.maps[b], out.size, size);
+                    let bbox = localize_rows(size.1, size.0, self.box_threshold, |y, row| {
+                        full.row(y, row)
+                    });
                     let class = out.classes[b];
                     ClassMap {
                         class,

@@ -145,7 +145,8 @@ pub fn segment_mask(map: &[f32], w: usize, h: usize, threshold: f32) -> Vec<bool
 /// Ties: of several segments with the same number of pixels, the one whose first pixel in
 /// raster order (top to bottom, then left to right) comes first wins.
 ///
-/// The flood fill uses an explicit stack, so large segments cannot overflow the call stack.
+/// Segments are followed row by row as runs of `true` pixels ([`Segments`]), so the memory
+/// needed is that of the runs of two rows and one record per segment, not of the mask.
 ///
 /// # Panics
 ///
@@ -157,46 +158,13 @@ pub fn largest_segment(mask: &[bool], w: usize, h: usize) -> Option<(BBox, usize
         "largest_segment: mask has {} values, not {w}x{h}",
         mask.len()
     );
-    let mut seen = vec![false; mask.len()];
-    let mut stack: Vec<usize> = Vec::new();
-    let mut best: Option<(BBox, usize)> = None;
-    for start in 0..mask.len() {
-        if !mask[start] || seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        stack.push(start);
-        let (sx, sy) = (start % w, start / w);
-        let (mut x1, mut y1, mut x2, mut y2) = (sx, sy, sx, sy);
-        let mut count = 0usize;
-        while let Some(i) = stack.pop() {
-            count += 1;
-            let (x, y) = (i % w, i / w);
-            x1 = x1.min(x);
-            x2 = x2.max(x);
-            y1 = y1.min(y);
-            y2 = y2.max(y);
-            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
-                for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
-                    let j = ny * w + nx;
-                    if mask[j] && !seen[j] {
-                        seen[j] = true;
-                        stack.push(j);
-                    }
-                }
-            }
-        }
-        if best.is_none_or(|(_, n)| count > n) {
-            let b = BBox {
-                x1: x1 as u32,
-                y1: y1 as u32,
-                x2: x2 as u32,
-                y2: y2 as u32,
-            };
-            best = Some((b, count));
+    let mut segments = Segments::default();
+    if w > 0 {
+        for row in mask.chunks_exact(w) {
+            segments.push_row(row);
         }
     }
-    best
+    segments.largest()
 }
 
 /// Grad-CAM localization: the bounding box of the largest 8-connected segment of the pixels
@@ -207,8 +175,178 @@ pub fn largest_segment(mask: &[bool], w: usize, h: usize) -> Option<(BBox, usize
 ///
 /// If `map.len() != w * h`.
 pub fn localize(map: &[f32], w: usize, h: usize, threshold: f32) -> Option<BBox> {
-    let mask = segment_mask(map, w, h, threshold);
-    largest_segment(&mask, w, h).map(|(b, _)| b)
+    assert_eq!(
+        map.len(),
+        w * h,
+        "localize: map has {} values, not {w}x{h}",
+        map.len()
+    );
+    localize_rows(w, h, threshold, |y, row| {
+        row.copy_from_slice(&map[y * w..][..w])
+    })
+}
+
+/// [`localize`] of a `w x h` map given a row at a time: `row(y, out)` writes row `y` into `out`
+/// (`w` values), and is called twice per row (once for the maximum, once for the segments), so
+/// that a map the size of a large photo need never be held whole (see
+/// [`crate::image::MapResizer`]).
+///
+/// ```
+/// use gradcam::localize::{localize, localize_rows, PAPER_THRESHOLD};
+/// let map = [0.0, 0.9, 1.0, 0.0, 0.0, 0.5, 0.3, 0.0, 0.1, 0.0, 0.0, 0.0];
+/// let by_rows = localize_rows(4, 3, PAPER_THRESHOLD, |y, out| {
+///     out.copy_from_slice(&map[y * 4..][..4])
+/// });
+/// assert_eq!(by_rows, localize(&map, 4, 3, PAPER_THRESHOLD));
+/// ```
+pub fn localize_rows(
+    w: usize,
+    h: usize,
+    threshold: f32,
+    mut row: impl FnMut(usize, &mut [f32]),
+) -> Option<BBox> {
+    let mut values = vec![0.0f32; w];
+    let mut max = f32::NEG_INFINITY;
+    for y in 0..h {
+        row(y, &mut values);
+        max = values
+            .iter()
+            .copied()
+            .filter(|v| !v.is_nan())
+            .fold(max, f32::max);
+    }
+    if max.is_nan() || max <= 0.0 {
+        return None;
+    }
+    let cut = threshold * max;
+    let mut kept = vec![false; w];
+    let mut segments = Segments::default();
+    for y in 0..h {
+        row(y, &mut values);
+        for (k, &v) in kept.iter_mut().zip(&values) {
+            *k = v >= cut;
+        }
+        segments.push_row(&kept);
+    }
+    segments.largest().map(|(b, _)| b)
+}
+
+/// The 8-connected segments of a mask given a row at a time: the runs of `true` pixels of the
+/// last row, and per segment (merged with a union-find as rows join them) its pixel count and
+/// bounding box. Segments are numbered in the raster order of their first pixel, and a merge
+/// keeps the lower number, so a segment's number orders it as [`largest_segment`]'s ties need.
+#[derive(Debug, Default)]
+pub struct Segments {
+    /// Rows pushed so far.
+    rows: usize,
+    /// Runs of the previous row: first and last column, segment.
+    above: Vec<(usize, usize, usize)>,
+    /// The current row's runs, being built.
+    runs: Vec<(usize, usize, usize)>,
+    /// Union-find parent of each segment number (a root is its own parent).
+    parent: Vec<usize>,
+    /// Pixel count and bounding box (x1, y1, x2, y2) of each root.
+    stats: Vec<(usize, [usize; 4])>,
+}
+
+impl Segments {
+    /// Adds the next row of the mask (all rows must have the same length).
+    pub fn push_row(&mut self, row: &[bool]) {
+        let y = self.rows;
+        self.rows += 1;
+        self.runs.clear();
+        let mut j = 0;
+        let mut x = 0;
+        while x < row.len() {
+            if !row[x] {
+                x += 1;
+                continue;
+            }
+            let a = x;
+            while x < row.len() && row[x] {
+                x += 1;
+            }
+            let b = x - 1;
+            // Runs above that end before column a - 1 touch neither this run nor later ones.
+            while j < self.above.len() && self.above[j].1 + 1 < a {
+                j += 1;
+            }
+            let mut segment: Option<usize> = None;
+            let mut k = j;
+            while k < self.above.len() && self.above[k].0 <= b + 1 {
+                let other = self.find(self.above[k].2);
+                segment = Some(match segment {
+                    Some(s) => self.union(s, other),
+                    None => other,
+                });
+                k += 1;
+            }
+            let s = segment.unwrap_or_else(|| {
+                self.parent.push(self.parent.len());
+                self.stats.push((0, [a, y, b, y]));
+                self.parent.len() - 1
+            });
+            let (count, bbox) = &mut self.stats[s];
+            *count += b - a + 1;
+            *bbox = [
+                bbox[0].min(a),
+                bbox[1].min(y),
+                bbox[2].max(b),
+                bbox[3].max(y),
+            ];
+            self.runs.push((a, b, s));
+        }
+        std::mem::swap(&mut self.above, &mut self.runs);
+    }
+
+    /// The largest segment so far: its bounding box and pixel count (ties: the first in
+    /// raster order), or `None` when no pixel was `true`.
+    pub fn largest(&self) -> Option<(BBox, usize)> {
+        let mut best: Option<(usize, usize)> = None;
+        for s in 0..self.parent.len() {
+            let count = self.stats[s].0;
+            if self.parent[s] == s && best.is_none_or(|(_, n)| count > n) {
+                best = Some((s, count));
+            }
+        }
+        best.map(|(s, count)| {
+            let [x1, y1, x2, y2] = self.stats[s].1;
+            let b = BBox {
+                x1: x1 as u32,
+                y1: y1 as u32,
+                x2: x2 as u32,
+                y2: y2 as u32,
+            };
+            (b, count)
+        })
+    }
+
+    fn find(&mut self, mut s: usize) -> usize {
+        while self.parent[s] != s {
+            self.parent[s] = self.parent[self.parent[s]];
+            s = self.parent[s];
+        }
+        s
+    }
+
+    /// Joins two roots under the lower number (the earlier first pixel); returns it.
+    fn union(&mut self, a: usize, b: usize) -> usize {
+        if a == b {
+            return a;
+        }
+        let (keep, gone) = (a.min(b), a.max(b));
+        self.parent[gone] = keep;
+        let (count, bbox) = self.stats[gone];
+        let (kept, kbox) = &mut self.stats[keep];
+        *kept += count;
+        *kbox = [
+            kbox[0].min(bbox[0]),
+            kbox[1].min(bbox[1]),
+            kbox[2].max(bbox[2]),
+            kbox[3].max(bbox[3]),
+        ];
+        keep
+    }
 }
 
 #[cfg(test)]
@@ -390,6 +528,98 @@ mod tests {
         let (w, h) = (1000, 1000);
         let b = localize(&vec![1.0; w * h], w, h, PAPER_THRESHOLD);
         assert_eq!(b, Some(bb(0, 0, 999, 999)));
+    }
+
+    /// The flood fill (explicit stack, raster-order starts) that `largest_segment` was before
+    /// it followed runs: the reference the runs must agree with.
+    fn flood_fill_largest(mask: &[bool], w: usize, h: usize) -> Option<(BBox, usize)> {
+        let mut seen = vec![false; mask.len()];
+        let mut best: Option<(BBox, usize)> = None;
+        for start in 0..mask.len() {
+            if !mask[start] || seen[start] {
+                continue;
+            }
+            seen[start] = true;
+            let mut stack = vec![start];
+            let (mut x1, mut y1, mut x2, mut y2) = (w, h, 0, 0);
+            let mut count = 0;
+            while let Some(i) = stack.pop() {
+                count += 1;
+                let (x, y) = (i % w, i / w);
+                (x1, y1, x2, y2) = (x1.min(x), y1.min(y), x2.max(x), y2.max(y));
+                for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                    for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                        let j = ny * w + nx;
+                        if mask[j] && !seen[j] {
+                            seen[j] = true;
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+            if best.is_none_or(|(_, n)| count > n) {
+                best = Some((bb(x1 as u32, y1 as u32, x2 as u32, y2 as u32), count));
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn runs_agree_with_a_flood_fill() {
+        // xorshift64: random masks of every density, and blobby ones (a few random discs)
+        // whose segments merge in U and spiral shapes.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut checked = 0;
+        for case in 0..3000 {
+            let w = 1 + (next() % 23) as usize;
+            let h = 1 + (next() % 19) as usize;
+            let mask: Vec<bool> = if case % 2 == 0 {
+                let density = next() % 100;
+                (0..w * h).map(|_| next() % 100 < density).collect()
+            } else {
+                let discs: Vec<(f64, f64, f64)> = (0..1 + next() % 5)
+                    .map(|_| {
+                        let cx = (next() % (w as u64 + 1)) as f64;
+                        let cy = (next() % (h as u64 + 1)) as f64;
+                        (cx, cy, 0.5 + (next() % 60) as f64 / 10.0)
+                    })
+                    .collect();
+                (0..w * h)
+                    .map(|i| {
+                        let (x, y) = ((i % w) as f64, (i / w) as f64);
+                        let inside = |&(cx, cy, r): &(f64, f64, f64)| {
+                            let d = ((x - cx).powi(2) + (y - cy).powi(2)).sqrt();
+                            d <= r && d >= r / 2.0
+                        };
+                        discs.iter().any(inside)
+                    })
+                    .collect()
+            };
+            let want = flood_fill_largest(&mask, w, h);
+            assert_eq!(largest_segment(&mask, w, h), want, "case {case}: {w}x{h}");
+            checked += usize::from(want.is_some());
+        }
+        assert!(checked > 2500, "only {checked} masks had a segment");
+    }
+
+    #[test]
+    fn a_u_shape_keeps_the_number_of_its_first_pixel() {
+        // The right arm starts on row 1 as a new segment, after the 8-pixel bar of row 0, and
+        // joins the left arm on row 3. The U (8 pixels) ties with the bar and wins: its first
+        // pixel, (0, 0), comes before the bar's.
+        let (m, w, h) = mask(
+            "#...########
+             #.#.........
+             #.#.........
+             ###.........",
+        );
+        assert_eq!(largest_segment(&m, w, h), Some((bb(0, 0, 2, 3), 8)));
     }
 
     #[test]

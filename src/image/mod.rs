@@ -8,16 +8,19 @@
 
 mod jet;
 mod load;
+mod map_resize;
 mod overlay;
+mod png;
 mod render;
 mod resize;
 
 pub use ::image::RgbImage;
 pub use jet::JET;
 pub use load::{MAX_PIXELS, UPLOAD_PATH, decode, load};
-pub use overlay::{colorize, draw_box, overlay};
-pub use render::{deprocess, encode_jpeg, encode_png, guided_picture, picture};
-pub use resize::{resize_bilinear, resize_map, resize_map_generic};
+pub use map_resize::{MapResizer, resize_map, resize_map_generic};
+pub use overlay::{Outline, Overlay, colorize, draw_box, overlay};
+pub use render::{Picture, RgbRows, deprocess, encode_jpeg, encode_png, guided_picture, picture};
+pub use resize::resize_bilinear;
 
 /// Converts an image to a network input: `float32`, channels first (`3 x H x W`, row-major),
 /// each value `(v / 255 - mean[c]) / std[c]`, in float32 as torchvision's `ToTensor` followed

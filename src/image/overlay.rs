@@ -45,6 +45,9 @@ pub fn colorize(mask: &[f32], width: u32, height: u32) -> RgbImage {
 /// as Python's `1 - 0.77` does. If every value of `cam` is 0 (a
 /// black image with `image_weight = 1`) the result is black.
 ///
+/// This makes the whole picture; [`Overlay`] gives the same pixels on demand, with no float
+/// copy of the image.
+///
 /// # Errors
 ///
 /// [`Error::Invalid`] if `image_weight` is not in `[0, 1]` or the mask does not have one value
@@ -60,11 +63,6 @@ pub fn colorize(mask: &[f32], width: u32, height: u32) -> RgbImage {
 /// # Ok::<(), gradcam::Error>(())
 /// ```
 pub fn overlay(img: &RgbImage, mask: &[f32], image_weight: f32) -> Result<RgbImage> {
-    if !(0.0..=1.0).contains(&image_weight) {
-        return Err(Error::Invalid(format!(
-            "image_weight must be in [0, 1], got {image_weight}"
-        )));
-    }
     let (w, h) = img.dimensions();
     if mask.len() != w as usize * h as usize {
         return Err(Error::Invalid(format!(
@@ -73,34 +71,215 @@ pub fn overlay(img: &RgbImage, mask: &[f32], image_weight: f32) -> Result<RgbIma
             w as usize * h as usize
         )));
     }
-    // pytorch-grad-cam computes `1 - image_weight` on a Python float (a double), and NumPy casts
-    // it to float32 to multiply the float32 heat map. Taking the weight as the decimal number it
-    // prints as ("0.77") gives the same double as the Python literal, hence the same float32.
-    let weight64: f64 = image_weight
-        .to_string()
-        .parse()
-        .unwrap_or(image_weight as f64);
-    let heat_weight = (1.0 - weight64) as f32;
-    let image_weight = weight64 as f32;
-    let mut cam: Vec<f32> = Vec::with_capacity(mask.len() * 3);
-    for (px, &m) in img.pixels().zip(mask) {
-        let heat = JET[mask_byte(m) as usize];
-        for (&h, &i) in heat.iter().zip(&px.0) {
-            cam.push(heat_weight * (h as f32 / 255.0) + image_weight * (i as f32 / 255.0));
+    let w = w as usize;
+    let blend = Overlay::new(img, image_weight, |y, row| {
+        row.copy_from_slice(&mask[y * w..][..w])
+    })?;
+    Ok(blend.to_image())
+}
+
+/// [`overlay`]'s picture, pixel by pixel, holding the image (borrowed), one byte per pixel
+/// for the mask and a 196 KiB table, instead of the picture or a float copy of the image.
+///
+/// An output byte depends only on its pixel's mask byte `m = u8(255 * mask)`, its channel `c`
+/// and the image's byte `i` there; and for given `m` and `c` the blend grows with `i` (float32
+/// rounding keeps that order). So the maximum of step 3 is that of the brightest image byte
+/// under each `(m, c)`, found in one pass, after which every output byte is
+/// `table[m][c][i]`.
+///
+/// ```
+/// use gradcam::image::{overlay, Overlay, RgbImage};
+/// let img = RgbImage::from_raw(2, 1, vec![255, 255, 255, 0, 0, 0]).unwrap();
+/// let mask = [0.0, 1.0];
+/// let blend = Overlay::new(&img, 0.5, |y, row| row.copy_from_slice(&mask[2 * y..][..2]))?;
+/// assert_eq!(blend.pixel(1, 0), [85, 0, 0]);
+/// assert_eq!(blend.to_image(), overlay(&img, &mask, 0.5)?);
+/// # Ok::<(), gradcam::Error>(())
+/// ```
+pub struct Overlay<'a> {
+    image: &'a RgbImage,
+    /// `u8(255 * mask)` per pixel, row-major.
+    mask: Vec<u8>,
+    /// `table[(m * 3 + c) * 256 + i]`: the output byte for mask byte `m`, channel `c` and image
+    /// byte `i`.
+    table: Vec<u8>,
+}
+
+impl<'a> Overlay<'a> {
+    /// The overlay of a mask on `image`, the mask given a row at a time: `mask_row(y, out)`
+    /// writes row `y`'s `width` values into `out` (called once per row, top to bottom).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if `image_weight` is not in `[0, 1]`.
+    pub fn new(
+        image: &'a RgbImage,
+        image_weight: f32,
+        mut mask_row: impl FnMut(usize, &mut [f32]),
+    ) -> Result<Self> {
+        let weights = Weights::new(image_weight)?;
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        let mut mask = vec![0u8; w * h];
+        // The brightest image byte under each (mask byte, channel); -1 where the mask byte
+        // does not occur.
+        let mut brightest = [-1i16; 256 * 3];
+        let mut values = vec![0.0f32; w];
+        if w > 0 {
+            for (y, (bytes, pixels)) in mask
+                .chunks_exact_mut(w)
+                .zip(image.as_raw().chunks_exact(3 * w))
+                .enumerate()
+            {
+                mask_row(y, &mut values);
+                for ((b, &v), px) in bytes.iter_mut().zip(&values).zip(pixels.chunks_exact(3)) {
+                    *b = mask_byte(v);
+                    for c in 0..3 {
+                        let top = &mut brightest[*b as usize * 3 + c];
+                        *top = (*top).max(px[c] as i16);
+                    }
+                }
+            }
+        }
+        let max = brightest
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| **i >= 0)
+            .map(|(mc, &i)| weights.blend(mc / 3, mc % 3, i as u8))
+            .fold(0.0f32, f32::max);
+        let table = (0..256 * 3 * 256)
+            .map(|k| {
+                let (mc, i) = (k / 256, k % 256);
+                weights.scaled(mc / 3, mc % 3, i as u8, max)
+            })
+            .collect();
+        Ok(Overlay { image, mask, table })
+    }
+
+    /// The picture's `(width, height)`.
+    pub fn dimensions(&self) -> (u32, u32) {
+        self.image.dimensions()
+    }
+
+    /// The RGB pixel at `(x, y)`.
+    ///
+    /// # Panics
+    ///
+    /// If `(x, y)` is outside the image.
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = y as usize * self.image.width() as usize + x as usize;
+        let px = self.image.get_pixel(x, y).0;
+        let m = self.mask[i] as usize;
+        std::array::from_fn(|c| self.table[(m * 3 + c) * 256 + px[c] as usize])
+    }
+
+    /// Writes row `y`'s RGB bytes into `out` (`3 x width` bytes).
+    ///
+    /// # Panics
+    ///
+    /// If `y` is outside the image or `out` has the wrong length.
+    pub fn row(&self, y: u32, out: &mut [u8]) {
+        let w = self.image.width() as usize;
+        let pixels = &self.image.as_raw()[y as usize * 3 * w..][..3 * w];
+        let mask = &self.mask[y as usize * w..][..w];
+        for ((o, px), &m) in out
+            .chunks_exact_mut(3)
+            .zip(pixels.chunks_exact(3))
+            .zip(mask)
+        {
+            for c in 0..3 {
+                o[c] = self.table[(m as usize * 3 + c) * 256 + px[c] as usize];
+            }
         }
     }
-    let max = cam.iter().copied().fold(0.0f32, f32::max);
-    let out = cam
-        .iter()
-        .map(|&v| {
-            if max > 0.0 {
-                (255.0f32 * (v / max)) as u8
-            } else {
-                0
+
+    /// The whole picture.
+    pub fn to_image(&self) -> RgbImage {
+        let (w, h) = self.dimensions();
+        let mut out = RgbImage::new(w, h);
+        if w > 0 {
+            for (y, row) in out.chunks_exact_mut(3 * w as usize).enumerate() {
+                self.row(y as u32, row);
             }
+        }
+        out
+    }
+}
+
+/// The two weights of the blend, as pytorch-grad-cam has them in float32.
+struct Weights {
+    heat: f32,
+    image: f32,
+}
+
+impl Weights {
+    fn new(image_weight: f32) -> Result<Self> {
+        if !(0.0..=1.0).contains(&image_weight) {
+            return Err(Error::Invalid(format!(
+                "image_weight must be in [0, 1], got {image_weight}"
+            )));
+        }
+        // pytorch-grad-cam computes `1 - image_weight` on a Python float (a double), and NumPy
+        // casts it to float32 to multiply the float32 heat map. Taking the weight as the decimal
+        // number it prints as ("0.77") gives the same double as the Python literal, hence the
+        // same float32.
+        let weight64: f64 = image_weight
+            .to_string()
+            .parse()
+            .unwrap_or(image_weight as f64);
+        Ok(Weights {
+            heat: (1.0 - weight64) as f32,
+            image: weight64 as f32,
         })
-        .collect();
-    Ok(RgbImage::from_raw(w, h, out).expect("buffer matches the size"))
+    }
+
+    /// Step 2: `cam` for mask byte `m`, channel `c` and image byte `i`.
+    fn blend(&self, m: usize, c: usize, i: u8) -> f32 {
+        self.heat * (JET[m][c] as f32 / 255.0) + self.image * (i as f32 / 255.0)
+    }
+
+    /// Steps 3 and 4: the output byte, given the maximum of `cam`.
+    fn scaled(&self, m: usize, c: usize, i: u8, max: f32) -> u8 {
+        if max > 0.0 {
+            (255.0f32 * (self.blend(m, c, i) / max)) as u8
+        } else {
+            0
+        }
+    }
+}
+
+/// A box outline as [`draw_box`] paints it: which pixels it covers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outline {
+    pub bbox: BBox,
+    pub color: [u8; 3],
+    pub thickness: u32,
+}
+
+impl Outline {
+    /// Whether the outline paints pixel `(x, y)`: inside the box and fewer than `thickness`
+    /// pixels from one of its edges.
+    pub fn covers(&self, x: u32, y: u32) -> bool {
+        let (b, t) = (&self.bbox, self.thickness);
+        (b.x1..=b.x2).contains(&x)
+            && (b.y1..=b.y2).contains(&y)
+            && (y - b.y1 < t || b.y2 - y < t || x - b.x1 < t || b.x2 - x < t)
+    }
+
+    /// Paints the outline's pixels of row `y` in `row` (the row's RGB bytes).
+    pub fn paint_row(&self, y: u32, row: &mut [u8]) {
+        let b = &self.bbox;
+        if !(b.y1..=b.y2).contains(&y) {
+            return;
+        }
+        let Some(last) = ((row.len() / 3) as u32).checked_sub(1) else {
+            return;
+        };
+        for x in b.x1..=b.x2.min(last) {
+            if self.covers(x, y) {
+                row[3 * x as usize..][..3].copy_from_slice(&self.color);
+            }
+        }
+    }
 }
 
 /// Draws the outline of `b` (inclusive pixel coordinates) in `color`, `thickness` pixels wide,
@@ -117,18 +296,17 @@ pub fn overlay(img: &RgbImage, mask: &[f32], image_weight: f32) -> Result<RgbIma
 /// assert_eq!(img.get_pixel(2, 2).0, [0, 0, 0]); // the inside is left alone
 /// ```
 pub fn draw_box(img: &mut RgbImage, b: &BBox, color: [u8; 3], thickness: u32) {
-    let (w, h) = img.dimensions();
-    if w == 0 || h == 0 || thickness == 0 || b.x2 < b.x1 || b.y2 < b.y1 {
+    let outline = Outline {
+        bbox: *b,
+        color,
+        thickness,
+    };
+    let w = img.width() as usize;
+    if w == 0 {
         return;
     }
-    let t = thickness;
-    for y in b.y1..=b.y2.min(h - 1) {
-        let row_edge = y - b.y1 < t || b.y2 - y < t;
-        for x in b.x1..=b.x2.min(w - 1) {
-            if row_edge || x - b.x1 < t || b.x2 - x < t {
-                img.put_pixel(x, y, ::image::Rgb(color));
-            }
-        }
+    for (y, row) in img.chunks_exact_mut(3 * w).enumerate() {
+        outline.paint_row(y as u32, row);
     }
 }
 
@@ -235,6 +413,94 @@ mod tests {
             e.to_string(),
             "overlay: the mask has 5 values but the image is 3x2 (6 pixels)"
         );
+    }
+
+    /// `overlay` as it was written first, from pytorch-grad-cam's steps: a float32 `cam` of the
+    /// whole image, its maximum, then the bytes.
+    fn reference_overlay(img: &RgbImage, mask: &[f32], image_weight: f32) -> Vec<u8> {
+        let weight64: f64 = image_weight.to_string().parse().unwrap();
+        let (heat_weight, image_weight) = ((1.0 - weight64) as f32, weight64 as f32);
+        let mut cam: Vec<f32> = Vec::new();
+        for (px, &m) in img.pixels().zip(mask) {
+            let heat = JET[mask_byte(m) as usize];
+            for (&h, &i) in heat.iter().zip(&px.0) {
+                cam.push(heat_weight * (h as f32 / 255.0) + image_weight * (i as f32 / 255.0));
+            }
+        }
+        let max = cam.iter().copied().fold(0.0f32, f32::max);
+        cam.iter()
+            .map(|&v| {
+                if max > 0.0 {
+                    (255.0f32 * (v / max)) as u8
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_table_gives_the_reference_bytes() {
+        // xorshift64: random images (dark, bright, full range) under random masks (NaN and
+        // out-of-range values too), at the weights the CLI and tests use and a few odd ones.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let weights = [0.0, 0.3, 0.5, 0.77, 1.0, 0.123_456, 1e-7];
+        for case in 0..400 {
+            let (w, h) = (1 + (next() % 40) as u32, 1 + (next() % 30) as u32);
+            let top = [8u64, 64, 256][case % 3];
+            let img = RgbImage::from_fn(w, h, |_, _| Rgb([0; 3].map(|_: u8| (next() % top) as u8)));
+            let mask: Vec<f32> = (0..w * h)
+                .map(|_| match next() % 50 {
+                    0 => f32::NAN,
+                    1 => -0.5,
+                    2 => 3.0,
+                    _ => (next() % 10_001) as f32 / 10_000.0,
+                })
+                .collect();
+            let weight = weights[case % weights.len()];
+            let got = overlay(&img, &mask, weight).unwrap();
+            assert_eq!(
+                got.as_raw(),
+                &reference_overlay(&img, &mask, weight),
+                "case {case}"
+            );
+            let blend = Overlay::new(&img, weight, |y, row| {
+                row.copy_from_slice(&mask[y * w as usize..][..w as usize])
+            })
+            .unwrap();
+            let (x, y) = ((next() % w as u64) as u32, (next() % h as u64) as u32);
+            assert_eq!(blend.pixel(x, y), got.get_pixel(x, y).0, "case {case}");
+        }
+    }
+
+    #[test]
+    fn outline_rows_paint_what_covers_says() {
+        let outline = Outline {
+            bbox: BBox {
+                x1: 2,
+                y1: 1,
+                x2: 9,
+                y2: 5,
+            },
+            color: [9, 9, 9],
+            thickness: 2,
+        };
+        for y in 0..8 {
+            let mut row = vec![0u8; 3 * 7]; // clipped at x = 6
+            outline.paint_row(y, &mut row);
+            for x in 0..7 {
+                let painted = row[3 * x as usize] == 9;
+                assert_eq!(painted, outline.covers(x, y), "({x}, {y})");
+            }
+        }
+        assert!(outline.covers(2, 3) && outline.covers(3, 3) && !outline.covers(4, 3));
+        assert!(outline.covers(5, 4) && !outline.covers(5, 3) && !outline.covers(1, 1));
     }
 
     fn painted(img: &RgbImage) -> Vec<String> {

@@ -1,9 +1,10 @@
 //! Pictures for people: a map's overlay on its photo with the box, the guided methods'
 //! input-gradient image, and PNG / JPEG encoding.
 
-use ::image::RgbImage;
+use ::image::{GenericImageView, Rgb, RgbImage};
 
-use super::{draw_box, overlay, resize_bilinear, resize_map};
+use super::overlay::{Outline, Overlay};
+use super::{MapResizer, png, resize_bilinear};
 use crate::error::{Error, Result};
 use crate::localize::BBox;
 
@@ -11,28 +12,108 @@ use crate::localize::BBox;
 /// network input's `(height, width)` `input`, photo weight `image_weight`), or for the guided
 /// methods their input-gradient image `guided`, with the localization box in green when
 /// `draw_box_on` and there is one.
-pub fn picture(
-    image: &RgbImage,
+///
+/// The overlay is not drawn here but pixel by pixel as the encoder reads it ([`Picture`]): for a
+/// 24-megapixel photo it holds one byte per pixel besides the photo, where the picture would
+/// take three (and pytorch-grad-cam's float32 steps twelve).
+pub fn picture<'a>(
+    image: &'a RgbImage,
     map: &[f32],
     guided: Option<&[f32]>,
     bbox: Option<&BBox>,
     input: (usize, usize),
     image_weight: f32,
     draw_box_on: bool,
-) -> Result<RgbImage> {
+) -> Result<Picture<'a>> {
     let (w, h) = image.dimensions();
-    let mut picture = match guided {
-        Some(guided) => guided_picture(guided, input, w, h),
-        None => overlay(
-            image,
-            &resize_map(map, input, (h as usize, w as usize)),
-            image_weight,
-        )?,
+    let base = match guided {
+        Some(guided) => Base::Image(guided_picture(guided, input, w, h)),
+        None => {
+            let mask = MapResizer::new(map, input, (h as usize, w as usize));
+            Base::Overlay(Overlay::new(image, image_weight, |y, row| {
+                mask.row(y, row)
+            })?)
+        }
     };
-    if draw_box_on && let Some(b) = bbox {
-        draw_box(&mut picture, b, [0, 255, 0], (w.max(h) / 200).max(2));
+    let outline = bbox.filter(|_| draw_box_on).map(|b| Outline {
+        bbox: *b,
+        color: [0, 255, 0],
+        thickness: (w.max(h) / 200).max(2),
+    });
+    Ok(Picture { base, outline })
+}
+
+/// A picture that the encoders read a pixel ([`GenericImageView`]) or a row at a time:
+/// an [`RgbImage`], or a [`Picture`] computed as it is read.
+pub trait RgbRows: GenericImageView<Pixel = Rgb<u8>> {
+    /// Writes row `y`'s RGB bytes (`3 x width`) into `out`.
+    fn row(&self, y: u32, out: &mut [u8]);
+}
+
+impl RgbRows for RgbImage {
+    fn row(&self, y: u32, out: &mut [u8]) {
+        let len = 3 * self.width() as usize;
+        out.copy_from_slice(&self.as_raw()[y as usize * len..][..len]);
     }
-    Ok(picture)
+}
+
+/// What [`picture`] makes: an overlay computed on demand (or the guided methods' picture), with
+/// the box's outline painted over it.
+pub struct Picture<'a> {
+    base: Base<'a>,
+    outline: Option<Outline>,
+}
+
+enum Base<'a> {
+    Overlay(Overlay<'a>),
+    Image(RgbImage),
+}
+
+impl Picture<'_> {
+    /// The whole picture.
+    pub fn to_image(&self) -> RgbImage {
+        let (w, h) = self.dimensions();
+        let mut out = RgbImage::new(w, h);
+        if w > 0 {
+            for (y, row) in out.chunks_exact_mut(3 * w as usize).enumerate() {
+                self.row(y as u32, row);
+            }
+        }
+        out
+    }
+}
+
+impl GenericImageView for Picture<'_> {
+    type Pixel = Rgb<u8>;
+
+    fn dimensions(&self) -> (u32, u32) {
+        match &self.base {
+            Base::Overlay(o) => o.dimensions(),
+            Base::Image(i) => i.dimensions(),
+        }
+    }
+
+    fn get_pixel(&self, x: u32, y: u32) -> Rgb<u8> {
+        if let Some(o) = self.outline.filter(|o| o.covers(x, y)) {
+            return Rgb(o.color);
+        }
+        match &self.base {
+            Base::Overlay(o) => Rgb(o.pixel(x, y)),
+            Base::Image(i) => *i.get_pixel(x, y),
+        }
+    }
+}
+
+impl RgbRows for Picture<'_> {
+    fn row(&self, y: u32, out: &mut [u8]) {
+        match &self.base {
+            Base::Overlay(o) => o.row(y, out),
+            Base::Image(i) => i.row(y, out),
+        }
+        if let Some(o) = &self.outline {
+            o.paint_row(y, out);
+        }
+    }
 }
 
 /// How the guided methods show their `[height, width, 3]` input-gradient image (`input` is
@@ -45,23 +126,16 @@ pub fn guided_picture(guided: &[f32], input: (usize, usize), width: u32, height:
     resize_bilinear(&small, width, height)
 }
 
-/// PNG, default compression.
-pub fn encode_png(image: &RgbImage) -> Result<Vec<u8>> {
-    use ::image::ImageEncoder;
-    let mut bytes = Vec::new();
-    ::image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ::image::ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| Error::Invalid(format!("PNG encoding failed: {e}")))?;
-    Ok(bytes)
+/// PNG, as the `image` crate's `PngEncoder` writes it (fast compression, adaptive filters),
+/// encoded a row at a time (src/image/png.rs).
+pub fn encode_png(image: &impl RgbRows) -> Result<Vec<u8>> {
+    let (w, h) = image.dimensions();
+    png::encode_rows(w, h, |y, out| image.row(y, out))
+        .map_err(|e| Error::Invalid(format!("PNG encoding failed: {e}")))
 }
 
-/// JPEG at quality 95.
-pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>> {
+/// JPEG at quality 95 (the `image` crate's encoder, which reads 8x8 blocks of pixels).
+pub fn encode_jpeg(image: &impl RgbRows) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     ::image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95)
         .encode_image(image)

@@ -13,11 +13,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, release};
 use crate::cam::{Cancel, METHODS, method_names};
 use crate::explain::{ClassMap, Explainer, Prediction};
-use crate::image::{colorize, encode_png, guided_picture, picture, resize_map};
+use crate::image::{RgbRows, colorize, encode_png, guided_picture, picture, resize_map};
 use crate::io::npy_bytes;
 use crate::labels;
 use crate::localize::BBox;
@@ -205,7 +205,11 @@ async fn read_request(
             if image.is_some() {
                 return Err(bad("one image per request: the field `image` is repeated"));
             }
-            image = Some(field.bytes().await.map_err(multipart_error)?);
+            image = Some(
+                super::body::field_bytes(field)
+                    .await
+                    .map_err(multipart_error)?,
+            );
         } else {
             let value = field.bytes().await.map_err(multipart_error)?;
             if value.len() > MAX_FIELD_BYTES && !PARAMETERS.contains(&name.as_str()) {
@@ -256,7 +260,7 @@ pub(super) async fn explain(
     let _cancel_on_drop = cancel.on_drop();
     let result = tokio::task::spawn_blocking(move || {
         let _held = (ticket, permit);
-        let result = run(&worker_state, &params, &image, &cancel);
+        let result = run(&worker_state, &params, image, &cancel);
         if result.is_err() && cancel.is_cancelled() {
             worker_state.metrics().record_cancelled();
         }
@@ -267,7 +271,11 @@ pub(super) async fn explain(
         Ok(Ok(mut body)) => {
             body.timings.queue = queue;
             body.timings.total = ms(start);
-            Ok(Json(body).into_response())
+            if release::is_large(body.image.width, body.image.height) {
+                release::large_json(&body)
+            } else {
+                Ok(Json(body).into_response())
+            }
         }
         Ok(Err(e)) => Err(e),
         Err(e) => {
@@ -325,11 +333,11 @@ struct MapOut {
     /// `guided-backprop` and `guided-gradcam`, their input-gradient image at the image's size
     /// (pytorch-grad-cam's `deprocess_image`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    overlay_png: Option<String>,
+    overlay_png: Option<Base64>,
     /// The map alone in JET colours, at the image's aspect (at most 1024 pixels a side); the
     /// input-gradient image for the guided methods.
     #[serde(skip_serializing_if = "Option::is_none")]
-    heatmap_png: Option<String>,
+    heatmap_png: Option<Base64>,
     /// The normalised map at network input size.
     #[serde(skip_serializing_if = "Option::is_none")]
     map: Option<MapData>,
@@ -353,15 +361,32 @@ struct RawMap {
     data: Vec<f32>,
 }
 
+/// Bytes serialised as base64 text, written straight into the JSON (no base64 copy).
+#[derive(Debug)]
+struct Base64(Vec<u8>);
+
+impl Serialize for Base64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&base64::display::Base64Display::new(&self.0, &BASE64))
+    }
+}
+
 /// The blocking part: decode, explain, draw and encode.
 fn run(
     state: &AppState,
     p: &Params,
-    bytes: &[u8],
+    bytes: Bytes,
     cancel: &Cancel,
 ) -> Result<ExplainResponse, ApiError> {
     let start = Instant::now();
-    let image = crate::image::decode(bytes, state.config().max_pixels)?;
+    let image = crate::image::decode(&bytes, state.config().max_pixels)?;
+    // The upload (and the form parser's copy of it) is not needed once decoded.
+    let large = release::is_large(image.width(), image.height());
+    if large {
+        release::drop_and_release(bytes);
+    } else {
+        drop(bytes);
+    }
     let decode = ms(start);
 
     let mut explainer = Explainer::from_request(state.model().clone(), &p.request)?;
@@ -377,16 +402,18 @@ fn run(
         .iter()
         .map(|m| render(&image, explanation.input_size, m, p))
         .collect::<Result<Vec<_>, _>>()?;
+    let (width, height) = image.dimensions();
+    if large {
+        // The photo, and what the maps, pictures and tensors of this thread left free.
+        release::drop_and_release(image);
+    }
     let t = explanation.timings;
     Ok(ExplainResponse {
         model: explanation.model,
         method: explanation.method,
         layers: explanation.layers,
         counterfactual: explanation.counterfactual,
-        image: ImageSize {
-            width: image.width(),
-            height: image.height(),
-        },
+        image: ImageSize { width, height },
         input_size: [explanation.input_size.0, explanation.input_size.1],
         top5: explanation.top5,
         explanations,
@@ -420,7 +447,7 @@ fn render(
             p.request.image_weight,
             p.request.draw_box,
         )?;
-        Some(BASE64.encode(png(&picture)?))
+        Some(Base64(png(&picture)?))
     } else {
         None
     };
@@ -436,7 +463,7 @@ fn render(
                 hh,
             ),
         };
-        Some(BASE64.encode(png(&heat)?))
+        Some(Base64(png(&heat)?))
     } else {
         None
     };
@@ -475,7 +502,7 @@ fn render(
 }
 
 /// A failure to encode is the server's, not the request's.
-fn png(image: &RgbImage) -> Result<Vec<u8>, ApiError> {
+fn png(image: &impl RgbRows) -> Result<Vec<u8>, ApiError> {
     encode_png(image).map_err(|e| {
         eprintln!("gradcam serve: {e}");
         ApiError::Internal

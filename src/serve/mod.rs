@@ -34,6 +34,7 @@ mod error;
 mod handlers;
 mod metrics;
 mod page;
+mod release;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -58,8 +59,8 @@ use crate::model::CamModel;
 pub struct Config {
     /// Largest request body, in bytes (larger: `413`).
     pub max_body_bytes: usize,
-    /// Largest decoded image, in pixels, checked from the header before decoding (the
-    /// full-size overlay of a 24 MP image takes about 0.6 GB while it is made).
+    /// Largest decoded image, in pixels, checked from the header before decoding (a request
+    /// takes about 6.5 MB per megapixel at its peak, 0.2 GB for 24 MP: docs/reliability.md).
     pub max_pixels: u64,
     /// Time allowed for one API request once its body is in: waiting and explaining (`504`
     /// after).
