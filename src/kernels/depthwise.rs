@@ -9,6 +9,7 @@ use burn::tensor::Slice;
 use rayon::prelude::*;
 
 use super::LayerOps;
+use super::epilogue::Activation;
 use super::scratch::with_tile;
 
 /// Whether a convolution of `channels` input channels with a `[cout, per_group, kh, kw]`
@@ -34,12 +35,14 @@ pub(super) fn is_depthwise_stride1_f32(
 /// copied into a zero-padded buffer of width `wp`; the output is computed `wp` wide (its last
 /// `kw - 1` columns are discarded), so that each kernel tap is one multiply-add over a
 /// contiguous run of `oh * wp` values instead of `oh` short rows (Lite0's planes are 7 to 14
-/// wide, shorter than flex's vectors). `padding` is `[(top, bottom), (left, right)]`.
+/// wide, shorter than flex's vectors). `padding` is `[(top, bottom), (left, right)]`; `act`
+/// runs as each plane is written out.
 pub(super) fn depthwise_conv2d_f32(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
     [(top, bottom), (left, right)]: [(usize, usize); 2],
+    act: Activation,
 ) -> FlexTensor {
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
     let [n, channels, h, w] = x.shape().dims();
@@ -75,7 +78,7 @@ pub(super) fn depthwise_conv2d_f32(
                 let b = bias.map_or(0.0, |b| b[channel]);
                 for (out_row, wide_row) in out.chunks_mut(ow).zip(wide.chunks(wp)) {
                     for (o, &v) in out_row.iter_mut().zip(&wide_row[..ow]) {
-                        *o = v + b;
+                        *o = act.on(v + b);
                     }
                 }
             })
