@@ -251,7 +251,7 @@ impl LayerOps for Flex {
 }
 
 /// The dense kernel for a dense float32 convolution without dilation, the depthwise one for a
-/// depthwise convolution with stride 1, flex's otherwise; then `act` (in the epilogue of our
+/// depthwise convolution without dilation, flex's otherwise; then `act` (in the epilogue of our
 /// kernels, as flex's own operation after flex's convolution).
 fn flex_conv2d(
     x: FlexTensor,
@@ -263,8 +263,9 @@ fn flex_conv2d(
     if let Some(geometry) = ConvGeometry::of_dense_f32(&x, &weight, &options) {
         return conv::dense_conv2d_f32(&geometry, x, weight, bias, act);
     }
-    if depthwise::is_depthwise_stride1_f32(&x, &weight, &options) {
-        return depthwise::depthwise_conv2d_f32(x, weight, bias, options.padding, act);
+    if depthwise::is_depthwise_f32(&x, &weight, &options) {
+        let (padding, stride) = (options.padding, options.stride);
+        return depthwise::depthwise_conv2d_f32(x, weight, bias, padding, stride, act);
     }
     let y = Flex::conv2d(x, weight, bias, options);
     match act {
