@@ -24,7 +24,14 @@ between rounds:
 The table gives the median over rounds of each side's medians, in ms per image, and the ratios
 ours / ONNX Runtime (at most 1: as fast). Before each round the harness waits for other
 processes to use under --clean of the CPU (see compare.py), and says how much they used during.
+
+`--cpu-time` (with `--threads 1`) also measures each side's CPU time per image, which other
+processes on a busy machine disturb far less than wall time: onnxruntime's from
+`time.process_time()` around its timed runs in this process, ours as the difference in CPU time
+(getrusage of the children) between a `gradcam bench` of WARMUP + ITERS passes and one of
+WARMUP passes, divided by ITERS.
 """
+import resource
 import argparse
 import json
 import os
@@ -110,25 +117,43 @@ class OrtSide:
         for _ in range(warmup):
             sess.run(None, {"input": x})
         samples = []
+        cpu_start = time.process_time()
         for _ in range(iters):
             start = time.perf_counter()
             sess.run(None, {"input": x})
             samples.append((time.perf_counter() - start) * 1e3 / x.shape[0])
-        return {"forward": median(samples), "samples": samples}
+        cpu = (time.process_time() - cpu_start) * 1e3 / (iters * x.shape[0])
+        return {"forward": median(samples), "samples": samples, "cpu": cpu}
 
 
-def ours(gradcam, model_args, inp, batch, warmup, iters, threads, explain):
-    cmd = [str(gradcam), "bench", *model_args, "--input", str(inp), "--batch", str(batch),
-           "--iters", str(iters), "--warmup", str(warmup), "--json"]
-    if not explain:
-        cmd.append("--forward-only")
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)}: exit {out.returncode}\n{out.stderr}")
-    j = json.loads(out.stdout)
-    return {"forward": j["forward_ms_per_image"], "explain": j["explain_ms_per_image"],
-            "layer": "+".join(j["layers"]), "threads": j["threads"], "samples": j["forward_samples_ms_per_image"]}
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def ours(gradcam, model_args, inp, batch, warmup, iters, threads, explain, cpu_time=False):
+    def bench(iters, explain):
+        cmd = [str(gradcam), "bench", *model_args, "--input", str(inp), "--batch", str(batch),
+               "--iters", str(iters), "--warmup", str(warmup), "--json"]
+        if not explain:
+            cmd.append("--forward-only")
+        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        before = children_cpu()
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)}: exit {out.returncode}\n{out.stderr}")
+        return json.loads(out.stdout), children_cpu() - before
+
+    j, _ = bench(iters, explain)
+    result = {"forward": j["forward_ms_per_image"], "explain": j["explain_ms_per_image"],
+              "layer": "+".join(j["layers"]), "threads": j["threads"],
+              "samples": j["forward_samples_ms_per_image"]}
+    if cpu_time:
+        # Forward passes only: loading, warm-up and start-up cancel out in the difference.
+        _, long_run = bench(iters + 1, False)
+        _, short_run = bench(1, False)
+        result["cpu"] = (long_run - short_run) * 1e3 / (iters * batch)
+    return result
 
 
 def run_case(short, batch, ctx, args):
@@ -137,10 +162,10 @@ def run_case(short, batch, ctx, args):
     onnx = ctx["onnx"][short]
     sides = {
         "ort": lambda: ctx["ort"].run(onnx, x, args.warmup, args.iters),
-        "onnx": lambda: ours(ctx["gradcam"], ["--model", str(onnx)], ctx["input"], batch,
-                             args.warmup, args.iters, args.threads, not args.forward_only),
-        "builtin": lambda: ours(ctx["gradcam"], ctx["builtin"][short], ctx["input"], batch,
-                                args.warmup, args.iters, args.threads, not args.forward_only),
+        "onnx": lambda: ours(ctx["gradcam"], ["--model", str(onnx)], ctx["input"], batch, args.warmup,
+                             args.iters, args.threads, not args.forward_only, args.cpu_time),
+        "builtin": lambda: ours(ctx["gradcam"], ctx["builtin"][short], ctx["input"], batch, args.warmup,
+                                args.iters, args.threads, not args.forward_only, args.cpu_time),
     }
     order = list(sides)
     rounds = []
@@ -157,10 +182,11 @@ def run_case(short, batch, ctx, args):
             f" ms/img (others {100 * max(rounds[-1][n]['others'] for n in order):.0f}% CPU)",
             file=sys.stderr, flush=True)
     med = {n: median([r[n]["forward"] for r in rounds]) for n in order}
+    cpu = {n: median([r[n]["cpu"] for r in rounds]) for n in order} if args.cpu_time else None
     explain = {n: median([r[n]["explain"] for r in rounds]) if not args.forward_only else None
                for n in ("onnx", "builtin")}
     return {"case": f"{short} b{batch}", "model": MODELS[short], "batch": batch, "rounds": rounds,
-            "median": med, "explain": explain, "layer": rounds[0]["builtin"]["layer"],
+            "median": med, "cpu": cpu, "explain": explain, "layer": rounds[0]["builtin"]["layer"],
             "others_max": max(r[n]["others"] for r in rounds for n in order)}
 
 
@@ -179,6 +205,13 @@ def table(rows):
         lines.append(f"| {row['case']} | {fmt(m['ort'])} | {fmt(m['onnx'])} | {fmt(ratio('onnx'), 2)} "
                      f"| {fmt(m['builtin'])} | {fmt(ratio('builtin'), 2)} | {fmt(e['builtin'])} ({row['layer']}) "
                      f"| {fmt(over, 2)} | {fmt(100 * row['others_max'], 0)} |")
+    if rows and rows[0]["cpu"]:
+        lines += ["", "| CPU ms per image, 1 thread | ONNX Runtime | gradcam, ONNX file | ratio "
+                  "| gradcam, built-in | ratio |", "|---|---:|---:|---:|---:|---:|"]
+        for row in rows:
+            c = row["cpu"]
+            lines.append(f"| {row['case']} | {fmt(c['ort'])} | {fmt(c['onnx'])} | {fmt(c['onnx'] / c['ort'], 2)} "
+                         f"| {fmt(c['builtin'])} | {fmt(c['builtin'] / c['ort'], 2)} |")
     return "\n".join(lines)
 
 
@@ -191,6 +224,8 @@ def main():
     ap.add_argument("--cases", default="lite0,resnet50", help="comma list of lite0, resnet50")
     ap.add_argument("--batches", default="1,8", help="comma list of batch sizes (at most 8)")
     ap.add_argument("--forward-only", action="store_true", help="do not time our Grad-CAM")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="also measure CPU time per image (meant for --threads 1; see above)")
     ap.add_argument("--clean", type=float, default=0.25,
                     help="wait until other processes use under this fraction of the CPU (default 0.25)")
     ap.add_argument("--quiet-wait", type=float, default=30, help="wait at most this many seconds (default 30)")
@@ -199,6 +234,8 @@ def main():
     ap.add_argument("--shared", type=Path, default=Path(os.environ.get("GRADCAM_SHARED", REPO.parent / "shared")))
     ap.add_argument("--json", type=Path, help="also write every sample here")
     args = ap.parse_args()
+    if args.cpu_time and args.threads != 1:
+        ap.error("--cpu-time measures one thread's work: add --threads 1")
 
     import onnxruntime
     ctx = prepare(args.cache, args.shared, args.gradcam)
