@@ -77,8 +77,12 @@ pub(super) fn depthwise_conv2d_f32(
                         // The first input column of phase column `b`, and where it lands.
                         let x0 = (b + sw - left % sw) % sw;
                         let row = (a * sw + b) * phase_len + i * wq + (x0 + left) / sw;
-                        let values = input_row.get(x0..).unwrap_or(&[]).iter().step_by(sw);
-                        for (p, &v) in phases[row..].iter_mut().zip(values) {
+                        let values = input_row.get(x0..).unwrap_or(&[]);
+                        if sw == 1 {
+                            phases[row..row + values.len()].copy_from_slice(values);
+                            continue;
+                        }
+                        for (p, &v) in phases[row..].iter_mut().zip(values.iter().step_by(sw)) {
                             *p = v;
                         }
                     }
