@@ -12,6 +12,7 @@ pub mod weights;
 
 pub use error::{Error, Result};
 pub mod batch;
+pub mod bench;
 pub mod cam;
 pub mod eval;
 pub mod explain;

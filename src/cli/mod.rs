@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands. Exit status: 0 when everything worked, 1 when
 //! some images failed, 2 on a fatal error.
 
+mod bench;
 mod eval;
 mod explain;
 mod merge;
@@ -37,6 +38,8 @@ enum Command {
     Merge(merge::MergeArgs),
     /// Serve an HTTP API and a web page to explore explanations.
     Serve(serve::ServeArgs),
+    /// Time a model's forward pass and explanation per image on this machine.
+    Bench(bench::BenchArgs),
 }
 
 /// Which model, with which weights.
@@ -165,5 +168,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Models(args) => models::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -4,21 +4,24 @@
 use burn::backend::TensorData;
 use burn::backend::flex::FlexTensor;
 
+use super::epilogue::Activation;
 use super::im2col::ConvGeometry;
 use super::matmul::{Matrix, matmul};
-use super::parallel::for_each_chunk_pair;
+use super::parallel::{filled, for_each_chunk_pair};
 use super::scratch::with_tile;
 
 /// A dense float32 convolution, image by image, as im2col (rows in the weight's own
 /// `[c, kh, kw]` order, so the weight is used as stored) and a matrix product per tile of
 /// output rows, added to the output, which starts as the bias. A 1x1 convolution with stride
 /// 1 is one product with the input as it is. Images go to threads; a single image splits each
-/// tile's im2col and product instead (flex's reorders both operands on every call).
+/// tile's im2col and product instead (flex's reorders both operands on every call). `act`
+/// runs on each tile of output positions as soon as its product is done, while it is in cache.
 pub(super) fn dense_conv2d_f32(
     geometry: &ConvGeometry,
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
+    act: Activation,
 ) -> FlexTensor {
     let g = *geometry;
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
@@ -28,16 +31,15 @@ pub(super) fn dense_conv2d_f32(
     let weight = Matrix::new(weight, [g.out_channels, patch], [patch, 1]);
     let bias = bias.map(|b| b.to_contiguous());
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
-    let mut output = vec![0.0f32; g.batch * g.out_channels * positions];
+    // Written once: every channel starts as its bias, which the products add to.
+    let mut output = filled(g.batch * g.out_channels, positions, |row| {
+        bias.map_or(0.0, |b| b[row % g.out_channels])
+    });
     let image = |input: &[f32], out: &mut [f32], split: bool| {
-        if let Some(bias) = bias {
-            for (row, &b) in out.chunks_mut(positions).zip(bias) {
-                row.fill(b);
-            }
-        }
         if g.is_pointwise() {
             let input = Matrix::new(input, [patch, positions], [positions, 1]);
-            return matmul(out, positions, weight, input, bias.is_some(), split);
+            matmul(out, positions, weight, input, bias.is_some(), split);
+            return act.apply(out);
         }
         let tile_len = patch * g.tile_rows() * ow;
         with_tile(tile_len, |tile| {
@@ -54,6 +56,7 @@ pub(super) fn dense_conv2d_f32(
                 let columns = Matrix::new(columns, [patch, n], [n, 1]);
                 let dst = &mut out[ys.start * ow..];
                 matmul(dst, positions, weight, columns, true, split);
+                act.apply_columns(out, positions, ys.start * ow..ys.start * ow + n);
             }
         })
     };

@@ -9,6 +9,7 @@ use burn::tensor::Slice;
 use rayon::prelude::*;
 
 use super::LayerOps;
+use super::epilogue::Activation;
 use super::scratch::with_tile;
 
 /// Whether a convolution of `channels` input channels with a `[cout, per_group, kh, kw]`
@@ -17,40 +18,46 @@ fn is_depthwise(channels: usize, [cout, per_group, _, _]: [usize; 4], groups: us
     groups == channels && cout == channels && per_group == 1
 }
 
-/// A depthwise convolution with stride 1 and no dilation, on float32.
-pub(super) fn is_depthwise_stride1_f32(
+/// A depthwise convolution without dilation, on float32.
+pub(super) fn is_depthwise_f32(
     x: &FlexTensor,
     weight: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> bool {
     is_depthwise(x.shape()[1], weight.shape().dims(), options.groups)
-        && options.stride == [1, 1]
         && options.dilation == [1, 1]
+        && options.stride.iter().all(|&s| s >= 1)
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32
 }
 
-/// A depthwise convolution with stride 1, one (image, channel) plane per task. The plane is
-/// copied into a zero-padded buffer of width `wp`; the output is computed `wp` wide (its last
-/// `kw - 1` columns are discarded), so that each kernel tap is one multiply-add over a
-/// contiguous run of `oh * wp` values instead of `oh` short rows (Lite0's planes are 7 to 14
-/// wide, shorter than flex's vectors). `padding` is `[(top, bottom), (left, right)]`.
+/// A depthwise convolution, one (image, channel) plane per task. The zero-padded plane is split
+/// into `sh x sw` phases (phase `(a, b)` holds the padded values at rows `a, a + sh, ...` and
+/// columns `b, b + sw, ...`; one phase at stride 1), each `wq` wide. Tap `(ky, kx)` then reads
+/// phase `(ky % sh, kx % sw)` at a fixed offset, so that the output is computed `wq` wide (its
+/// last columns discarded) and each tap is one multiply-add over a contiguous run of `oh * wq`
+/// values instead of `oh` short, strided rows (Lite0's planes are 7 to 112 wide). `padding` is
+/// `[(top, bottom), (left, right)]`; `act` runs on each plane once it is written out.
 pub(super) fn depthwise_conv2d_f32(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
     [(top, bottom), (left, right)]: [(usize, usize); 2],
+    [sh, sw]: [usize; 2],
+    act: Activation,
 ) -> FlexTensor {
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
     let [n, channels, h, w] = x.shape().dims();
     let [_, _, kh, kw] = weight.shape().dims();
     let (hp, wp) = (h + top + bottom, w + left + right);
-    let (oh, ow) = (hp + 1 - kh, wp + 1 - kw);
+    let (oh, ow) = ((hp - kh) / sh + 1, (wp - kw) / sw + 1);
+    let (hq, wq) = (hp.div_ceil(sh), wp.div_ceil(sw));
     let (input, weight): (&[f32], &[f32]) = (x.storage(), weight.storage());
     let bias = bias.map(|b| b.to_contiguous());
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
-    // The wide output's last taps read up to `kw - 1` values past the padded plane.
-    let (padded_len, wide_len) = (hp * wp + kw - 1, oh * wp);
+    // The wide output's last taps read up to `(kw - 1) / sw` values past their phase.
+    let phase_len = hq * wq + (kw - 1) / sw;
+    let (phases_len, wide_len) = (sh * sw * phase_len, oh * wq);
     let mut output = vec![0.0f32; n * channels * oh * ow];
     output
         .par_chunks_mut(oh * ow)
@@ -59,25 +66,44 @@ pub(super) fn depthwise_conv2d_f32(
         .for_each(|(plane_index, (out, plane))| {
             let channel = plane_index % channels;
             let taps = &weight[channel * kh * kw..][..kh * kw];
-            with_tile(padded_len + wide_len, |buffer| {
-                let (padded, wide) = buffer.split_at_mut(padded_len);
-                padded.fill(0.0);
-                for (row, input_row) in padded[top * wp..].chunks_mut(wp).zip(plane.chunks(w)) {
-                    row[left..left + w].copy_from_slice(input_row);
+            with_tile(phases_len + wide_len, |buffer| {
+                let (phases, wide) = buffer.split_at_mut(phases_len);
+                phases.fill(0.0);
+                // Input row `y` is padded row `y + top`: phase row `(y + top) / sh` of phase
+                // `(y + top) % sh`; the same along the columns.
+                for (y, input_row) in plane.chunks(w).enumerate() {
+                    let (a, i) = ((y + top) % sh, (y + top) / sh);
+                    for b in 0..sw {
+                        // The first input column of phase column `b`, and where it lands.
+                        let x0 = (b + sw - left % sw) % sw;
+                        let row = (a * sw + b) * phase_len + i * wq + (x0 + left) / sw;
+                        let values = input_row.get(x0..).unwrap_or(&[]);
+                        if sw == 1 {
+                            phases[row..row + values.len()].copy_from_slice(values);
+                            continue;
+                        }
+                        for (p, &v) in phases[row..].iter_mut().zip(values.iter().step_by(sw)) {
+                            *p = v;
+                        }
+                    }
                 }
                 wide.fill(0.0);
                 for (tap, &t) in taps.iter().enumerate() {
-                    let start = (tap / kw) * wp + tap % kw;
-                    multiply_add(wide, &padded[start..start + wide_len], t);
+                    let (ky, kx) = (tap / kw, tap % kw);
+                    let phase = (ky % sh * sw + kx % sw) * phase_len;
+                    let start = phase + (ky / sh) * wq + kx / sw;
+                    multiply_add(wide, &phases[start..start + wide_len], t);
                 }
                 // The bias last, as flex and PyTorch add it: starting from it rounds
                 // differently, and a ReLU6 downstream can turn one ulp into a different mask.
                 let b = bias.map_or(0.0, |b| b[channel]);
-                for (out_row, wide_row) in out.chunks_mut(ow).zip(wide.chunks(wp)) {
+                for (out_row, wide_row) in out.chunks_mut(ow).zip(wide.chunks(wq)) {
                     for (o, &v) in out_row.iter_mut().zip(&wide_row[..ow]) {
                         *o = v + b;
                     }
                 }
+                // A pass of its own over the plane (in cache), which vectorises.
+                act.apply(out);
             })
         });
     FlexTensor::from_data(TensorData::new(output, [n, channels, oh, ow]))

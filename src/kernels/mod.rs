@@ -12,6 +12,7 @@
 mod autodiff;
 mod conv;
 mod depthwise;
+mod epilogue;
 pub mod guided_relu;
 mod im2col;
 mod matmul;
@@ -21,7 +22,7 @@ mod relu6;
 mod scratch;
 
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::ops::{ActivationOps, ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, DType, Dispatch, Flex, backend_extension};
 use burn::nn::PaddingConfig2d;
@@ -29,6 +30,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::Tensor;
 
+pub use epilogue::Activation;
 pub use guided_relu::{GuidedOps, GuidedReluGuard};
 
 use im2col::ConvGeometry;
@@ -42,6 +44,15 @@ pub trait LayerOps: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+    /// `act(conv2d(x, weight, bias))`: on flex, the activation runs in the convolution's
+    /// epilogue; on autodiff tensors, as its own recorded operation after it.
+    fn layer_conv2d_act(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        act: Activation,
     ) -> FloatTensor<Self>;
     /// `conv2d(x, weight)` without a bias (the extension macro does not take optional tensors).
     fn layer_conv2d_unbiased(
@@ -98,6 +109,52 @@ pub fn conv2d_with(
     })
 }
 
+/// `act(conv.forward(x))`, with the activation fused into the convolution's epilogue where
+/// [`conv2d_act_with`] can.
+pub fn conv2d_act(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
+    match (fixed_padding(&conv.padding), &conv.bias) {
+        (Some(padding), Some(bias)) => {
+            let options =
+                ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+            conv2d_act_with(x, conv.weight.val(), Some(bias.val()), options, act)
+        }
+        _ => activate(conv2d(conv, x), act),
+    }
+}
+
+/// `act(conv2d_with(x, weight, bias, options))`. The activation runs in the convolution's
+/// epilogue on plain tensors with a bias; autodiff tensors record the two operations, and
+/// while a [`GuidedReluGuard`] is on the rectifier is the guided one, unfused.
+pub fn conv2d_act_with(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+    act: Activation,
+) -> Tensor<4> {
+    match bias {
+        Some(bias) if !GuidedReluGuard::active() => {
+            Tensor::from_dispatch(<Dispatch as LayerOps>::layer_conv2d_act(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                bias.into_dispatch(),
+                options,
+                act,
+            ))
+        }
+        bias => activate(conv2d_with(x, weight, bias, options), act),
+    }
+}
+
+/// `act(x)` as its own operation (guided while a [`GuidedReluGuard`] is on).
+fn activate(x: Tensor<4>, act: Activation) -> Tensor<4> {
+    match act {
+        Activation::Identity => x,
+        Activation::Relu => guided_relu::relu(x),
+        Activation::Relu6 => guided_relu::relu6(x),
+    }
+}
+
 /// `pool.forward(x)`, through [`LayerOps`] when the pool is a plain one (symmetric padding, no
 /// dilation, floor rounding: every pool of the built-in models), burn's otherwise.
 pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
@@ -143,7 +200,17 @@ impl LayerOps for Flex {
         bias: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        flex_conv2d(x, weight, Some(bias), options)
+        flex_conv2d(x, weight, Some(bias), options, Activation::Identity)
+    }
+
+    fn layer_conv2d_act(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        options: ConvOptions<2>,
+        act: Activation,
+    ) -> FlexTensor {
+        flex_conv2d(x, weight, Some(bias), options, act)
     }
 
     fn layer_conv2d_unbiased(
@@ -151,7 +218,7 @@ impl LayerOps for Flex {
         weight: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        flex_conv2d(x, weight, None, options)
+        flex_conv2d(x, weight, None, options, Activation::Identity)
     }
 
     fn layer_conv2d_input_gradient(
@@ -184,18 +251,26 @@ impl LayerOps for Flex {
 }
 
 /// The dense kernel for a dense float32 convolution without dilation, the depthwise one for a
-/// depthwise convolution with stride 1, flex's otherwise.
+/// depthwise convolution without dilation, flex's otherwise; then `act` (in the epilogue of our
+/// kernels, as flex's own operation after flex's convolution).
 fn flex_conv2d(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
     options: ConvOptions<2>,
+    act: Activation,
 ) -> FlexTensor {
     if let Some(geometry) = ConvGeometry::of_dense_f32(&x, &weight, &options) {
-        return conv::dense_conv2d_f32(&geometry, x, weight, bias);
+        return conv::dense_conv2d_f32(&geometry, x, weight, bias, act);
     }
-    if depthwise::is_depthwise_stride1_f32(&x, &weight, &options) {
-        return depthwise::depthwise_conv2d_f32(x, weight, bias, options.padding);
+    if depthwise::is_depthwise_f32(&x, &weight, &options) {
+        let (padding, stride) = (options.padding, options.stride);
+        return depthwise::depthwise_conv2d_f32(x, weight, bias, padding, stride, act);
     }
-    Flex::conv2d(x, weight, bias, options)
+    let y = Flex::conv2d(x, weight, bias, options);
+    match act {
+        Activation::Identity => y,
+        Activation::Relu => Flex::relu(y),
+        Activation::Relu6 => relu6::forward(y),
+    }
 }

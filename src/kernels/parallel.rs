@@ -1,6 +1,23 @@
 //! The kernels' one parallel-or-serial loop over matching chunks of two slices.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
+
+/// `rows` rows of `row_len` floats, row `r` filled with `value(r)`, written once (no zeroing
+/// first) and on rayon's threads.
+pub(super) fn filled(rows: usize, row_len: usize, value: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
+    let len = rows * row_len;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(row_len.max(1))
+        .with_min_len(16)
+        .enumerate()
+        .for_each(|(r, row)| row.fill(MaybeUninit::new(value(r))));
+    // SAFETY: the loop above wrote all `len` elements (`rows` chunks of `row_len`).
+    unsafe { out.set_len(len) };
+    out
+}
 
 /// `f` on each pair of chunks of `dst` and `src` (of the lengths given), in order: on rayon's
 /// threads when `parallel`, else on this one. The dense kernels' images (parallel when there
@@ -28,6 +45,13 @@ pub(super) fn for_each_chunk_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filled_writes_every_row() {
+        assert_eq!(filled(3, 2, |r| r as f32), [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]);
+        assert_eq!(filled(0, 5, |_| 1.0), Vec::<f32>::new());
+        assert_eq!(filled(100, 1, |r| r as f32).len(), 100);
+    }
 
     #[test]
     fn serial_and_parallel_pair_the_same_chunks() {

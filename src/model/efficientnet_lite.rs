@@ -13,7 +13,9 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv_bn, conv2d, fold_batch_norm, pad_same, relu6};
+use super::layers::{
+    Activation, batch_norm, conv_bn, conv_bn_act, conv2d, fold_batch_norm, pad_same,
+};
 use super::{CamModel, Layer, Preprocess, Rounding, Staged};
 use crate::error::Result;
 use crate::weights::{self, KeyRemaps};
@@ -117,12 +119,12 @@ impl MBConv {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut y = x.clone();
         if let Some(conv) = &self.expand_conv {
-            y = relu6(conv_bn(conv, &self.bn0, y));
+            y = conv_bn_act(conv, &self.bn0, y, Activation::Relu6);
         }
         if self.stride != 1 {
             y = pad_same(y, self.kernel, self.stride);
         }
-        let y = relu6(conv_bn(&self.depthwise_conv, &self.bn1, y));
+        let y = conv_bn_act(&self.depthwise_conv, &self.bn1, y, Activation::Relu6);
         let y = conv_bn(&self.project_conv, &self.bn2, y);
         if self.residual { y + x } else { y }
     }
@@ -251,8 +253,13 @@ impl Staged for EfficientNetLite {
         let head = self.layers.len() - 1;
         for stage in range {
             x = match stage {
-                0 => relu6(conv_bn(&self.conv_stem, &self.bn0, pad_same(x, 3, 2))),
-                s if s == head => relu6(conv_bn(&self.conv_head, &self.bn1, x)),
+                0 => conv_bn_act(
+                    &self.conv_stem,
+                    &self.bn0,
+                    pad_same(x, 3, 2),
+                    Activation::Relu6,
+                ),
+                s if s == head => conv_bn_act(&self.conv_head, &self.bn1, x, Activation::Relu6),
                 s => self.blocks[s - 1].forward(x),
             };
         }

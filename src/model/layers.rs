@@ -46,6 +46,22 @@ pub(crate) fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Te
     }
 }
 
+/// `act(conv_bn(conv, bn, x))`, the activation in the convolution's epilogue once the batch
+/// norm is folded (see [`kernels::conv2d_act`]).
+pub(crate) fn conv_bn_act(
+    conv: &Conv2d,
+    bn: &Option<BatchNorm>,
+    x: Tensor<4>,
+    act: Activation,
+) -> Tensor<4> {
+    match (bn, act) {
+        (None, act) => kernels::conv2d_act(conv, x, act),
+        (Some(_), Activation::Identity) => conv_bn(conv, bn, x),
+        (Some(_), Activation::Relu) => relu(conv_bn(conv, bn, x)),
+        (Some(_), Activation::Relu6) => relu6(conv_bn(conv, bn, x)),
+    }
+}
+
 /// Folds an inference-mode batch norm into the convolution before it, in place: per output
 /// channel `s = gamma / sqrt(var + eps)`, `w' = w * s`, `b' = beta + (b - mean) * s`. The
 /// convolution then does the work of the pair, and the four elementwise passes of the batch
@@ -79,6 +95,7 @@ pub(crate) fn pad_same(x: Tensor<4>, kernel: usize, stride: usize) -> Tensor<4> 
     )
 }
 
+pub(crate) use crate::kernels::Activation;
 pub(crate) use crate::kernels::guided_relu::{relu, relu6};
 
 #[cfg(test)]

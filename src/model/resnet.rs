@@ -10,7 +10,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{batch_norm, conv_bn, conv2d, fold_batch_norm, relu};
+use super::layers::{Activation, batch_norm, conv_bn, conv_bn_act, conv2d, fold_batch_norm, relu};
 use super::{CamModel, Layer, Preprocess, Rounding, Staged};
 use crate::kernels as ops;
 
@@ -70,11 +70,14 @@ impl Block {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(conv_bn(&self.conv1, &self.bn1, x.clone()));
-        let mut y = conv_bn(&self.conv2, &self.bn2, y);
-        if let Some(conv3) = &self.conv3 {
-            y = conv_bn(conv3, &self.bn3, relu(y));
-        }
+        let y = conv_bn_act(&self.conv1, &self.bn1, x.clone(), Activation::Relu);
+        let y = match &self.conv3 {
+            Some(conv3) => {
+                let y = conv_bn_act(&self.conv2, &self.bn2, y, Activation::Relu);
+                conv_bn(conv3, &self.bn3, y)
+            }
+            None => conv_bn(&self.conv2, &self.bn2, y),
+        };
         let skip = match &self.downsample {
             Some(d) => conv_bn(&d.conv, &d.bn, x),
             None => x,
