@@ -90,6 +90,10 @@ static mut MODULE_DEF: ffi::PyModuleDef = ffi::PyModuleDef {
 /// Called by the interpreter, with the GIL held, once per process.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn PyInit__gradcam() -> *mut ffi::PyObject {
+    // As the `gradcam` binary does first thing: tensors of a few MB from the heap, not an
+    // mmap and its page faults per pass (docs/benchmarks.md), so that a Python loop over
+    // images runs at the command line's speed.
+    gradcam::alloc::tune_for_tensors();
     Python::attach(|py| {
         // SAFETY: the interpreter calls this once with the GIL held; the definition is static.
         let module = unsafe { ffi::PyModule_Create(&raw mut MODULE_DEF) };
