@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::{Device, Tensor, TensorData};
 use gradcam::image::{RgbImage, load, overlay, resize_bilinear, resize_map};
 use gradcam::localize::{PAPER_THRESHOLD, localize};
-use gradcam::model::CamModel;
+use gradcam::model::{CamModel, Cut};
 
 const SAMPLES: usize = 10;
 const MIN_SAMPLE: Duration = Duration::from_millis(20);
@@ -61,7 +61,7 @@ fn main() {
             let id = format!("forward/{name}/batch1");
             if selected(&id) {
                 bench(&id, || {
-                    let logits = model.forward(input.clone());
+                    let logits = model.forward(input.clone()).expect("forward");
                     black_box(logits.into_data());
                 });
             }
@@ -70,9 +70,9 @@ fn main() {
                 .expect("default layer");
             let id = format!("head_backward/{name}/{}", model.default_layer());
             if selected(&id) {
-                let activations = model.forward_to(input.clone(), layer);
+                let cut = model.forward_to(input.clone(), layer).expect("body");
                 bench(&id, || {
-                    black_box(head_backward(model, layer, activations.clone()));
+                    black_box(head_backward(model, &cut));
                 });
             }
         }
@@ -106,9 +106,11 @@ fn main() {
 
 /// The head with autodiff from `activations` and the gradient of the top-1 logit with respect
 /// to them, as `Cam` computes it.
-fn head_backward(model: &dyn CamModel, layer: usize, activations: Tensor<4>) -> Vec<f32> {
-    let leaf = activations.autodiff().require_grad();
-    let logits = model.forward_from(leaf.clone(), layer);
+fn head_backward(model: &dyn CamModel, cut: &Cut) -> Vec<f32> {
+    let leaf = cut.activations.clone().autodiff().require_grad();
+    let logits = model
+        .forward_from(leaf.clone(), &cut.context, None)
+        .expect("head");
     let row: Vec<f32> = logits.clone().detach().into_data().iter::<f32>().collect();
     let class = gradcam::cam::ranked(&row)[0];
     let score = logits.narrow(1, class, 1).sum();

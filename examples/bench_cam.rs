@@ -121,6 +121,7 @@ fn main() -> anyhow::Result<()> {
             None => {
                 let logits: Vec<f32> = model
                     .forward(input.clone())
+                    .unwrap()
                     .into_data()
                     .iter::<f32>()
                     .collect();

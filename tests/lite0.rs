@@ -12,7 +12,7 @@ use common::{
     LITE0_IMAGES, LOGIT_TOLERANCE, MAP_TOLERANCE, lite0 as model, max_abs_diff, npy, tensor,
 };
 use gradcam::cam::{Cam, GradCam, Targets};
-use gradcam::model::{CamModel, EfficientNetLite};
+use gradcam::model::{EfficientNetLite, Forward};
 
 fn input(image: &str) -> burn::tensor::Tensor<4> {
     tensor(&format!("lite0/{image}.input.npy"))
@@ -23,6 +23,7 @@ fn logits_match_pytorch() {
     for &image in LITE0_IMAGES {
         let logits: Vec<f32> = model()
             .forward(input(image))
+            .unwrap()
             .into_data()
             .iter::<f32>()
             .collect();

@@ -20,7 +20,7 @@ use common::{
     tensor,
 };
 use gradcam::cam::{self, AblationCam, Cam, CamOptions, GradCam, ScoreCam, Targets};
-use gradcam::model::CamModel;
+use gradcam::model::Forward;
 
 /// Largest allowed difference of a guided (raw, signed) gradient image, relative to its
 /// largest magnitude: measured 1.4e-6 (Guided Grad-CAM on resnet_small).
@@ -385,6 +385,7 @@ fn input_gradients_match_finite_differences_and_the_guided_rule() {
         let leaf = input(&x).autodiff().require_grad();
         let grads = model
             .forward(leaf.clone())
+            .unwrap()
             .narrow(1, class, 1)
             .sum()
             .backward();
@@ -398,6 +399,7 @@ fn input_gradients_match_finite_differences_and_the_guided_rule() {
         let logit = |v: &[f32]| {
             model
                 .forward(input(v))
+                .unwrap()
                 .narrow(1, class, 1)
                 .into_scalar::<f32>() as f64
         };
@@ -471,7 +473,7 @@ fn bench_perturbation_lite0() {
         times.sort_by(f64::total_cmp);
         times[runs / 2]
     };
-    lite0().forward(input.clone()); // load the weights outside the timings
+    lite0().forward(input.clone()).unwrap(); // load the weights outside the timings
     for batch_size in [32, 64, 256] {
         let s = median(&AblationCam { batch_size }, 5);
         println!("ablationcam batch_size {batch_size:>3}: {s:.3} s/image");

@@ -43,16 +43,20 @@ fn resnet50_from_onnx_runs_near_the_built_in_speed() {
     );
     let builtin = gradcam::model::build("resnet50", 1000, &device).unwrap();
     let builtin_full = fastest_ms(7, || {
-        builtin.forward(x.clone()).into_data();
+        builtin.forward(x.clone()).unwrap().into_data();
     });
     println!("built-in resnet50, batch {batch}: forward {builtin_full:.1} ms");
     let mut builtin_heads = vec![];
     for name in CUTS {
         let layer = builtin.layer_index(name).unwrap();
-        let features = builtin.forward_to(x.clone(), layer);
+        let cut = builtin.forward_to(x.clone(), layer).unwrap();
         let ms = fastest_ms(7, || {
-            let leaf = features.clone().autodiff().require_grad();
-            let grads = builtin.forward_from(leaf.clone(), layer).sum().backward();
+            let leaf = cut.activations.clone().autodiff().require_grad();
+            let grads = builtin
+                .forward_from(leaf.clone(), &cut.context, None)
+                .unwrap()
+                .sum()
+                .backward();
             leaf.grad(&grads).unwrap().into_data();
         });
         println!("built-in head from {name} + backward {ms:.1} ms");
@@ -129,10 +133,12 @@ fn lite0_from_onnx_matches_the_built_in() {
     let layer = builtin.layer_index("head").unwrap();
     let logits_builtin: Vec<f32> = builtin
         .forward(x.clone())
+        .unwrap()
         .into_data()
         .iter::<f32>()
         .collect();
-    let features = builtin.forward_to(x.clone(), layer);
+    let cut = builtin.forward_to(x.clone(), layer).unwrap();
+    let features = cut.activations.clone();
     let class = logits_builtin
         .iter()
         .enumerate()
@@ -141,7 +147,8 @@ fn lite0_from_onnx_matches_the_built_in() {
         .0;
     let leaf = features.clone().autodiff().require_grad();
     let grads = builtin
-        .forward_from(leaf.clone(), layer)
+        .forward_from(leaf.clone(), &cut.context, None)
+        .unwrap()
         .narrow(1, class, 1)
         .sum()
         .backward();
@@ -152,11 +159,15 @@ fn lite0_from_onnx_matches_the_built_in() {
         .iter::<f32>()
         .collect();
     let builtin_full = fastest_ms(7, || {
-        builtin.forward(x.clone()).into_data();
+        builtin.forward(x.clone()).unwrap().into_data();
     });
     let builtin_head = fastest_ms(7, || {
         let leaf = features.clone().autodiff().require_grad();
-        let grads = builtin.forward_from(leaf.clone(), layer).sum().backward();
+        let grads = builtin
+            .forward_from(leaf.clone(), &cut.context, None)
+            .unwrap()
+            .sum()
+            .backward();
         leaf.grad(&grads).unwrap().into_data();
     });
     println!("built-in lite0: forward {builtin_full:.1} ms, head + backward {builtin_head:.1} ms");

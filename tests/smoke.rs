@@ -70,6 +70,7 @@ fn input(model: &dyn CamModel, images: &[RgbImage]) -> Tensor<4> {
 fn top1(model: &dyn CamModel, images: &[RgbImage]) -> Vec<(usize, Vec<f32>)> {
     let logits: Vec<f32> = model
         .forward(input(model, images))
+        .unwrap()
         .into_data()
         .iter::<f32>()
         .collect();

@@ -22,6 +22,7 @@ fn input(name: &str) -> Tensor<4> {
 fn check_logits(model: &dyn CamModel, name: &str) {
     let logits: Vec<f32> = model
         .forward(input(name))
+        .unwrap()
         .into_data()
         .iter::<f32>()
         .collect();

@@ -90,7 +90,7 @@ pub fn settings_digest(
     request: &ExplainRequest,
     formats: &FileFormats,
 ) -> String {
-    manifest::settings_id(&serde_json::json!({
+    let mut settings = serde_json::json!({
         "model": model.name,
         "weights": model.weights,
         "num_classes": model.num_classes,
@@ -106,7 +106,12 @@ pub fn settings_digest(
         "image_weight": request.image_weight,
         "box_threshold": request.box_threshold,
         "format": formats.id(),
-    }))
+    });
+    // Only for ONNX models, so that built-in models' existing output folders stay done.
+    if model.is_onnx() {
+        settings["onnx"] = serde_json::json!(model.onnx);
+    }
+    manifest::settings_id(&settings)
 }
 
 /// Explains the images of `job` that are not done yet into `options.out`, resumably.

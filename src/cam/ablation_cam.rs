@@ -59,10 +59,7 @@ impl ChannelWeights for AblationCam {
     fn weights(&self, cam: &CamInput) -> Result<Tensor<2>> {
         let [batch, channels, _, _] = cam.activations.dims();
         let device = cam.activations.device();
-        let original = cam.scores(
-            cam.model.forward_from(cam.activations.clone(), cam.layer),
-            |i| i,
-        );
+        let original = cam.scores(cam.head(cam.activations.clone(), None)?, |i| i);
         let step = self.batch_size.max(1);
         let mut scores = Vec::with_capacity(batch * channels.div_ceil(step));
         for image in 0..batch {
@@ -83,7 +80,8 @@ impl ChannelWeights for AblationCam {
                 let fill =
                     Tensor::<4>::from_data(TensorData::new(fill, [n, channels, 1, 1]), &device);
                 let ablated = activations.clone() * keep + fill;
-                scores.push(cam.scores(cam.model.forward_from(ablated, cam.layer), |_| image));
+                let logits = cam.head(ablated, Some(&vec![image; n]))?;
+                scores.push(cam.scores(logits, |_| image));
             }
         }
         let ablated = Tensor::cat(scores, 0).reshape([batch, channels]);

@@ -74,7 +74,7 @@ mod tests {
             activations: a,
             gradients: None,
             model: model.as_ref(),
-            layer: 0,
+            context: &crate::model::CutContext::at(0),
             input: &input,
             targets: &[],
             cancel: &crate::cam::Cancel::default(),

@@ -65,7 +65,7 @@ pub(crate) fn guided_gradients(
     let leaf = input.without_autodiff().autodiff().require_grad();
     let logits = {
         let _guided = GuidedReluGuard::enable();
-        model.forward(leaf.clone())
+        model.forward(leaf.clone())?
     };
     let targets = targets.resolve(&rows(logits.clone().detach()), counterfactual)?;
     let grads = batch_scores(&targets, logits, |i| i).sum().backward();

@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 
 use super::Target;
 use crate::error::{Error, Result};
-use crate::model::CamModel;
+use crate::model::{CamModel, CutContext};
 
 /// Everything a method may look at for one layer and one set of targets.
 pub struct CamInput<'a> {
@@ -17,8 +17,8 @@ pub struct CamInput<'a> {
     pub gradients: Option<Tensor<4>>,
     /// The model, for methods that re-run its head (Ablation-CAM) or all of it (Score-CAM).
     pub model: &'a dyn CamModel,
-    /// Index of the layer in `model.layers()`.
-    pub layer: usize,
+    /// The cut the activations come from (its layer and what the head needs besides them).
+    pub context: &'a CutContext,
     /// The network input, `[batch, 3, H, W]`.
     pub input: &'a Tensor<4>,
     /// One target per image, counterfactual negation already applied.
@@ -33,6 +33,12 @@ impl CamInput<'_> {
         self.gradients
             .clone()
             .ok_or_else(|| Error::Invalid("this method needs gradients".to_string()))
+    }
+
+    /// The model's logits from modified `activations` of this layer, row `i` belonging to
+    /// image `rows[i]` (`None`: to image `i`).
+    pub fn head(&self, activations: Tensor<4>, rows: Option<&[usize]>) -> Result<Tensor<2>> {
+        self.model.forward_from(activations, self.context, rows)
     }
 
     /// The target scores of each image for a batch of model outputs `[n, classes]`, where

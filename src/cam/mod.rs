@@ -54,7 +54,7 @@ pub use target::{ClassLogit, ClassSoftmax, CosineSimilarity, Negated, Target};
 pub use xgrad_cam::XGradCam;
 
 use crate::error::{Error, Result};
-use crate::model::CamModel;
+use crate::model::{CamModel, Cut};
 use crate::timefmt::ms;
 
 /// Which score each image's map explains.
@@ -350,12 +350,12 @@ impl<'a> Cam<'a> {
             .collect();
         for &layer in &self.layers {
             let start = Instant::now();
-            let activations = self.model.forward_to(input.clone(), layer);
+            let cut = self.model.forward_to(input.clone(), layer)?;
             let forward = ms(start);
             for (set, out) in sets.iter().zip(outputs.iter_mut()) {
                 self.cancel.check()?;
                 out.timings.forward += forward / sets.len() as f64;
-                self.explain_layer(&input, layer, activations.clone(), set, out)?;
+                self.explain_layer(&input, &cut, set, out)?;
             }
         }
         for out in &mut outputs {
@@ -383,15 +383,15 @@ impl<'a> Cam<'a> {
     fn explain_layer(
         &self,
         input: &Tensor<4>,
-        layer: usize,
-        activations: Tensor<4>,
+        cut: &Cut,
         set: &Targets,
         out: &mut CamOutput,
     ) -> Result<()> {
         let start = Instant::now();
+        let (activations, context) = (cut.activations.clone(), &cut.context);
         let (logits, targets, scores, gradients) = if self.method.uses_gradients() {
             let leaf = activations.clone().autodiff().require_grad();
-            let logits = self.model.forward_from(leaf.clone(), layer);
+            let logits = self.model.forward_from(leaf.clone(), context, None)?;
             let rows = rows(logits.clone().detach());
             let targets = set.resolve(&rows, self.options.counterfactual)?;
             let scores = batch_scores(&targets, logits, |i| i);
@@ -402,7 +402,9 @@ impl<'a> Cam<'a> {
             })?;
             (rows, targets, values, Some(gradients))
         } else {
-            let logits = self.model.forward_from(activations.clone(), layer);
+            let logits = self
+                .model
+                .forward_from(activations.clone(), context, None)?;
             let rows = rows(logits.clone());
             let targets = set.resolve(&rows, self.options.counterfactual)?;
             let values = flat(batch_scores(&targets, logits, |i| i));
@@ -417,7 +419,7 @@ impl<'a> Cam<'a> {
                 activations,
                 gradients,
                 model: self.model,
-                layer,
+                context,
                 input,
                 targets: &targets,
                 cancel: &self.cancel,
@@ -426,7 +428,7 @@ impl<'a> Cam<'a> {
         )?;
         let data = flat(raw);
         out.layers.push(LayerMap {
-            layer: self.model.layers()[layer].name.clone(),
+            layer: self.model.layers()[context.layer()].name.clone(),
             height: h,
             width: w,
             maps: data.chunks(h * w).map(<[f32]>::to_vec).collect(),

@@ -60,7 +60,7 @@ impl ChannelWeights for ScoreCam {
                 .partition(|&k| values[k * plane..(k + 1) * plane].iter().any(|&v| v != 0.0));
             let mut scores = vec![None; channels];
             if !silent.is_empty() {
-                let zero = cam.model.forward(input.clone().zeros_like());
+                let zero = cam.model.forward(input.clone().zeros_like())?;
                 let score = flat(cam.scores(zero, |_| image))[0];
                 for &k in &silent {
                     scores[k] = Some(score);
@@ -76,7 +76,7 @@ impl ChannelWeights for ScoreCam {
                 let (max, min) = (up.clone().max_dim(2), up.clone().min_dim(2));
                 let masks =
                     ((up - min.clone()) / (max - min + 1e-8)).reshape([n, 1, height, width]);
-                let outputs = cam.model.forward(input.clone() * masks);
+                let outputs = cam.model.forward(input.clone() * masks)?;
                 for (&k, score) in chunk.iter().zip(flat(cam.scores(outputs, |_| image))) {
                     scores[k] = Some(score);
                 }

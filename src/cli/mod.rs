@@ -59,6 +59,7 @@ impl ModelArgs {
             name: self.model.clone(),
             weights: self.weights.clone(),
             num_classes: self.num_classes,
+            onnx: Default::default(),
         }
     }
 

@@ -108,19 +108,21 @@ impl Evaluator<'_> {
         let p = self.model.preprocess();
         let input = preprocess_with(&p, &image);
         let (h, w) = p.size;
-        let logits: Vec<f32> = flat(self.model.forward(p.tensor(input.clone())));
+        let logits: Vec<f32> = flat(self.model.forward(p.tensor(input.clone()))?);
         let probs = softmax(&logits);
         let top5: Vec<usize> = ranked(&logits).into_iter().take(5).collect();
-        let faithfulness = faithfulness.then(|| {
+        let faithfulness = if faithfulness {
             let blurred = blur(&input, 3, h, w);
             let baseline = vec![self.settings.deletion_baseline; input.len()];
-            let ends = self.probabilities(&[blurred.as_slice(), &baseline].concat(), top5[0]);
-            FaithfulnessInputs {
+            let ends = self.probabilities(&[blurred.as_slice(), &baseline].concat(), top5[0])?;
+            Some(FaithfulnessInputs {
                 blurred,
                 p_blur: ends[0],
                 p_zero: ends[1],
-            }
-        });
+            })
+        } else {
+            None
+        };
         Ok(Prepared {
             image,
             input,
@@ -132,16 +134,16 @@ impl Evaluator<'_> {
 
     /// Softmax probabilities of `class` for `count` inputs laid end to end in `data`, in
     /// forward passes of at most `batch_size` inputs.
-    pub fn probabilities(&self, data: &[f32], class: usize) -> Vec<f64> {
+    pub fn probabilities(&self, data: &[f32], class: usize) -> Result<Vec<f64>> {
         let p = self.model.preprocess();
         let one = 3 * p.size.0 * p.size.1;
         let classes = self.model.num_classes();
         let mut out = Vec::with_capacity(data.len() / one);
         for chunk in data.chunks(one * self.batch_size.max(1)) {
-            let logits = flat(self.model.forward(p.tensor(chunk.to_vec())));
+            let logits = flat(self.model.forward(p.tensor(chunk.to_vec()))?);
             out.extend(logits.chunks(classes).map(|row| softmax(row)[class]));
         }
-        out
+        Ok(out)
     }
 
     /// Measures one image with one method.
@@ -241,7 +243,7 @@ impl Evaluator<'_> {
             inputs.extend(imputed.into_iter().flatten());
             faith_layout = Some(inner.len());
         }
-        let p = self.probabilities(&inputs, class);
+        let p = self.probabilities(&inputs, class)?;
         let o = p[0];
         let faithfulness = faith_layout
             .zip(prepared.faithfulness.as_ref())

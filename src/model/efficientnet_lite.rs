@@ -14,7 +14,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{batch_norm, conv_bn, conv2d, fold_batch_norm, pad_same, relu6};
-use super::{CamModel, Layer, Preprocess, Rounding};
+use super::{CamModel, Layer, Preprocess, Rounding, Staged};
 use crate::error::Result;
 use crate::weights::{self, KeyRemaps};
 
@@ -244,7 +244,9 @@ impl CamModel for EfficientNetLite {
     fn num_classes(&self) -> usize {
         self.fc.weight.dims()[1]
     }
+}
 
+impl Staged for EfficientNetLite {
     fn forward_stages(&self, mut x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
         let head = self.layers.len() - 1;
         for stage in range {

@@ -7,19 +7,23 @@
 
 pub mod efficientnet_lite;
 mod layers;
+mod onnx;
 mod registry;
 pub mod resnet;
 pub mod vgg;
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
 pub use efficientnet_lite::EfficientNetLite;
+pub use onnx::{OnnxModel, OnnxOptions, Reshape};
 pub use registry::{
-    Architecture, DefaultWeights, MODELS, ModelInfo, ModelSpec, build, load, model_info,
+    Architecture, DefaultWeights, MODELS, ModelInfo, ModelSpec, build, is_onnx_path, load,
+    model_info,
 };
 pub use resnet::{ResNet, ResNetConfig};
 pub use vgg::{Vgg, VggConfig};
@@ -59,16 +63,27 @@ pub enum Rounding {
     Floor,
 }
 
-/// A stage a model can be cut after.
+/// A layer a model can be cut after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layer {
     /// torchvision module path, e.g. `layer4.2` or `features.29`.
     pub name: String,
     /// Output channels.
     pub channels: usize,
-    /// Total stride from the network input to this stage's output.
-    pub downsample: usize,
-    pub rounding: Rounding,
+    /// How the layer's spatial size follows from the input's.
+    pub grid: Grid,
+}
+
+/// The spatial size of a layer's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grid {
+    /// A total stride from the network input, with its rounding.
+    Strided {
+        downsample: usize,
+        rounding: Rounding,
+    },
+    /// A size measured at the model's one input size (graph models).
+    Fixed { height: usize, width: usize },
 }
 
 impl Layer {
@@ -81,29 +96,38 @@ impl Layer {
         Layer {
             name: name.into(),
             channels,
-            downsample,
-            rounding,
+            grid: Grid::Strided {
+                downsample,
+                rounding,
+            },
         }
     }
 
     /// Output shape `[channels, height, width]` for an input of `(height, width)`.
     pub fn output_shape(&self, (h, w): (usize, usize)) -> [usize; 3] {
-        let d = self.downsample;
-        match self.rounding {
-            Rounding::Ceil => [self.channels, h.div_ceil(d), w.div_ceil(d)],
-            Rounding::Floor => [self.channels, h / d, w / d],
+        match self.grid {
+            Grid::Strided {
+                downsample: d,
+                rounding: Rounding::Ceil,
+            } => [self.channels, h.div_ceil(d), w.div_ceil(d)],
+            Grid::Strided {
+                downsample: d,
+                rounding: Rounding::Floor,
+            } => [self.channels, h / d, w / d],
+            Grid::Fixed { height, width } => [self.channels, height, width],
         }
     }
 }
 
 /// A classifier that can be cut at any of its [`layers`](CamModel::layers).
 ///
-/// Implementors only say how to run a range of stages and the classifier; cutting, the
-/// default layer and name resolution come from the provided methods.
-pub trait CamModel: Send + Sync {
+/// Implementors say what the layers are and how to run the network ([`Forward`]); name
+/// resolution comes from the provided methods. The built-in architectures get [`Forward`]
+/// from [`Staged`].
+pub trait CamModel: Forward {
     /// The model's name, e.g. `resnet50`.
     fn name(&self) -> &str;
-    /// The stages in forward order.
+    /// The layers in forward order.
     fn layers(&self) -> &[Layer];
     /// The layer explained when the user names none (pytorch-grad-cam's usual choice).
     fn default_layer(&self) -> &str;
@@ -118,42 +142,108 @@ pub trait CamModel: Send + Sync {
     fn preprocess(&self) -> Preprocess;
     /// Number of outputs of the classifier.
     fn num_classes(&self) -> usize;
-    /// Runs stages `range` (indices into [`layers`](CamModel::layers)) on `x`.
-    fn forward_stages(&self, x: Tensor<4>, range: Range<usize>) -> Tensor<4>;
-    /// Pooling and classifier on the output of the last stage: logits `[batch, classes]`.
-    fn classify(&self, features: Tensor<4>) -> Tensor<2>;
-    /// Other names users give a stage (`layer4` for `layer4.2`); `None` if `name` is no alias.
+    /// Class names, when the model brings its own (ImageNet's are used for 1000 classes).
+    fn labels(&self) -> Option<&[String]> {
+        None
+    }
+    /// Other names users give a layer (`layer4` for `layer4.2`); `None` if `name` is no alias.
     fn alias(&self, _name: &str) -> Option<&str> {
         None
+    }
+    /// Names to suggest for an unknown layer `name` (default: every layer).
+    fn suggest(&self, _name: &str) -> Vec<String> {
+        self.layers().iter().map(|l| l.name.clone()).collect()
     }
 
     /// The index of a layer by name or alias; an unknown name lists the valid ones.
     fn layer_index(&self, name: &str) -> Result<usize> {
-        let name = self.alias(name).unwrap_or(name);
+        let canonical = self.alias(name).unwrap_or(name);
         self.layers()
             .iter()
-            .position(|l| l.name == name)
+            .position(|l| l.name == canonical)
             .ok_or_else(|| Error::UnknownLayer {
                 name: name.to_string(),
                 model: self.name().to_string(),
-                valid: self.layers().iter().map(|l| l.name.clone()).collect(),
+                valid: self.suggest(name),
             })
     }
+}
 
+/// Running a model whole, or cut at a layer into a body (no autodiff) and a head.
+pub trait Forward: Send + Sync {
     /// The full forward pass: logits `[batch, classes]`.
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let n = self.layers().len();
-        self.classify(self.forward_stages(x, 0..n))
+    fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>>;
+    /// The body: the output of layer `layer` (an index into [`CamModel::layers`]) as a map
+    /// `[batch, channels, h, w]`, and what the head needs besides it.
+    fn forward_to(&self, x: Tensor<4>, layer: usize) -> Result<Cut>;
+    /// The head: logits from (possibly modified or autodiff) `activations` of the cut that
+    /// `context` came from. Row `i` of `activations` belongs to image `rows[i]` of the body's
+    /// batch (`None`: to image `i`), so the head can run on several copies of one image.
+    fn forward_from(
+        &self,
+        activations: Tensor<4>,
+        context: &CutContext,
+        rows: Option<&[usize]>,
+    ) -> Result<Tensor<2>>;
+}
+
+/// The body's output at a layer.
+pub struct Cut {
+    /// The layer's output as a map `[batch, channels, h, w]`.
+    pub activations: Tensor<4>,
+    /// What [`Forward::forward_from`] needs besides the activations.
+    pub context: CutContext,
+}
+
+/// The layer a [`Cut`] was made at and, for graph models, the tensors that cross the cut
+/// without depending on it.
+#[derive(Clone)]
+pub struct CutContext {
+    layer: usize,
+    graph: Option<Arc<onnx::CutState>>,
+}
+
+impl CutContext {
+    /// The context of a cut at `layer` of a model whose head needs nothing else.
+    pub fn at(layer: usize) -> Self {
+        CutContext { layer, graph: None }
     }
 
-    /// The body: the output of stage `layer`.
-    fn forward_to(&self, x: Tensor<4>, layer: usize) -> Tensor<4> {
-        self.forward_stages(x, 0..layer + 1)
+    /// The index of the layer the cut was made at.
+    pub fn layer(&self) -> usize {
+        self.layer
+    }
+}
+
+/// A model made of stages run in sequence, then a classifier: the built-in architectures.
+/// Cutting after stage `i` runs stages `0..=i` as the body, the rest and the classifier as
+/// the head.
+pub trait Staged: Send + Sync {
+    /// Runs stages `range` (indices into [`CamModel::layers`]) on `x`.
+    fn forward_stages(&self, x: Tensor<4>, range: Range<usize>) -> Tensor<4>;
+    /// Pooling and classifier on the output of the last stage: logits `[batch, classes]`.
+    fn classify(&self, features: Tensor<4>) -> Tensor<2>;
+}
+
+impl<T: Staged + CamModel> Forward for T {
+    fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
+        Ok(self.classify(self.forward_stages(x, 0..self.layers().len())))
     }
 
-    /// The head: logits from the output of stage `layer`.
-    fn forward_from(&self, activations: Tensor<4>, layer: usize) -> Tensor<2> {
-        let n = self.layers().len();
-        self.classify(self.forward_stages(activations, layer + 1..n))
+    fn forward_to(&self, x: Tensor<4>, layer: usize) -> Result<Cut> {
+        Ok(Cut {
+            activations: self.forward_stages(x, 0..layer + 1),
+            context: CutContext::at(layer),
+        })
+    }
+
+    fn forward_from(
+        &self,
+        activations: Tensor<4>,
+        context: &CutContext,
+        _rows: Option<&[usize]>,
+    ) -> Result<Tensor<2>> {
+        let stages = context.layer + 1..self.layers().len();
+        Ok(self.classify(self.forward_stages(activations, stages)))
     }
 }

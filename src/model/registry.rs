@@ -9,7 +9,10 @@ use burn::store::ModuleSnapshot;
 use burn::tensor::Device;
 
 use super::vgg::{self, Item};
-use super::{CamModel, EfficientNetLite, ResNetConfig, VggConfig, efficientnet_lite, resnet};
+use super::{
+    CamModel, EfficientNetLite, OnnxModel, OnnxOptions, ResNetConfig, VggConfig, efficientnet_lite,
+    resnet,
+};
 use crate::error::{Error, Result};
 use crate::weights::{self, KeyRemaps};
 
@@ -68,17 +71,46 @@ pub static MODELS: &[ModelInfo] = &[
 ];
 
 /// A model as a user names it: a name from [`MODELS`], a checkpoint (or the default weights),
-/// and the number of classes of the checkpoint's classifier.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// and the number of classes of the checkpoint's classifier; or an ONNX file (a name ending in
+/// `.onnx`) with how to feed it.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ModelSpec {
     pub name: String,
     pub weights: Option<PathBuf>,
     pub num_classes: usize,
+    /// For ONNX files: what the file does not say (input size, normalisation, labels, ...).
+    pub onnx: OnnxOptions,
 }
 
 impl ModelSpec {
-    /// The model, loaded for inference ([`load`]).
+    /// A built-in model with its default weights and 1000 classes.
+    pub fn named(name: &str) -> Self {
+        ModelSpec {
+            name: name.to_string(),
+            num_classes: 1000,
+            ..ModelSpec::default()
+        }
+    }
+
+    /// Whether the model is an ONNX file rather than a built-in architecture.
+    pub fn is_onnx(&self) -> bool {
+        is_onnx_path(&self.name)
+    }
+
+    /// The model, loaded for inference ([`load`], or [`OnnxModel::load`]).
     pub fn load(&self, device: &Device) -> Result<Box<dyn CamModel>> {
+        if self.is_onnx() {
+            if let Some(w) = &self.weights {
+                return Err(Error::Invalid(format!(
+                    "an ONNX model holds its own weights; drop --weights {}",
+                    w.display()
+                )));
+            }
+            return Ok(Box::new(OnnxModel::load(
+                Path::new(&self.name),
+                &self.onnx,
+            )?));
+        }
         load(
             &self.name,
             self.weights.as_deref(),
@@ -86,6 +118,13 @@ impl ModelSpec {
             device,
         )
     }
+}
+
+/// Whether a model name is the path of an ONNX file.
+pub fn is_onnx_path(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
 }
 
 /// The model called `name`; an unknown name lists the valid ones.

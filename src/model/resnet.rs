@@ -11,7 +11,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{batch_norm, conv_bn, conv2d, fold_batch_norm, relu};
-use super::{CamModel, Layer, Preprocess, Rounding};
+use super::{CamModel, Layer, Preprocess, Rounding, Staged};
 use crate::kernels as ops;
 
 const BN_EPS: f64 = 1e-5;
@@ -246,7 +246,9 @@ impl CamModel for ResNet {
     fn num_classes(&self) -> usize {
         self.fc.weight.dims()[1]
     }
+}
 
+impl Staged for ResNet {
     fn forward_stages(&self, mut x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
         for stage in range {
             x = match stage {

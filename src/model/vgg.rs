@@ -12,7 +12,7 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{batch_norm, conv2d, relu};
-use super::{CamModel, Layer, Preprocess, Rounding};
+use super::{CamModel, Layer, Preprocess, Rounding, Staged};
 use crate::kernels as ops;
 
 /// torchvision's classifier is a Sequential with its Linear layers at 0, 3 and 6.
@@ -176,7 +176,9 @@ impl CamModel for Vgg {
     fn num_classes(&self) -> usize {
         self.classifier[2].weight.dims()[1]
     }
+}
 
+impl Staged for Vgg {
     fn forward_stages(&self, x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
         self.features[range].iter().fold(x, |x, f| f.forward(x))
     }

@@ -45,7 +45,14 @@ pub fn layers(graph: &Graph, input_size: Option<[usize; 2]>) -> Result<Vec<Layer
     if let Some(first) = dims.first_mut() {
         *first = 1;
     }
-    let zeros = Float::from_vec(vec![0.0; dims.iter().product()], dims)
+    layers_at(graph, &dims)
+}
+
+/// [`layers`] with shapes from a run on one zero input of shape `dims` (batch first).
+pub fn layers_at(graph: &Graph, dims: &[usize]) -> Result<Vec<Layer>> {
+    super::split::single_input(graph)?;
+    let input = &graph.inputs()[0];
+    let zeros = Float::from_vec(vec![0.0; dims.iter().product()], dims.to_vec())
         .map_err(|e| OnnxError::Invalid(e.0))?;
 
     let owners = module_outputs(graph);

@@ -39,8 +39,9 @@ mod tensor_proto;
 mod value;
 
 pub use error::{OnnxError, Result};
+pub(crate) use graph::close_matches;
 pub use graph::{Graph, Input, Node};
-pub use layers::{Layer, layers, resolve_layer};
+pub use layers::{Layer, layers, layers_at, resolve_layer};
 pub use load::load;
 pub use split::{Context, Split};
 pub use value::{Float, Ints, MAX_RANK, Value};

@@ -12,7 +12,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use gradcam::kernels::guided_relu::relu;
-use gradcam::model::{CamModel, Layer, Preprocess, Rounding};
+use gradcam::model::{CamModel, Layer, Preprocess, Rounding, Staged};
 
 /// A layer's parameters as flat row-major arrays.
 #[derive(Debug, Clone)]
@@ -148,6 +148,9 @@ impl CamModel for Toy {
     fn num_classes(&self) -> usize {
         self.spec.head.last().map_or(0, |l| l.shape[1])
     }
+}
+
+impl Staged for Toy {
     fn forward_stages(&self, mut x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
         for stage in range {
             x = match stage {

@@ -2,11 +2,11 @@
 //! smoke test can run a 224x224 architecture at 64x64), or held at a gate so that a test
 //! decides when a forward pass may go on (a busy server without timing races).
 
-use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex};
 
 use burn::tensor::Tensor;
-use gradcam::model::{CamModel, Layer, Preprocess};
+use gradcam::Result;
+use gradcam::model::{CamModel, Cut, CutContext, Forward, Layer, Preprocess};
 
 /// A gate that forward passes wait at until [`Gate::open`]; it stays open afterwards.
 #[derive(Default)]
@@ -70,6 +70,35 @@ impl Wrapped {
     }
 }
 
+impl Wrapped {
+    fn pass(&self) {
+        if let Some(gate) = &self.gate {
+            gate.pass();
+        }
+    }
+}
+
+// Every pass (body, head or whole network) waits at the gate.
+impl Forward for Wrapped {
+    fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
+        self.pass();
+        self.inner.forward(x)
+    }
+    fn forward_to(&self, x: Tensor<4>, layer: usize) -> Result<Cut> {
+        self.pass();
+        self.inner.forward_to(x, layer)
+    }
+    fn forward_from(
+        &self,
+        activations: Tensor<4>,
+        context: &CutContext,
+        rows: Option<&[usize]>,
+    ) -> Result<Tensor<2>> {
+        self.pass();
+        self.inner.forward_from(activations, context, rows)
+    }
+}
+
 impl CamModel for Wrapped {
     fn name(&self) -> &str {
         self.inner.name()
@@ -90,15 +119,6 @@ impl CamModel for Wrapped {
     }
     fn num_classes(&self) -> usize {
         self.inner.num_classes()
-    }
-    fn forward_stages(&self, x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
-        if let Some(gate) = &self.gate {
-            gate.pass();
-        }
-        self.inner.forward_stages(x, range)
-    }
-    fn classify(&self, features: Tensor<4>) -> Tensor<2> {
-        self.inner.classify(features)
     }
     fn alias(&self, name: &str) -> Option<&str> {
         self.inner.alias(name)

@@ -1,13 +1,15 @@
-//! Activations and softmax. `Clip(0, 6)` (ReLU6) goes through the crate's fast kernel.
+//! Activations and softmax. `Relu` and `Clip(0, 6)` (ReLU6) go through the crate's kernels,
+//! which turn guided (guided backpropagation) while a `GuidedReluGuard` is on.
 
-use super::{Op, float_input, float_map, kernels, optional, scalar};
+use super::{Op, float_input, float_map, optional, scalar};
+use crate::kernels::guided_relu;
 use crate::onnx::attrs::Attributes;
 use crate::onnx::error::{OpResult, op_bail};
 use crate::onnx::value::{Float, Value};
 use burn::tensor::activation;
 
 pub(super) fn relu(_: &Attributes) -> OpResult<Box<dyn Op>> {
-    float_map("Relu", activation::relu)
+    float_map("Relu", guided_relu::relu)
 }
 pub(super) fn sigmoid(_: &Attributes) -> OpResult<Box<dyn Op>> {
     float_map("Sigmoid", activation::sigmoid)
@@ -66,7 +68,7 @@ impl Op for ClipOp {
         let lo = optional(inputs, 1).map(scalar).transpose()?;
         let hi = optional(inputs, 2).map(scalar).transpose()?;
         Ok(vec![Value::Float(match (lo, hi) {
-            (Some(0.0), Some(6.0)) => x.map(kernels::relu6),
+            (Some(0.0), Some(6.0)) => x.map(guided_relu::relu6),
             (Some(lo), Some(hi)) => x.map(|t| t.clamp(lo, hi)),
             (Some(lo), None) => x.map(|t| t.clamp_min(lo)),
             (None, Some(hi)) => x.map(|t| t.clamp_max(hi)),

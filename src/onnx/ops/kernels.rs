@@ -1,4 +1,4 @@
-//! The crate's fast convolution, max pooling and ReLU6 kernels, named in this one place so
+//! The crate's fast convolution and max pooling kernels, named in this one place so
 //! that moving them (to `crate::kernels`) is a one-line change here.
 
 use crate::kernels::{self as fast, LayerOps};
@@ -21,9 +21,4 @@ pub(super) fn max_pool2d(
         stride,
         padding,
     ))
-}
-
-/// `clamp(x, 0, 6)` with PyTorch's gradient (none at 0 and 6).
-pub(super) fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    fast::relu6(x)
 }

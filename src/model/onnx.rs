@@ -1,0 +1,660 @@
+//! Any ONNX classifier as a [`CamModel`], run by the interpreter of [`crate::onnx`].
+//!
+//! Its layers are the graph's tensors that read as maps: `(B, C, H, W)` feature maps, `(B, N, C)`
+//! token tensors of vision transformers (`N` = leading class / distillation tokens + an `h x w`
+//! grid) and `(B, H, W, C)` channel-last stages (Swin, ConvNeXt blocks). A token tensor becomes a
+//! map as pytorch-grad-cam's `reshape_transform` makes it, without the leading tokens; those cross
+//! the cut as constants, so the head sees the same tensor and the map's gradients are the grid
+//! tokens' gradients. Layer names are PyTorch module paths (from the exporter's scopes) and ONNX
+//! tensor names.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::{Tensor, TensorData};
+
+use super::{CamModel, Cut, CutContext, Forward, Grid, Layer, Preprocess};
+use crate::error::{Error, Result};
+use crate::onnx::{self, Float, Graph, OnnxError, Split};
+
+/// How the token tensors of a transformer are read as maps (`--reshape`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Reshape {
+    /// Only `(B, C, H, W)` tensors are maps (`none`).
+    None,
+    /// `(B, N, C)` tokens: `K` leading tokens, then a row-major grid (`vit`: 1, `deit`: 2,
+    /// `tokens:K`).
+    Tokens(usize),
+    /// `(B, H, W, C)` channel-last tensors are maps too (`swin`).
+    ChannelLast,
+}
+
+impl FromStr for Reshape {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "none" => Reshape::None,
+            "vit" => Reshape::Tokens(1),
+            "deit" => Reshape::Tokens(2),
+            "swin" => Reshape::ChannelLast,
+            _ => match s.strip_prefix("tokens:").map(str::parse::<usize>) {
+                Some(Ok(k)) => Reshape::Tokens(k),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "unknown reshape `{s}`; expected vit, deit, swin, none or tokens:K"
+                    )));
+                }
+            },
+        })
+    }
+}
+
+/// What an ONNX file does not say about itself: how to feed it and read it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct OnnxOptions {
+    /// Network input (height, width); read from the graph when its input is static.
+    pub input_size: Option<(usize, usize)>,
+    /// Per-channel mean and standard deviation of RGB in [0, 1] (default: ImageNet's).
+    pub mean: Option<[f32; 3]>,
+    pub std: Option<[f32; 3]>,
+    /// How token tensors become maps (default: detected from their shapes).
+    pub reshape: Option<Reshape>,
+    /// The output holding the logits, when the graph has several.
+    pub output: Option<String>,
+    /// Class names, one per output (default: ImageNet's for 1000 outputs, else indices).
+    pub labels: Option<PathBuf>,
+}
+
+/// How a layer's tensor is laid out, and so how it becomes a `(B, C, h, w)` map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Map,
+    ChannelLast,
+    Tokens {
+        prefix: usize,
+        height: usize,
+        width: usize,
+    },
+}
+
+/// A layer: the tensor, its layout, and the names it answers to.
+#[derive(Debug, Clone)]
+struct CutPoint {
+    tensor: String,
+    layout: Layout,
+}
+
+/// The input's layout: NCHW (PyTorch) or NHWC (tf2onnx exports of Keras models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputLayout {
+    Nchw,
+    Nhwc,
+}
+
+/// An ONNX classifier (see the module doc).
+pub struct OnnxModel {
+    name: String,
+    graph: Arc<Graph>,
+    input_layout: InputLayout,
+    /// The graph was exported for batches of one: it runs image by image.
+    single_image: bool,
+    /// Index of the logits among the graph's outputs.
+    output: usize,
+    layers: Vec<Layer>,
+    cuts: Vec<CutPoint>,
+    names: HashMap<String, usize>,
+    default_layer: String,
+    preprocess: Preprocess,
+    num_classes: usize,
+    labels: Option<Vec<String>>,
+    splits: Mutex<HashMap<usize, Arc<Split>>>,
+}
+
+/// The body's side of a cut of an ONNX model: the tensors crossing it, per run of the body.
+pub(crate) struct CutState {
+    /// One context per body run: one for the batch, or one per image.
+    contexts: Vec<onnx::Context>,
+    /// The leading tokens of a token layer, `[batch, prefix, channels]`.
+    prefix: Option<Tensor<3>>,
+}
+
+fn invalid(message: String) -> Error {
+    Error::Onnx(OnnxError::Invalid(message))
+}
+
+impl OnnxModel {
+    /// Loads `path` and finds its layers, logits and default layer.
+    pub fn load(path: &Path, options: &OnnxOptions) -> Result<OnnxModel> {
+        let graph = Arc::new(onnx::load(path)?);
+        let input = match graph.inputs() {
+            [input] => input.clone(),
+            inputs => {
+                return Err(Error::Onnx(OnnxError::Invalid(format!(
+                    "{}: the model has {} inputs; one image input is supported",
+                    path.display(),
+                    inputs.len()
+                ))));
+            }
+        };
+        let (input_layout, graph_size) = match input.dims[..] {
+            [_, Some(3), h, w] => (InputLayout::Nchw, h.zip(w)),
+            [_, h, w, Some(3)] => (InputLayout::Nhwc, h.zip(w)),
+            _ => {
+                return Err(Error::Onnx(OnnxError::Invalid(format!(
+                    "{}: input `{}` has shape {}; an image batch (N, 3, H, W) or (N, H, W, 3) is expected",
+                    path.display(),
+                    input.name,
+                    show_dims(&input.dims)
+                ))));
+            }
+        };
+        let size = match (options.input_size, graph_size) {
+            (Some(given), Some(fixed)) if given != fixed => {
+                return Err(Error::Invalid(format!(
+                    "--input-size {}x{} does not fit the model, whose input is {}x{}",
+                    given.0, given.1, fixed.0, fixed.1
+                )));
+            }
+            (Some(size), _) | (None, Some(size)) => size,
+            (None, None) => {
+                return Err(Error::Invalid(format!(
+                    "the input of {} has no fixed size; give one with --input-size HxW",
+                    path.display()
+                )));
+            }
+        };
+        let single_image = match input.dims[0] {
+            None | Some(1) => input.dims[0].is_some(),
+            Some(b) => {
+                return Err(Error::Invalid(format!(
+                    "{} was exported for batches of exactly {b}; export it with a dynamic batch \
+                     (torch.onnx.export(..., dynamic_axes={{'input': {{0: 'batch'}}}})) or a batch of 1",
+                    path.display()
+                )));
+            }
+        };
+        let dims = match input_layout {
+            InputLayout::Nchw => vec![1, 3, size.0, size.1],
+            InputLayout::Nhwc => vec![1, size.0, size.1, 3],
+        };
+        let tensors = onnx::layers_at(&graph, &dims)?;
+        let (output, num_classes) = pick_output(&graph, &tensors, options.output.as_deref())?;
+
+        let mut layers = vec![];
+        let mut cuts = vec![];
+        let mut names = HashMap::new();
+        for t in &tensors {
+            let Some((layout, channels, height, width)) =
+                layout_of(&t.shape, size, options.reshape)
+            else {
+                continue;
+            };
+            let index = layers.len();
+            let name = t.modules.first().unwrap_or(&t.tensor).clone();
+            for alias in t.modules.iter().chain([&t.tensor]) {
+                names.entry(alias.clone()).or_insert(index);
+            }
+            layers.push(Layer {
+                name,
+                channels,
+                grid: Grid::Fixed { height, width },
+            });
+            cuts.push(CutPoint {
+                tensor: t.tensor.clone(),
+                layout,
+            });
+        }
+        if layers.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{} has no tensor that reads as a feature map (B, C, H, W), token grid (B, N, C) \
+                 or channel-last map (B, H, W, C) at input size {}x{}",
+                path.display(),
+                size.0,
+                size.1
+            )));
+        }
+        let labels = options
+            .labels
+            .as_deref()
+            .map(|p| read_labels(p, num_classes))
+            .transpose()?;
+        let mut model = OnnxModel {
+            name: path
+                .file_stem()
+                .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned()),
+            graph,
+            input_layout,
+            single_image,
+            output,
+            layers,
+            cuts,
+            names,
+            default_layer: String::new(),
+            preprocess: Preprocess {
+                size,
+                mean: options.mean.unwrap_or(Preprocess::IMAGENET.mean),
+                std: options.std.unwrap_or(Preprocess::IMAGENET.std),
+            },
+            num_classes,
+            labels,
+            splits: Mutex::new(HashMap::new()),
+        };
+        model.default_layer = model.layers[model.find_default_layer()?].name.clone();
+        Ok(model)
+    }
+
+    /// The ONNX tensor behind layer `layer`.
+    pub fn tensor_of(&self, layer: usize) -> &str {
+        &self.cuts[layer].tensor
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The last layer whose map the top logit depends on at more than one position: the last
+    /// feature map before global pooling (torchcam's choice), and for a vision transformer the
+    /// input of the last block's attention (a class-token head reads only the class token
+    /// after it). Tried from the last layer back, on a fixed pseudo-random image.
+    fn find_default_layer(&self) -> Result<usize> {
+        let (h, w) = self.preprocess.size;
+        let mut state = 0x2545_f491u32;
+        let probe: Vec<f32> = (0..3 * h * w)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f32 / u32::MAX as f32) * 4.0 - 2.0
+            })
+            .collect();
+        let x = self.preprocess.tensor(probe);
+        let mut last_error = None;
+        for layer in (0..self.layers.len()).rev() {
+            match self.spreads_gradient(x.clone(), layer) {
+                Ok(true) => return Ok(layer),
+                Ok(false) => {}
+                Err(e) => last_error = Some(e),
+            }
+        }
+        match last_error {
+            Some(e) => Err(e),
+            None => Ok(self.layers.len() - 1),
+        }
+    }
+
+    /// Whether the top logit's gradient at `layer` is non-zero at two positions or more.
+    fn spreads_gradient(&self, x: Tensor<4>, layer: usize) -> Result<bool> {
+        let cut = self.forward_to(x, layer)?;
+        let leaf = cut.activations.autodiff().require_grad();
+        let logits = self.forward_from(leaf.clone(), &cut.context, None)?;
+        let top = logits.clone().detach().argmax(1).into_scalar::<i64>() as usize;
+        let grads = logits.narrow(1, top, 1).sum().backward();
+        let Some(gradient) = leaf.grad(&grads) else {
+            return Ok(false);
+        };
+        let per_position = crate::cam::flat(gradient.abs().sum_dim(1));
+        Ok(per_position.iter().filter(|&&g| g > 0.0).count() >= 2)
+    }
+
+    fn split(&self, layer: usize) -> Result<Arc<Split>> {
+        let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = splits.get(&layer) {
+            return Ok(Arc::clone(s));
+        }
+        let split = Arc::new(self.graph.split(&[self.cuts[layer].tensor.as_str()])?);
+        splits.insert(layer, Arc::clone(&split));
+        Ok(split)
+    }
+
+    /// The network input as the graph takes it.
+    fn graph_input(&self, x: Tensor<4>) -> Float {
+        Float::from_tensor(match self.input_layout {
+            InputLayout::Nchw => x,
+            InputLayout::Nhwc => x.permute([0, 2, 3, 1]),
+        })
+    }
+
+    /// The logits among the graph's outputs, `[batch, classes]`.
+    fn logits(&self, mut outputs: Vec<Float>) -> Result<Tensor<2>> {
+        outputs
+            .swap_remove(self.output)
+            .to_tensor::<2>()
+            .map_err(|e| invalid(e.0))
+    }
+
+    /// The images of `x` in the batches the graph takes: all at once, or one by one.
+    fn batches(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        let n = x.dims()[0];
+        if self.single_image && n > 1 {
+            (0..n).map(|i| x.clone().narrow(0, i, 1)).collect()
+        } else {
+            vec![x]
+        }
+    }
+}
+
+/// The index of the logits output and its number of classes.
+fn pick_output(
+    graph: &Graph,
+    tensors: &[onnx::Layer],
+    wanted: Option<&str>,
+) -> Result<(usize, usize)> {
+    let names = graph.output_names();
+    let shape_of = |name: &str| {
+        tensors
+            .iter()
+            .find(|t| t.tensor == name)
+            .map(|t| t.shape.clone())
+    };
+    let index = match wanted {
+        Some(w) => names.iter().position(|n| *n == w).ok_or_else(|| {
+            Error::Invalid(format!(
+                "no output `{w}`; the model's outputs: {}",
+                names.join(", ")
+            ))
+        })?,
+        None if names.len() == 1 => 0,
+        None => {
+            let two_d: Vec<usize> = (0..names.len())
+                .filter(|&i| shape_of(names[i]).is_some_and(|s| s.len() == 2))
+                .collect();
+            match two_d[..] {
+                [i] => i,
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "the model has {} outputs ({}); pick the logits with --output NAME",
+                        names.len(),
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    match shape_of(names[index]).as_deref() {
+        Some(&[1, classes]) if classes > 0 => Ok((index, classes)),
+        shape => Err(Error::Invalid(format!(
+            "output `{}` has shape {}; explaining needs logits of shape (batch, classes)",
+            names[index],
+            shape.map_or("unknown".into(), |s| format!("{s:?}"))
+        ))),
+    }
+}
+
+/// How a tensor of per-image `shape` (batch 1 first) reads as a `channels x height x width` map
+/// for an input of `size`, or `None` if it does not.
+fn layout_of(
+    shape: &[usize],
+    size: (usize, usize),
+    reshape: Option<Reshape>,
+) -> Option<(Layout, usize, usize, usize)> {
+    match (shape, reshape) {
+        (&[1, c, h, w], _) if is_grid(h, w, size) => Some((Layout::Map, c, h, w)),
+        (&[1, h, w, c], None | Some(Reshape::ChannelLast)) if is_grid(h, w, size) => {
+            Some((Layout::ChannelLast, c, h, w))
+        }
+        (&[1, n, c], None) => [1, 2, 0].into_iter().find_map(|prefix| {
+            let (h, w) = token_grid(n.checked_sub(prefix)?, size)?;
+            Some((
+                Layout::Tokens {
+                    prefix,
+                    height: h,
+                    width: w,
+                },
+                c,
+                h,
+                w,
+            ))
+        }),
+        (&[1, n, c], Some(Reshape::Tokens(prefix))) => {
+            let (h, w) = token_grid(n.checked_sub(prefix)?, size)?;
+            Some((
+                Layout::Tokens {
+                    prefix,
+                    height: h,
+                    width: w,
+                },
+                c,
+                h,
+                w,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `h x w` is the input's grid at some stride: the input itself, or smaller by a factor
+/// of 1.5 or more with the same aspect (within rounding). Attention maps `(B, heads, N, N)`
+/// are not: their `N` is barely under the input size.
+fn is_grid(h: usize, w: usize, (height, width): (usize, usize)) -> bool {
+    if h * w < 2 || h > height || w > width {
+        return false;
+    }
+    if (h, w) == (height, width) {
+        return true;
+    }
+    let (sh, sw) = (height as f64 / h as f64, width as f64 / w as f64);
+    sh >= 1.5 && sw >= 1.5 && (sh - sw).abs() <= sh.max(sw) / h.min(w) as f64 + 1e-9
+}
+
+/// The `h x w` grid of `tokens` tokens for an input of `size`: the same aspect as the input.
+fn token_grid(tokens: usize, (height, width): (usize, usize)) -> Option<(usize, usize)> {
+    (1..=tokens)
+        .filter(|h| tokens % h == 0)
+        .map(|h| (h, tokens / h))
+        .find(|&(h, w)| h * width == w * height && h * w >= 2)
+        .filter(|&(h, _)| h <= height / 2)
+}
+
+fn show_dims(dims: &[Option<usize>]) -> String {
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| d.map_or("?".into(), |d| d.to_string()))
+        .collect();
+    format!("({})", parts.join(", "))
+}
+
+/// One class name per line, as many as the model has outputs.
+fn read_labels(path: &Path, num_classes: usize) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let labels: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if labels.len() != num_classes {
+        return Err(Error::Invalid(format!(
+            "{} has {} labels but the model has {num_classes} outputs",
+            path.display(),
+            labels.len()
+        )));
+    }
+    Ok(labels)
+}
+
+impl Layout {
+    /// The cut tensor as a `(B, C, h, w)` map, and the leading tokens it drops.
+    fn to_map(self, tensor: &Float) -> Result<(Tensor<4>, Option<Tensor<3>>)> {
+        Ok(match self {
+            Layout::Map => (tensor.to_tensor::<4>().map_err(|e| invalid(e.0))?, None),
+            Layout::ChannelLast => (
+                tensor
+                    .to_tensor::<4>()
+                    .map_err(|e| invalid(e.0))?
+                    .permute([0, 3, 1, 2]),
+                None,
+            ),
+            Layout::Tokens {
+                prefix,
+                height,
+                width,
+            } => {
+                let t = tensor.to_tensor::<3>().map_err(|e| invalid(e.0))?;
+                let [b, _, c] = t.dims();
+                let grid = t
+                    .clone()
+                    .narrow(1, prefix, height * width)
+                    .reshape([b, height, width, c])
+                    .permute([0, 3, 1, 2]);
+                (grid, (prefix > 0).then(|| t.narrow(1, 0, prefix)))
+            }
+        })
+    }
+
+    /// The inverse of [`Layout::to_map`]: the graph's tensor from a map and the leading tokens
+    /// of the images its rows belong to.
+    fn from_map(self, map: Tensor<4>, prefix: Option<Tensor<3>>) -> Float {
+        match self {
+            Layout::Map => Float::from_tensor(map),
+            Layout::ChannelLast => Float::from_tensor(map.permute([0, 2, 3, 1])),
+            Layout::Tokens { .. } => {
+                let [b, c, h, w] = map.dims();
+                let grid = map.permute([0, 2, 3, 1]).reshape([b, h * w, c]);
+                Float::from_tensor(match prefix {
+                    Some(p) => Tensor::cat(vec![p, grid], 1),
+                    None => grid,
+                })
+            }
+        }
+    }
+}
+
+/// Rows `rows` of `t` (all of them when `None`).
+fn select_rows(t: Tensor<3>, rows: Option<&[usize]>) -> Tensor<3> {
+    match rows {
+        None => t,
+        Some(rows) => {
+            let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+            let device = t.device();
+            t.select(
+                0,
+                Tensor::from_data(TensorData::new(index, [rows.len()]), &device),
+            )
+        }
+    }
+}
+
+impl Forward for OnnxModel {
+    fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
+        let mut logits = vec![];
+        for batch in self.batches(x) {
+            logits.push(self.logits(self.graph.run(self.graph_input(batch))?)?);
+        }
+        Ok(Tensor::cat(logits, 0))
+    }
+
+    fn forward_to(&self, x: Tensor<4>, layer: usize) -> Result<Cut> {
+        let split = self.split(layer)?;
+        let layout = self.cuts[layer].layout;
+        let (mut maps, mut prefixes, mut contexts) = (vec![], vec![], vec![]);
+        for batch in self.batches(x) {
+            let (mut cuts, context) = split.body(self.graph_input(batch))?;
+            let (map, prefix) = layout.to_map(&cuts.swap_remove(0))?;
+            maps.push(map);
+            prefixes.extend(prefix);
+            contexts.push(context);
+        }
+        let prefix = (!prefixes.is_empty()).then(|| Tensor::cat(prefixes, 0));
+        Ok(Cut {
+            activations: Tensor::cat(maps, 0),
+            context: CutContext {
+                layer,
+                graph: Some(Arc::new(CutState { contexts, prefix })),
+            },
+        })
+    }
+
+    fn forward_from(
+        &self,
+        activations: Tensor<4>,
+        context: &CutContext,
+        rows: Option<&[usize]>,
+    ) -> Result<Tensor<2>> {
+        let layer = context.layer;
+        let state = context.graph.as_deref().ok_or_else(|| {
+            Error::Invalid("this cut was not made by the ONNX model's body".to_string())
+        })?;
+        let split = self.split(layer)?;
+        let layout = self.cuts[layer].layout;
+        let prefix = state.prefix.clone().map(|p| select_rows(p, rows));
+        let value = layout.from_map(activations, prefix);
+        if !self.single_image {
+            return self.logits(split.head(vec![value], &state.contexts[0], rows)?);
+        }
+        let n = value.shape()[0];
+        let mut logits = vec![];
+        for i in 0..n {
+            let image = rows.map_or(i, |r| r[i]);
+            let row = value.map(|t| t.narrow(value.padded_axis(0), i, 1));
+            let mut shape = value.shape().to_vec();
+            shape[0] = 1;
+            let row = row.reshape(shape).map_err(|e| invalid(e.0))?;
+            let context = state
+                .contexts
+                .get(image)
+                .ok_or_else(|| Error::Invalid(format!("row {image} is beyond the body's batch")))?;
+            logits.push(self.logits(split.head(vec![row], context, None)?)?);
+        }
+        Ok(Tensor::cat(logits, 0))
+    }
+}
+
+impl CamModel for OnnxModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    fn default_layer(&self) -> &str {
+        &self.default_layer
+    }
+
+    fn default_batch_size(&self) -> usize {
+        if self.single_image { 1 } else { 8 }
+    }
+
+    fn preprocess(&self) -> Preprocess {
+        self.preprocess
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn labels(&self) -> Option<&[String]> {
+        self.labels.as_deref()
+    }
+
+    fn alias(&self, name: &str) -> Option<&str> {
+        self.names.get(name).map(|&i| self.layers[i].name.as_str())
+    }
+
+    fn suggest(&self, name: &str) -> Vec<String> {
+        let close = crate::onnx::close_matches(name, self.names.keys().map(String::as_str));
+        if close.is_empty() {
+            let last: Vec<String> = self
+                .layers
+                .iter()
+                .rev()
+                .take(8)
+                .map(|l| l.name.clone())
+                .collect();
+            last.into_iter()
+                .rev()
+                .chain(["... (`gradcam models MODEL.onnx` lists all)".into()])
+                .collect()
+        } else {
+            close
+        }
+    }
+}
