@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -41,6 +41,11 @@ class Explainer:
             Lite0's built-in ImageNet weights (fetched with pip on first use) or torchvision's cache.
         num_classes: outputs of the checkpoint's classifier.
         method, layers: the defaults of :meth:`explain`.
+        input_size, mean, std, reshape, output, labels: for ONNX files, what the file does not
+            say (as ``gradcam explain``'s flags): the input ``(height, width)`` when the graph's is
+            dynamic, the normalisation of RGB in [0, 1] (default ImageNet's), how token tensors
+            become maps (``vit``, ``deit``, ``swin``, ``none``, ``tokens:K``), the output holding
+            the logits, a file of class names.
 
     One explainer may be used from several threads at once; each ``explain`` releases the GIL
     while the library works.
@@ -54,12 +59,27 @@ class Explainer:
         num_classes: int = 1000,
         method: str = "gradcam",
         layers: Union[None, str, Sequence[str]] = None,
+        input_size: Optional[Tuple[int, int]] = None,
+        mean: Optional[Sequence[float]] = None,
+        std: Optional[Sequence[float]] = None,
+        reshape: Optional[str] = None,
+        output: Optional[str] = None,
+        labels: Optional[Union[str, "os.PathLike[str]"]] = None,
     ) -> None:
         weights = None if weights is None else os.fspath(weights)
-        self._model = _gradcam.load_model(os.fspath(model), weights, num_classes)
+        onnx = {
+            "input_size": None if input_size is None else tuple(input_size),
+            "mean": None if mean is None else list(mean),
+            "std": None if std is None else list(std),
+            "reshape": reshape,
+            "output": output,
+            "labels": None if labels is None else os.fspath(labels),
+        }
+        self._model = _gradcam.load_model(os.fspath(model), weights, num_classes, onnx)
         info = _gradcam.model_info(self._model)
         self.name: str = info["name"]
-        #: ``[(name, channels, downsample), ...]``: the layers a map can be made at.
+        #: ``[(name, channels, (height, width)), ...]``: the layers a map can be made at, with
+        #: their output size at ``input_size``.
         self.layers: List[tuple] = info["layers"]
         self.default_layer: str = info["default_layer"]
         self.num_classes: int = info["num_classes"]

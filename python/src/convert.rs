@@ -9,7 +9,7 @@ use pyo3::buffer::{Element, PyBuffer};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyCapsule, PyType};
+use pyo3::types::{PyByteArray, PyCapsule, PyDict, PyType};
 
 /// The capsule name of a loaded model.
 const MODEL: &std::ffi::CStr = c"gradcam.model";
@@ -92,4 +92,18 @@ pub fn floats<'py>(py: Python<'py>, values: &[f32]) -> PyResult<Bound<'py, PyByt
 /// Pixels as a `bytearray`.
 pub fn bytes<'py>(py: Python<'py>, values: &[u8]) -> Bound<'py, PyByteArray> {
     PyByteArray::new(py, values)
+}
+
+/// The value of `key` in an options dict, `None` when absent or `None`.
+pub fn get<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+) -> PyResult<Option<T>> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => v.extract::<T>().map(Some).map_err(|e| {
+            let e: PyErr = e.into();
+            PyTypeError::new_err(format!("`{key}`: {e}"))
+        }),
+        _ => Ok(None),
+    }
 }

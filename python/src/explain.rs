@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::args::arg;
-use crate::convert::{buffer, bytes, error, floats, image_of, model_of};
+use crate::convert::{buffer, bytes, error, floats, get, image_of, model_of};
 
 /// `load_image(path)`: the decoded RGB pixels `(bytearray, height, width)`.
 pub fn load_image(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
@@ -24,17 +24,6 @@ pub fn load_image(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAn
         .into_pyobject(py)?
         .into_any()
         .unbind())
-}
-
-/// A value of the request dict, `None` when absent or `None`.
-fn get<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
-    d: &Bound<'py, PyDict>,
-    key: &str,
-) -> PyResult<Option<T>> {
-    match d.get_item(key)? {
-        Some(v) if !v.is_none() => Ok(Some(v.extract::<T>().map_err(Into::into)?)),
-        _ => Ok(None),
-    }
 }
 
 /// The request dict of `gradcam.Explainer.explain` as the library's [`RequestSpec`].

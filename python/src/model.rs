@@ -6,20 +6,35 @@ use std::sync::Arc;
 
 use burn::tensor::Device;
 use gradcam::cam::METHODS;
-use gradcam::model::{CamModel, ModelSpec};
+use gradcam::model::{CamModel, ModelSpec, OnnxOptions, Reshape};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::args::arg;
-use crate::convert::{error, model_capsule, model_of};
+use crate::convert::{error, get, model_capsule, model_of};
 
-/// `load_model(name, weights, num_classes)`: a built-in name (with a checkpoint or its default
-/// weights) or a model file, loaded once with the GIL released.
+/// `load_model(name, weights, num_classes, onnx)`: a built-in name (with a checkpoint or its
+/// default weights) or an ONNX file (`onnx`: the dict of its [`OnnxOptions`]), loaded once with
+/// the GIL released.
 pub fn load_model(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    let onnx = args.get_item(3)?;
+    let onnx = onnx.cast::<PyDict>()?;
+    let reshape: Option<String> = get(onnx, "reshape")?;
     let spec = ModelSpec {
         name: arg(args, 0, "model")?,
         weights: arg::<Option<PathBuf>>(args, 1, "weights")?,
         num_classes: arg(args, 2, "num_classes")?,
+        onnx: OnnxOptions {
+            input_size: get(onnx, "input_size")?,
+            mean: get(onnx, "mean")?,
+            std: get(onnx, "std")?,
+            reshape: reshape
+                .map(|r| r.parse::<Reshape>())
+                .transpose()
+                .map_err(|e| error(py, e))?,
+            output: get(onnx, "output")?,
+            labels: get(onnx, "labels")?,
+        },
     };
     let model = py
         .detach(|| spec.load(&Device::flex()))
@@ -27,17 +42,20 @@ pub fn load_model(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAn
     model_capsule(py, Arc::from(model))
 }
 
-/// `model_info(model)`: name, layers `(name, channels, downsample)`, default layer, classes,
-/// input size and normalisation, default batch size.
+/// `model_info(model)`: name, layers `(name, channels, (height, width))` at the model's input
+/// size, default layer, classes, input size and normalisation, default batch size.
 pub fn model_info(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
     let model: Arc<dyn CamModel> = model_of(&args.get_item(0)?)?;
     let p = model.preprocess();
     let info = PyDict::new(py);
     info.set_item("name", model.name())?;
-    let layers: Vec<(String, usize, usize)> = model
+    let layers: Vec<(String, usize, (usize, usize))> = model
         .layers()
         .iter()
-        .map(|l| (l.name.clone(), l.channels, l.downsample))
+        .map(|l| {
+            let [c, h, w] = l.output_shape(p.size);
+            (l.name.clone(), c, (h, w))
+        })
         .collect();
     info.set_item("layers", layers)?;
     info.set_item("default_layer", model.default_layer())?;

@@ -125,6 +125,6 @@ def test_guided_gradcam_is_guided_backprop_times_gradcam(lite0):
 def test_model_description(lite0):
     assert lite0.name == "efficientnet_lite0" and lite0.num_classes == 1000
     assert lite0.default_layer == "head" and lite0.input_size == (224, 224)
-    assert ("head", 1280, 32) in lite0.layers
+    assert ("head", 1280, (7, 7)) in lite0.layers
     assert "efficientnet_lite0" in gradcam.Explainer.__doc__
     assert "GradcamError" in gradcam.Explainer.explain.__doc__

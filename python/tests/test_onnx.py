@@ -1,0 +1,93 @@
+"""ONNX files through gradcam.compat: Grad-CAM on the ONNX fixtures of tests/fixtures/onnx (made by
+tools/make_onnx_fixtures.py) against pytorch-grad-cam's Grad-CAM formula evaluated on that
+script's references: the cut tensor's value from onnxruntime and torch autograd's gradient of the
+class-1 logit there (``<model>.grad.npy``), each reshaped as pytorch-grad-cam's
+``reshape_transform`` would."""
+
+import json
+
+import numpy as np
+import pytest
+
+import gradcam
+from gradcam import compat
+from conftest import FIXTURES
+
+ONNX = FIXTURES / "onnx"
+MAP_TOLERANCE = 1e-4
+
+
+def _cv2_linear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """cv2.resize(image, (width, height)) with INTER_LINEAR, for enlargements: half-pixel
+    centres, edge samples clamped."""
+
+    def axis(n_out, n_in):
+        f = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+        i0 = np.floor(f).astype(int)
+        t = f - i0
+        t[i0 < 0], i0[i0 < 0] = 0, 0
+        last = i0 >= n_in - 1
+        t[last], i0[last] = 0, n_in - 1
+        return i0, np.minimum(i0 + 1, n_in - 1), t
+
+    r0, r1, tr = axis(height, image.shape[0])
+    c0, c1, tc = axis(width, image.shape[1])
+    rows = image[r0] * (1 - tr)[:, None] + image[r1] * tr[:, None]
+    return rows[:, c0] * (1 - tc) + rows[:, c1] * tc
+
+
+def _scale(image: np.ndarray) -> np.ndarray:
+    """pytorch-grad-cam's scale_cam_image without the resize."""
+    image = image - image.min()
+    return image / (1e-7 + image.max())
+
+
+def _as_maps(t: np.ndarray, reshape: str) -> np.ndarray:
+    """A cut tensor as (B, C, h, w), as the reshape_transform of pytorch-grad-cam's tutorials."""
+    if reshape == "vit":
+        b, n, c = t.shape
+        side = int(round((n - 1) ** 0.5))
+        return t[:, 1:, :].reshape(b, side, side, c).transpose(0, 3, 1, 2)
+    if reshape == "swin":
+        return t.transpose(0, 3, 1, 2)
+    return t
+
+
+def _reference_gradcam(model: str, exporter: str, reshape: str, size) -> np.ndarray:
+    activations = _as_maps(np.load(ONNX / f"{model}.{exporter}.cut.npy"), reshape)
+    gradients = _as_maps(np.load(ONNX / f"{model}.grad.npy"), reshape)
+    weights = gradients.mean(axis=(2, 3), keepdims=True)
+    raw = np.maximum((weights * activations).sum(axis=1), 0)
+    return np.stack([_scale(_scale(_cv2_linear(_scale(m), *size))) for m in raw])
+
+
+CASES = [
+    ("resnet_like", "legacy", None),
+    ("resnet_like", "dynamo", None),
+    ("depthwise_se", "legacy", None),
+    ("shuffle_concat", "dynamo", None),
+    ("tiny_vit", "legacy", "vit"),
+    ("tiny_swin", "legacy", "swin"),
+]
+
+
+@pytest.mark.parametrize("model,exporter,reshape", CASES)
+def test_onnx_gradcam_equals_the_formula_on_torch_gradients(model, exporter, reshape):
+    manifest = json.loads((ONNX / "manifest.json").read_text())["models"][model]
+    x = np.load(ONNX / f"{model}.input.npy")
+    explainer = gradcam.Explainer(str(ONNX / f"{model}.{exporter}.onnx"), reshape=reshape)
+    cam = compat.GradCAM(model=explainer, target_layers=[manifest["module"]])
+    maps = cam(input_tensor=x, targets=[1] * len(x))
+    expected = _reference_gradcam(model, exporter, reshape or "none", x.shape[2:])
+    assert maps.shape == expected.shape
+    assert np.abs(maps - expected).max() <= MAP_TOLERANCE
+
+
+def test_an_onnx_path_is_a_model_like_a_name():
+    path = str(ONNX / "resnet_like.legacy.onnx")
+    x = np.load(ONNX / "resnet_like.input.npy")
+    by_path = compat.GradCAM(model=path, target_layers=["layer2"])(x, targets=[1, 1])
+    by_explainer = compat.GradCAM(gradcam.Explainer(path), ["layer2"])(x, targets=[1, 1])
+    np.testing.assert_array_equal(by_path, by_explainer)
+    with pytest.raises(gradcam.GradcamError, match="holds its own weights"):
+        gradcam.Explainer(path, weights="w.pth")
