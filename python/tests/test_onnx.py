@@ -61,12 +61,13 @@ def _reference_gradcam(model: str, exporter: str, reshape: str, size) -> np.ndar
     return np.stack([_scale(_scale(_cv2_linear(_scale(m), *size))) for m in raw])
 
 
+#: tiny_vit is left out: at its reference cut (`blocks`) only the class token reaches the head, so
+#: the patch tokens' gradients and both Grad-CAM maps are all zero, which would prove nothing.
 CASES = [
     ("resnet_like", "legacy", None),
     ("resnet_like", "dynamo", None),
     ("depthwise_se", "legacy", None),
     ("shuffle_concat", "dynamo", None),
-    ("tiny_vit", "legacy", "vit"),
     ("tiny_swin", "legacy", "swin"),
 ]
 
@@ -79,7 +80,7 @@ def test_onnx_gradcam_equals_the_formula_on_torch_gradients(model, exporter, res
     cam = compat.GradCAM(model=explainer, target_layers=[manifest["module"]])
     maps = cam(input_tensor=x, targets=[1] * len(x))
     expected = _reference_gradcam(model, exporter, reshape or "none", x.shape[2:])
-    assert maps.shape == expected.shape
+    assert maps.shape == expected.shape and expected.max() > 0.99
     assert np.abs(maps - expected).max() <= MAP_TOLERANCE
 
 
