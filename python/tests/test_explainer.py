@@ -128,3 +128,33 @@ def test_model_description(lite0):
     assert ("head", 1280, (7, 7)) in lite0.layers
     assert "efficientnet_lite0" in gradcam.Explainer.__doc__
     assert "GradcamError" in gradcam.Explainer.explain.__doc__
+
+
+def test_long_lists_get_a_progress_bar_when_tqdm_is_there(lite0, photo, monkeypatch):
+    import sys
+    import types
+
+    bars = []
+
+    class FakeBar:
+        def __init__(self, total, **_):
+            self.total, self.done, self.closed = total, 0, False
+            bars.append(self)
+
+        def update(self, n):
+            self.done += n
+
+        def close(self):
+            self.closed = True
+
+    auto = types.ModuleType("tqdm.auto")
+    auto.tqdm = FakeBar
+    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
+    small = photo[::16, ::16].copy()
+    lite0.explain([small] * 3)
+    assert bars == []  # short lists: no bar
+    lite0.explain([small] * 3, progress=True, batch_size=2)
+    assert [(b.total, b.done, b.closed) for b in bars] == [(3, 3, True)]
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # not installed: no bar, no error
+    assert len(lite0.explain([small] * 2, progress=True)) == 2
