@@ -136,9 +136,12 @@ class BaseCAM:
         targets: Optional[Sequence[Any]] = None,
         aug_smooth: bool = False,
         eigen_smooth: bool = False,
+        *,
+        counterfactual: bool = False,
     ) -> np.ndarray:
         """The maps of ``input_tensor`` (B, 3, H, W), float32 (B, H, W) in [0, 1]; ``targets``:
-        one per image (class indices or target objects), default the top-1 class."""
+        one per image (class indices or target objects), default the top-1 class.
+        ``counterfactual`` (not pytorch-grad-cam's) explains the negated scores."""
         x = np.ascontiguousarray(np.asarray(input_tensor), dtype=np.float32)
         if x.ndim != 4:
             raise GradcamError(
@@ -147,7 +150,11 @@ class BaseCAM:
         described = None if targets is None else [_target(t) for t in targets]
         if described is not None and len(described) != len(x):
             raise GradcamError(f"{len(described)} targets given for a batch of {len(x)} images")
-        options = {"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth}
+        options = {
+            "aug_smooth": aug_smooth,
+            "eigen_smooth": eigen_smooth,
+            "counterfactual": counterfactual,
+        }
         size = self.batch_size or self.explainer.default_batch_size
         run = _gradcam.run_guided if self.guided else _gradcam.run_cam
         key = "guided" if self.guided else "maps"

@@ -42,6 +42,8 @@ class BaseCAM:
         targets: Optional[Sequence[TargetLike]] = ...,
         aug_smooth: bool = ...,
         eigen_smooth: bool = ...,
+        *,
+        counterfactual: bool = ...,
     ) -> np.ndarray: ...
     def forward(
         self,
@@ -49,6 +51,8 @@ class BaseCAM:
         targets: Optional[Sequence[TargetLike]] = ...,
         aug_smooth: bool = ...,
         eigen_smooth: bool = ...,
+        *,
+        counterfactual: bool = ...,
     ) -> np.ndarray: ...
     def __enter__(self) -> "BaseCAM": ...
     def __exit__(self, *exc: Any) -> bool: ...
