@@ -67,30 +67,31 @@ pub fn explain(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>>
         .collect::<PyResult<_>>()?;
     let spec = request_spec(args.get_item(2)?.cast::<PyDict>()?)?;
     let num_classes = model.num_classes();
-    let work = || -> gradcam::Result<(Vec<Explanation>, Vec<Option<RgbImage>>)> {
+    let work = || -> gradcam::Result<(Vec<Explanation>, Vec<(RgbImage, bool)>)> {
         let request = spec.check(num_classes, num_classes)?;
         let explainer = Explainer::from_request(model, &request)?;
-        let mut decoded = Vec::with_capacity(inputs.len());
         let mut images = Vec::with_capacity(inputs.len());
+        let mut from_file = Vec::with_capacity(inputs.len());
         for input in inputs {
             match input {
                 Input::Path(p) => {
-                    let img = image::load(&p, MAX_PIXELS)?;
-                    decoded.push(Some(img.clone()));
-                    images.push(img);
+                    images.push(image::load(&p, MAX_PIXELS)?);
+                    from_file.push(true);
                 }
                 Input::Pixels(img) => {
-                    decoded.push(None);
                     images.push(img);
+                    from_file.push(false);
                 }
             }
         }
-        Ok((explainer.explain(&images, &request.classes)?, decoded))
+        let explanations = explainer.explain(&images, &request.classes)?;
+        Ok((explanations, images.into_iter().zip(from_file).collect()))
     };
-    let (explanations, decoded) = py.detach(work).map_err(|e| error(py, e))?;
+    let (explanations, images) = py.detach(work).map_err(|e| error(py, e))?;
     let list = PyList::empty(py);
-    for (e, img) in explanations.iter().zip(decoded) {
-        list.append(explanation(py, e, img.as_ref())?)?;
+    for (e, (img, from_file)) in explanations.iter().zip(&images) {
+        // The photo goes back only when Python does not have it (it came from a file).
+        list.append(explanation(py, e, from_file.then_some(img))?)?;
     }
     Ok(list.into_any().unbind())
 }
@@ -171,7 +172,19 @@ pub fn render(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> 
     let input: (usize, usize) = arg(args, 4, "input")?;
     let image_weight: f32 = arg(args, 5, "image_weight")?;
     let draw_box: bool = arg(args, 6, "draw_box")?;
-    if map.len() != input.0 * input.1 {
+    let pixels = input.0 * input.1;
+    if guided.as_ref().is_some_and(|g| g.len() != 3 * pixels) {
+        return Err(error(
+            py,
+            gradcam::Error::Invalid(format!(
+                "a guided image must have {} values for an input of {}x{}",
+                3 * pixels,
+                input.0,
+                input.1
+            )),
+        ));
+    }
+    if map.len() != pixels {
         return Err(error(
             py,
             gradcam::Error::Invalid(format!(

@@ -68,3 +68,12 @@ def test_unknown_method_and_bad_options(lite0, photo):
         compat.GradCAM(lite0, [object()])
     with pytest.raises(TypeError, match="unsupported target"):
         compat.GradCAM(lite0, ["head"])(fixture("lite0/both.input.npy"), targets=["x"])
+
+
+def test_render_checks_its_sizes(photo):
+    from gradcam import _gradcam
+
+    with pytest.raises(gradcam.GradcamError, match="a map of 3 values for an input of 2x2"):
+        _gradcam.render(photo, np.zeros(3, np.float32), None, None, (2, 2), 0.5, True)
+    with pytest.raises(gradcam.GradcamError, match="a guided image must have 12 values"):
+        _gradcam.render(photo, np.zeros(4, np.float32), np.zeros(5, np.float32), None, (2, 2), 0.5, True)

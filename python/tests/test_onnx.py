@@ -92,3 +92,13 @@ def test_an_onnx_path_is_a_model_like_a_name():
     np.testing.assert_array_equal(by_path, by_explainer)
     with pytest.raises(gradcam.GradcamError, match="holds its own weights"):
         gradcam.Explainer(path, weights="w.pth")
+
+
+def test_explainer_on_an_onnx_file(photo):
+    """The whole path for a file model: its own input size (32x32), indices as labels."""
+    explainer = gradcam.Explainer(str(ONNX / "resnet_like.legacy.onnx"))
+    assert explainer.input_size == (32, 32) and explainer.num_classes == 5
+    r = explainer.explain(photo, layers="layer2", top_k=2)[0]
+    assert r.map.shape == (32, 32) and list(r.raw) == ["layer2"] and r.raw["layer2"].shape == (8, 8)
+    assert [m.class_index for m in r.maps] == [c for c, _, _ in r.top5[:2]]
+    assert r.overlay.shape == photo.shape
