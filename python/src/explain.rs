@@ -48,6 +48,9 @@ enum Input {
     Pixels(RgbImage),
 }
 
+/// The explanations, and each image with whether it came from a file.
+type Explained = (Vec<Explanation>, Vec<(RgbImage, bool)>);
+
 /// `explain(model, images, request)`: one dict per image (see [`explanation`]). `images` are
 /// paths or `(H, W, 3)` uint8 arrays; the whole list is one batch, explained with the GIL
 /// released.
@@ -67,7 +70,7 @@ pub fn explain(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>>
         .collect::<PyResult<_>>()?;
     let spec = request_spec(args.get_item(2)?.cast::<PyDict>()?)?;
     let num_classes = model.num_classes();
-    let work = || -> gradcam::Result<(Vec<Explanation>, Vec<(RgbImage, bool)>)> {
+    let work = || -> gradcam::Result<Explained> {
         let request = spec.check(num_classes, num_classes)?;
         let explainer = Explainer::from_request(model, &request)?;
         let mut images = Vec::with_capacity(inputs.len());
