@@ -2,9 +2,11 @@
 
 >>> import gradcam
 >>> ex = gradcam.Explainer("efficientnet_lite0")              # doctest: +SKIP
->>> res = ex.explain("cat_dog.jpg", classes=[281], method="gradcam++")  # doctest: +SKIP
->>> res[0].map.shape, res[0].box, res[0].top5[0]               # doctest: +SKIP
-((224, 224), (x1, y1, x2, y2), (281, 'tabby', 0.41...))
+>>> res = ex.explain("assets/cat_dog.jpg", classes=[281], method="gradcam++")  # doctest: +SKIP
+>>> res[0].label, res[0].map.shape, res[0].box                # doctest: +SKIP
+('tabby', (224, 224), (58, 0, 639, 479))
+>>> res[0].top5[0]                                            # doctest: +SKIP
+(243, 'bull mastiff', 0.3373...)
 
 ``gradcam.compat`` has pytorch-grad-cam's call shape (``GradCAM(model=..., target_layers=[...])``).
 Errors of the library (a bad image, an unknown layer, a class out of range) are raised as
