@@ -8,19 +8,25 @@ with the built wheel unpacked on PYTHONPATH: docs/benchmarks.md, "From Python", 
 commands), and bench/run.sh run once (it makes the ResNet-50 checkpoint with random weights and
 the input batch in $BENCH_CACHE, the same files bench/steady.sh uses).
 
-Two tables, medians over ROUNDS alternating rounds of each side's median ms per image:
+Two tables, medians over ROUNDS rounds of each side's median ms per image:
 
 1. Grad-CAM on the same preprocessed inputs and weights: `gradcam.compat.GradCAM` against
-   `pytorch_grad_cam.GradCAM` (same process, same threads), and the Rust library's own time for
-   the same case (`bench_cam`, what bench/steady.sh times as "ours"): ratio package / Rust.
+   `pytorch_grad_cam.GradCAM` (same process, same threads, their REPS calls alternating), and
+   the Rust library's own time for the same case (`bench_cam` with REPS runs, what
+   bench/steady.sh times as "ours", once per round): ratio package / Rust.
 2. Whole images from files: `gradcam.Explainer.explain(paths)` against `gradcam explain --format
    npy` (decode, Grad-CAM, box, top-5; the map written as .npy), the CLI's per-image time as
    (T(N images) - T(1 image)) / (N - 1), so that its start and model loading do not count.
 
-Threads: 2 on every side (RAYON_NUM_THREADS=2, torch.set_num_threads(2)).
+BENCH_CASES=REGEX keeps the cases of table 1 whose "model layer batch" matches.
+
+Threads: 2 on every side (RAYON_NUM_THREADS=2, torch.set_num_threads(2)). Each timed call
+starts after a pause of $BENCH_PAUSE seconds (default 0.5), so that the other side's idle
+threads (torch's OpenMP workers spin a while after a call) have gone to sleep.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +52,7 @@ RESNET = CACHE / "resnet50-random-seed0.legacy.pth"
 BENCH_CAM = REPO / "target" / "release" / "examples" / "bench_cam"
 CLI = REPO / "target" / "release" / "gradcam"
 IMAGES = Path(os.environ.get("BENCH_IMAGES", REPO.parent / "shared" / "data" / "images"))
+PAUSE = float(os.environ.get("BENCH_PAUSE", "0.5"))
 
 CASES = [
     ("efficientnet_lite0", "head", 1),
@@ -64,26 +71,26 @@ def lite0_weights():
     return out.stdout.strip()
 
 
-def ours(explainers, model, layer, batch, reps, x):
-    """Median ms per image of compat.GradCAM on `x[:batch]` (one warm-up call)."""
+def paired(explainers, torch_cases, model, layer, batch, reps, x, weights):
+    """Median ms per image of compat.GradCAM and of pytorch_grad_cam.GradCAM on `x[:batch]`,
+    their calls alternating (one warm-up each), so that both see the same machine."""
     cam = compat.GradCAM(model=explainers[model], target_layers=[layer], batch_size=batch)
     inputs = np.ascontiguousarray(x[:batch])
+    key = (model, layer, batch)
+    if key not in torch_cases:
+        torch_cases[key] = torch_side.Case(model, weights, layer, "gradcam", batch, str(INPUT))
+    case = torch_cases[key]
     cam(inputs)
-    samples = []
+    case.run()
+    ours, theirs = [], []
     for _ in range(reps):
+        time.sleep(PAUSE)
         start = time.perf_counter()
         cam(inputs)
-        samples.append((time.perf_counter() - start) * 1e3 / batch)
-    return median(samples)
-
-
-def theirs(cases, model, layer, batch, reps, weights):
-    key = (model, layer, batch)
-    if key not in cases:
-        cases[key] = torch_side.Case(model, weights, layer, "gradcam", batch, str(INPUT))
-        cases[key].run()
-    case = cases[key]
-    return median([case.run() * 1e3 / batch for _ in range(reps)])
+        ours.append((time.perf_counter() - start) * 1e3 / batch)
+        time.sleep(PAUSE)
+        theirs.append(case.run() * 1e3 / batch)
+    return median(ours), median(theirs)
 
 
 def rust(model, layer, batch, reps):
@@ -107,10 +114,14 @@ def cam_table(rounds, reps):
           "| Rust (bench_cam) | package / Rust |")
     print("|---|---:|---:|---:|---:|---:|")
     for model, layer, batch in CASES:
+        if not re.search(os.environ.get("BENCH_CASES", "."), f"{model} {layer} {batch}"):
+            continue
         o, t, r = [], [], []
         for _ in range(rounds):
-            o.append(ours(explainers, model, layer, batch, reps, x))
-            t.append(theirs(torch_cases, model, layer, batch, reps, weights[model]))
+            ours, theirs = paired(explainers, torch_cases, model, layer, batch, reps, x, weights[model])
+            o.append(ours)
+            t.append(theirs)
+            time.sleep(PAUSE)
             r.append(rust(model, layer, batch, reps))
         o, t, r = median(o), median(t), median(r)
         print(f"| {model} `{layer}` batch {batch} | {o:.1f} | {t:.1f} | {t / o:.2f}x | {r:.1f} | {o / r:.2f} |",
@@ -134,6 +145,7 @@ def images_table(rounds, copies=4):
         explainer.explain(paths[:2])
         package, cli = [], []
         for _ in range(rounds):
+            time.sleep(PAUSE)
             start = time.perf_counter()
             explainer.explain(paths, progress=False)
             package.append((time.perf_counter() - start) * 1e3 / len(paths))
