@@ -18,7 +18,8 @@ Two tables, medians over ROUNDS rounds of each side's median ms per image:
    npy` (decode, Grad-CAM, box, top-5; the map written as .npy), the CLI's per-image time as
    (T(N images) - T(1 image)) / (N - 1), so that its start and model loading do not count.
 
-BENCH_CASES=REGEX keeps the cases of table 1 whose "model layer batch" matches.
+BENCH_CASES=REGEX keeps the cases of table 1 whose "model layer batch" matches;
+BENCH_TABLES=cam or BENCH_TABLES=images runs one table.
 
 Threads: 2 on every side (RAYON_NUM_THREADS=2, torch.set_num_threads(2)). Each timed call
 starts after a pause of $BENCH_PAUSE seconds (default 0.5), so that the other side's idle
@@ -173,8 +174,11 @@ def main():
             sys.exit(f"{path} is missing: run bench/run.sh and `cargo build --release --bins --examples` first")
     print(f"threads: RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']}, torch {torch_side.torch.get_num_threads()}; "
           f"load average {open('/proc/loadavg').read().split()[:3]}\n")
-    cam_table(rounds, reps)
-    images_table(rounds)
+    tables = os.environ.get("BENCH_TABLES", "cam,images").split(",")
+    if "cam" in tables:
+        cam_table(rounds, reps)
+    if "images" in tables:
+        images_table(rounds)
 
 
 if __name__ == "__main__":
