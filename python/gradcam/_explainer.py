@@ -14,6 +14,8 @@ from ._result import Result
 
 #: Lists at least this long get a progress bar (when tqdm is installed and ``progress=None``).
 PROGRESS_FROM = 32
+#: Images per native call (rounded down to a multiple of the batch size, at least one batch).
+CALL_IMAGES = 16
 
 
 def methods() -> List[Dict[str, Any]]:
@@ -144,12 +146,15 @@ class Explainer:
         size = batch_size or self.default_batch_size
         if size < 1:
             raise GradcamError(f"batch_size must be at least 1, got {size}")
-        batches = [inputs[i : i + size] for i in range(0, len(inputs), size)]
+        # Native calls of at least CALL_IMAGES images: their files decode in parallel, and the
+        # progress bar moves once per call.
+        step = size * max(1, CALL_IMAGES // size)
+        batches = [inputs[i : i + step] for i in range(0, len(inputs), step)]
         bar = _progress(len(inputs), progress)
         results: List[Result] = []
         try:
             for batch in batches:
-                for data, given in zip(_gradcam.explain(self._model, batch, request), batch):
+                for data, given in zip(_gradcam.explain(self._model, batch, request, size), batch):
                     width, height = data["image_size"]
                     photo = given if data["image"] is None else pixels(data["image"], height, width)
                     results.append(Result(data, photo, image_weight, draw_box))

@@ -9,6 +9,7 @@ use gradcam::localize::BBox;
 use gradcam::request::RequestSpec;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use rayon::prelude::*;
 
 use crate::args::arg;
 use crate::convert::{buffer, bytes, error, floats, get, image_of, model_of};
@@ -51,9 +52,9 @@ enum Input {
 /// The explanations, and each image with whether it came from a file.
 type Explained = (Vec<Explanation>, Vec<(RgbImage, bool)>);
 
-/// `explain(model, images, request)`: one dict per image (see [`explanation`]). `images` are
-/// paths or `(H, W, 3)` uint8 arrays; the whole list is one batch, explained with the GIL
-/// released.
+/// `explain(model, images, request, batch_size)`: one dict per image (see [`explanation`]).
+/// `images` are paths or `(H, W, 3)` uint8 arrays. With the GIL released, the files are
+/// decoded in parallel, then explained `batch_size` at a time.
 pub fn explain(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
     let model = model_of(&args.get_item(0)?)?;
     let items = args.get_item(1)?;
@@ -69,26 +70,24 @@ pub fn explain(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>>
         })
         .collect::<PyResult<_>>()?;
     let spec = request_spec(args.get_item(2)?.cast::<PyDict>()?)?;
+    let batch_size = arg::<usize>(args, 3, "batch_size")?.max(1);
     let num_classes = model.num_classes();
     let work = || -> gradcam::Result<Explained> {
         let request = spec.check(num_classes, num_classes)?;
         let explainer = Explainer::from_request(model, &request)?;
-        let mut images = Vec::with_capacity(inputs.len());
-        let mut from_file = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            match input {
-                Input::Path(p) => {
-                    images.push(image::load(&p, MAX_PIXELS)?);
-                    from_file.push(true);
-                }
-                Input::Pixels(img) => {
-                    images.push(img);
-                    from_file.push(false);
-                }
-            }
+        let images: Vec<(RgbImage, bool)> = inputs
+            .into_par_iter()
+            .map(|input| match input {
+                Input::Path(p) => image::load(&p, MAX_PIXELS).map(|img| (img, true)),
+                Input::Pixels(img) => Ok((img, false)),
+            })
+            .collect::<gradcam::Result<_>>()?;
+        let (photos, from_file): (Vec<RgbImage>, Vec<bool>) = images.into_iter().unzip();
+        let mut explanations = Vec::with_capacity(photos.len());
+        for batch in photos.chunks(batch_size) {
+            explanations.extend(explainer.explain(batch, &request.classes)?);
         }
-        let explanations = explainer.explain(&images, &request.classes)?;
-        Ok((explanations, images.into_iter().zip(from_file).collect()))
+        Ok((explanations, photos.into_iter().zip(from_file).collect()))
     };
     let (explanations, images) = py.detach(work).map_err(|e| error(py, e))?;
     let list = PyList::empty(py);

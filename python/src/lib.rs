@@ -47,7 +47,7 @@ const FUNCTIONS: &[(&CStr, &CStr, Function)] = &[
     ),
     (
         c"explain",
-        c"explain(model, images, request, batch) -> list of explanation dicts",
+        c"explain(model, images, request, batch_size) -> list of explanation dicts",
         explain::explain,
     ),
     (
