@@ -13,7 +13,7 @@ use crate::cam::{
 };
 use crate::error::Result;
 use crate::image::{resize_bilinear, resize_map, to_input};
-use crate::labels;
+use crate::labels::ClassNames;
 use crate::localize::{BBox, localize};
 use crate::model::{CamModel, Preprocess};
 pub use crate::request::Classes;
@@ -105,7 +105,7 @@ impl Explainer {
             aug_smooth: options.aug_smooth,
             ..Default::default()
         };
-        let request = spec.check(model.num_classes(), 1)?;
+        let request = spec.check(model.class_names(), 1)?;
         Self::from_request(model, &request)
     }
 
@@ -149,6 +149,7 @@ impl Explainer {
         }
         let input = self.model.preprocess().tensor(data);
         let num_classes = self.model.num_classes();
+        let names = self.model.class_names();
         let sets: Vec<Targets> = match classes {
             Classes::Top(k) => (0..(*k).clamp(1, num_classes)).map(Targets::Rank).collect(),
             Classes::These(list) => list.iter().map(|&c| Targets::class(c)).collect(),
@@ -198,7 +199,7 @@ impl Explainer {
                     let class = out.classes[b];
                     ClassMap {
                         class,
-                        label: class.map(|c| labels::name_of(c, num_classes)),
+                        label: class.map(|c| names.name(c)),
                         score: out.scores[b],
                         bbox,
                         map: out.maps[b].clone(),
@@ -228,7 +229,7 @@ impl Explainer {
                 counterfactual: self.options.counterfactual,
                 image_size: (image.width(), image.height()),
                 input_size: outputs[0].size,
-                top5: top_k(&outputs[0].logits[b], 5, num_classes),
+                top5: top_k(&outputs[0].logits[b], 5, names),
                 explanations,
                 timings: image_timings,
             });
@@ -245,14 +246,14 @@ pub fn preprocess_with(p: &Preprocess, image: &RgbImage) -> Vec<f32> {
 }
 
 /// The `k` best classes with their softmax probabilities.
-pub fn top_k(logits: &[f32], k: usize, num_classes: usize) -> Vec<Prediction> {
+pub fn top_k(logits: &[f32], k: usize, names: ClassNames) -> Vec<Prediction> {
     let probabilities = cam::softmax(logits);
     cam::ranked(logits)
         .into_iter()
         .take(k)
         .map(|c| Prediction {
             class: c,
-            label: labels::name_of(c, num_classes),
+            label: names.name(c),
             logit: logits[c],
             probability: probabilities[c] as f32,
         })

@@ -34,6 +34,61 @@ pub fn imagenet() -> &'static [Label] {
     })
 }
 
+/// A model's class names: its own (an ONNX model's `--labels`), ImageNet's for 1000 classes,
+/// else none (classes go by index).
+#[derive(Debug, Clone, Copy)]
+pub struct ClassNames<'a> {
+    own: Option<&'a [String]>,
+    count: usize,
+}
+
+impl<'a> ClassNames<'a> {
+    /// The names of a model with `count` classes, `own` when it brings them.
+    pub fn new(own: Option<&'a [String]>, count: usize) -> Self {
+        ClassNames { own, count }
+    }
+
+    /// The number of classes.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The name of class `index` (see [`name_of`]).
+    pub fn name(&self, index: usize) -> String {
+        match self.own.and_then(|own| own.get(index)) {
+            Some(name) => name.clone(),
+            None => name_of(index, self.count),
+        }
+    }
+
+    /// A class by index or name (see [`class`]); with names of its own, a name is one of
+    /// them (ignoring case, `_` as a space).
+    pub fn class(&self, query: &str) -> Result<usize> {
+        let Some(own) = self.own else {
+            return class(query, self.count);
+        };
+        if query.trim().parse::<usize>().is_ok() {
+            return class(query, self.count);
+        }
+        let norm = |s: &str| s.trim().to_lowercase().replace('_', " ");
+        own.iter()
+            .position(|name| norm(name) == norm(query))
+            .ok_or_else(|| {
+                Error::Class(format!(
+                    "no class is called `{query}`; the model's classes: {}",
+                    own.iter().take(20).cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })
+    }
+}
+
+/// A count of classes alone: ImageNet's names for 1000, else indices.
+impl From<usize> for ClassNames<'static> {
+    fn from(count: usize) -> Self {
+        ClassNames::new(None, count)
+    }
+}
+
 /// The short name of class `index`, or its number when the model is not an ImageNet one.
 pub fn name_of(index: usize, num_classes: usize) -> String {
     match imagenet().get(index) {

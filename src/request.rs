@@ -7,7 +7,7 @@
 
 use crate::cam::{CamOptions, MethodInfo, method_info};
 use crate::error::{Error, Result};
-use crate::labels;
+use crate::labels::ClassNames;
 use crate::localize::PAPER_THRESHOLD;
 use crate::model::CamModel;
 
@@ -90,8 +90,9 @@ impl ExplainRequest {
 }
 
 impl RequestSpec {
-    /// Checks every choice for a model with `num_classes` outputs, allowing at most
-    /// `max_maps` classes per image (`--top-k` or `--class` given that many times).
+    /// Checks every choice for a model with these classes (a count, or a model's
+    /// [`ClassNames`]), allowing at most `max_maps` classes per image (`--top-k` or `--class`
+    /// given that many times).
     ///
     /// ```
     /// use gradcam::request::{Classes, RequestSpec};
@@ -103,7 +104,13 @@ impl RequestSpec {
     /// let err = too_many.check(1000, 1000).unwrap_err().to_string();
     /// assert!(err.contains("`top_k` (--top-k) must be in 1..=1000, got 5000"), "{err}");
     /// ```
-    pub fn check(&self, num_classes: usize, max_maps: usize) -> Result<ExplainRequest> {
+    pub fn check<'a>(
+        &self,
+        classes: impl Into<ClassNames<'a>>,
+        max_maps: usize,
+    ) -> Result<ExplainRequest> {
+        let names: ClassNames = classes.into();
+        let num_classes = names.count();
         let method = method_info(self.method.as_deref().unwrap_or("gradcam"))?;
         if self.layers.iter().any(|l| l.trim().is_empty()) {
             return Err(invalid(
@@ -135,7 +142,7 @@ impl RequestSpec {
             (false, None) => Classes::These(
                 self.classes
                     .iter()
-                    .map(|c| labels::class(c, num_classes))
+                    .map(|c| names.class(c))
                     .collect::<Result<_>>()?,
             ),
         };

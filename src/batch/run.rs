@@ -16,7 +16,7 @@ use super::{finish_manifest, html, open_manifest, plan};
 use crate::error::Result;
 use crate::explain::Explainer;
 use crate::io::{remove_stale_temps, write_atomic};
-use crate::model::ModelSpec;
+use crate::model::{CamModel, ModelSpec};
 use crate::request::{Classes, ExplainRequest};
 
 /// The images of a run and what to make of them.
@@ -24,6 +24,9 @@ pub struct Job {
     /// The images, in the order they are done (see [`super::inputs::expand`]).
     pub inputs: Vec<Input>,
     pub model: ModelSpec,
+    /// The model already loaded from `model` (e.g. to check the request against an ONNX
+    /// model's classes); else it is loaded when there is work.
+    pub loaded: Option<Arc<dyn CamModel>>,
     pub request: ExplainRequest,
 }
 
@@ -174,7 +177,10 @@ pub fn run(
 
     // The manifest, rewritten sorted, when this run touched it.
     let finished = if !plan.todo.is_empty() {
-        let model: Arc<dyn crate::model::CamModel> = job.model.load(&Device::flex())?.into();
+        let model: Arc<dyn CamModel> = match job.loaded {
+            Some(model) => model,
+            None => job.model.load(&Device::flex())?.into(),
+        };
         let explainer = Explainer::from_request(model, &job.request)?;
         summary.batch_size = options
             .batch_size

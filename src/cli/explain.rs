@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use burn::tensor::Device;
 use clap::Args;
 use gradcam::batch::progress::Progress;
 use gradcam::batch::{
@@ -14,6 +17,8 @@ use gradcam::batch::{
 };
 use gradcam::explain::Explanation;
 use gradcam::image::MAX_PIXELS;
+use gradcam::labels::ClassNames;
+use gradcam::model::CamModel;
 use gradcam::request::{ExplainRequest, RequestSpec};
 use gradcam::timefmt::human;
 
@@ -109,7 +114,7 @@ fn default_jobs() -> usize {
 
 impl ExplainArgs {
     /// The explanation asked for, as the library checks it (the server takes the same).
-    fn request(&self) -> gradcam::Result<ExplainRequest> {
+    fn request(&self, classes: ClassNames) -> gradcam::Result<ExplainRequest> {
         RequestSpec {
             method: Some(self.method.clone()),
             layers: self.layers.clone(),
@@ -122,12 +127,39 @@ impl ExplainArgs {
             box_threshold: Some(self.box_threshold),
             draw_box: None,
         }
-        .check(self.model.num_classes, self.model.num_classes)
+        .check(classes, classes.count())
     }
 }
 
 pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let request = args.request()?;
+    let spec = args.model.spec()?;
+    // An ONNX model's classes and layers are known once it is loaded: load it first, so that a
+    // bad class or layer fails before anything is written.
+    let loaded: Option<Arc<dyn CamModel>> = if spec.is_onnx() {
+        let model: Arc<dyn CamModel> = spec
+            .load(&Device::flex())
+            .with_context(|| format!("loading {}", spec.name))?
+            .into();
+        if args.layers.is_empty() && !args.quiet {
+            eprintln!(
+                "gradcam: {}: explaining layer {} (the default: the last feature map; choose with --layer, list with `gradcam models {}`)",
+                spec.name,
+                model.default_layer(),
+                spec.name
+            );
+        }
+        Some(model)
+    } else {
+        None
+    };
+    let request = match &loaded {
+        Some(model) => {
+            let request = args.request(model.class_names())?;
+            request.check_layers(model.as_ref())?;
+            request
+        }
+        None => args.request(args.model.num_classes.into())?,
+    };
     let mut formats: FileFormats = args.format.parse()?;
     if args.no_box {
         formats.draw_box = false;
@@ -156,7 +188,8 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     }
     let job = Job {
         inputs,
-        model: args.model.spec(),
+        model: spec,
+        loaded,
         request,
     };
     let options = RunOptions {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+use crate::labels::ClassNames;
 
 pub use efficientnet_lite::EfficientNetLite;
 pub use onnx::{OnnxModel, OnnxOptions, Reshape};
@@ -72,6 +73,8 @@ pub struct Layer {
     pub channels: usize,
     /// How the layer's spatial size follows from the input's.
     pub grid: Grid,
+    /// Other names it answers to (an ONNX layer's tensor name and inner module paths).
+    pub aliases: Vec<String>,
 }
 
 /// The spatial size of a layer's output.
@@ -100,6 +103,7 @@ impl Layer {
                 downsample,
                 rounding,
             },
+            aliases: Vec::new(),
         }
     }
 
@@ -145,6 +149,10 @@ pub trait CamModel: Forward {
     /// Class names, when the model brings its own (ImageNet's are used for 1000 classes).
     fn labels(&self) -> Option<&[String]> {
         None
+    }
+    /// The class names to print and to look `--class` up in.
+    fn class_names(&self) -> ClassNames<'_> {
+        ClassNames::new(self.labels(), self.num_classes())
     }
     /// Other names users give a layer (`layer4` for `layer4.2`); `None` if `name` is no alias.
     fn alias(&self, _name: &str) -> Option<&str> {

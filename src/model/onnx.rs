@@ -183,24 +183,44 @@ impl OnnxModel {
         let tensors = onnx::layers_at(&graph, &dims)?;
         let (output, num_classes) = pick_output(&graph, &tensors, options.output.as_deref())?;
 
+        let token_counts: Vec<usize> = tensors
+            .iter()
+            .filter_map(|t| match layout_of(&t.shape, size, options.reshape, &[]) {
+                Some((Layout::Tokens { .. }, ..)) => Some(t.shape[1]),
+                _ => None,
+            })
+            .collect();
         let mut layers = vec![];
         let mut cuts = vec![];
         let mut names = HashMap::new();
         for t in &tensors {
             let Some((layout, channels, height, width)) =
-                layout_of(&t.shape, size, options.reshape)
+                layout_of(&t.shape, size, options.reshape, &token_counts)
             else {
                 continue;
             };
+            // A token count seen once is a transposed (B, C, N) view, not a token sequence.
+            let seen = |n: usize| token_counts.iter().filter(|&&c| c == n).count();
+            if matches!(layout, Layout::Tokens { .. }) && seen(t.shape[1]) < 2 {
+                continue;
+            }
             let index = layers.len();
             let name = t.modules.first().unwrap_or(&t.tensor).clone();
             for alias in t.modules.iter().chain([&t.tensor]) {
                 names.entry(alias.clone()).or_insert(index);
             }
+            let aliases = t
+                .modules
+                .iter()
+                .chain([&t.tensor])
+                .filter(|a| **a != name)
+                .cloned()
+                .collect();
             layers.push(Layer {
                 name,
                 channels,
                 grid: Grid::Fixed { height, width },
+                aliases,
             });
             cuts.push(CutPoint {
                 tensor: t.tensor.clone(),
@@ -256,10 +276,11 @@ impl OnnxModel {
         &self.graph
     }
 
-    /// The last layer whose map the top logit depends on at more than one position: the last
-    /// feature map before global pooling (torchcam's choice), and for a vision transformer the
-    /// input of the last block's attention (a class-token head reads only the class token
-    /// after it). Tried from the last layer back, on a fixed pseudo-random image.
+    /// The last layer whose map the top logit depends on at more than one position, preferring
+    /// the last layer's width: the last feature map before global pooling (torchcam's choice),
+    /// and for a vision transformer the input of the last block's attention (its `norm1`;
+    /// after the attention, a class-token head reads the class token only). Tried from the last
+    /// layer back, on a fixed pseudo-random image.
     fn find_default_layer(&self) -> Result<usize> {
         let (h, w) = self.preprocess.size;
         let mut state = 0x2545_f491u32;
@@ -272,17 +293,20 @@ impl OnnxModel {
             })
             .collect();
         let x = self.preprocess.tensor(probe);
-        let mut last_error = None;
+        let width = self.layers.last().map_or(0, |l| l.channels);
+        let (mut fallback, mut last_error) = (None, None);
         for layer in (0..self.layers.len()).rev() {
             match self.spreads_gradient(x.clone(), layer) {
-                Ok(true) => return Ok(layer),
+                Ok(true) if self.layers[layer].channels == width => return Ok(layer),
+                Ok(true) => fallback = fallback.or(Some(layer)),
                 Ok(false) => {}
                 Err(e) => last_error = Some(e),
             }
         }
-        match last_error {
-            Some(e) => Err(e),
-            None => Ok(self.layers.len() - 1),
+        match (fallback, last_error) {
+            (Some(layer), _) => Ok(layer),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(self.layers.len() - 1),
         }
     }
 
@@ -385,50 +409,39 @@ fn pick_output(
 }
 
 /// How a tensor of per-image `shape` (batch 1 first) reads as a `channels x height x width` map
-/// for an input of `size`, or `None` if it does not.
+/// for an input of `size`, or `None` if it does not. `tokens` holds the token counts of the
+/// graph's token tensors: a 4-D tensor with such a dimension is attention, not a map.
 fn layout_of(
     shape: &[usize],
     size: (usize, usize),
     reshape: Option<Reshape>,
+    tokens: &[usize],
 ) -> Option<(Layout, usize, usize, usize)> {
+    let attention = |h: usize, w: usize| tokens.contains(&h) || tokens.contains(&w);
+    let tokens_of = |n: usize, c: usize, prefix: usize| {
+        let (h, w) = token_grid(n.checked_sub(prefix)?, size)?;
+        let layout = Layout::Tokens {
+            prefix,
+            height: h,
+            width: w,
+        };
+        Some((layout, c, h, w))
+    };
     match (shape, reshape) {
-        (&[1, c, h, w], _) if is_grid(h, w, size) => Some((Layout::Map, c, h, w)),
-        (&[1, h, w, c], None | Some(Reshape::ChannelLast)) if is_grid(h, w, size) => {
+        (&[1, c, h, w], _) if is_grid(h, w, size) && !attention(h, w) => {
+            Some((Layout::Map, c, h, w))
+        }
+        (&[1, h, w, c], None | Some(Reshape::ChannelLast)) if c > 1 && is_grid(h, w, size) => {
             Some((Layout::ChannelLast, c, h, w))
         }
-        (&[1, n, c], None) => [1, 2, 0].into_iter().find_map(|prefix| {
-            let (h, w) = token_grid(n.checked_sub(prefix)?, size)?;
-            Some((
-                Layout::Tokens {
-                    prefix,
-                    height: h,
-                    width: w,
-                },
-                c,
-                h,
-                w,
-            ))
-        }),
-        (&[1, n, c], Some(Reshape::Tokens(prefix))) => {
-            let (h, w) = token_grid(n.checked_sub(prefix)?, size)?;
-            Some((
-                Layout::Tokens {
-                    prefix,
-                    height: h,
-                    width: w,
-                },
-                c,
-                h,
-                w,
-            ))
-        }
+        (&[1, n, c], None) if c > 1 => [1, 2, 0].into_iter().find_map(|k| tokens_of(n, c, k)),
+        (&[1, n, c], Some(Reshape::Tokens(k))) if c > 1 => tokens_of(n, c, k),
         _ => None,
     }
 }
 
-/// Whether `h x w` is the input's grid at some stride: the input itself, or smaller by a factor
-/// of 1.5 or more with the same aspect (within rounding). Attention maps `(B, heads, N, N)`
-/// are not: their `N` is barely under the input size.
+/// Whether `h x w` is the input's grid at some stride: the input's size, or smaller by 1.5 or
+/// more with the same aspect (within a cell's rounding).
 fn is_grid(h: usize, w: usize, (height, width): (usize, usize)) -> bool {
     if h * w < 2 || h > height || w > width {
         return false;
@@ -436,8 +449,8 @@ fn is_grid(h: usize, w: usize, (height, width): (usize, usize)) -> bool {
     if (h, w) == (height, width) {
         return true;
     }
-    let (sh, sw) = (height as f64 / h as f64, width as f64 / w as f64);
-    sh >= 1.5 && sw >= 1.5 && (sh - sw).abs() <= sh.max(sw) / h.min(w) as f64 + 1e-9
+    let skew = (h * width).abs_diff(w * height);
+    3 * h <= 2 * height && 3 * w <= 2 * width && 2 * skew <= height.max(width)
 }
 
 /// The `h x w` grid of `tokens` tokens for an input of `size`: the same aspect as the input.
@@ -592,10 +605,10 @@ impl Forward for OnnxModel {
         let mut logits = vec![];
         for i in 0..n {
             let image = rows.map_or(i, |r| r[i]);
-            let row = value.map(|t| t.narrow(value.padded_axis(0), i, 1));
             let mut shape = value.shape().to_vec();
             shape[0] = 1;
-            let row = row.reshape(shape).map_err(|e| invalid(e.0))?;
+            let one = value.padded().clone().narrow(value.padded_axis(0), i, 1);
+            let row = Float::from_padded(one, shape).map_err(|e| invalid(e.0))?;
             let context = state
                 .contexts
                 .get(image)

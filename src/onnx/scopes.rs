@@ -26,10 +26,12 @@ pub(crate) fn from_legacy_name(name: &str, seen: &mut HashSet<String>) -> Vec<St
     let mut paths: Vec<String> = vec![];
     for part in &parts[..parts.len().saturating_sub(1)] {
         let parent = paths.last().cloned().unwrap_or_default();
-        let mut path = if parent.is_empty() || part.starts_with(&format!("{parent}.")) {
-            part.to_string()
-        } else {
-            format!("{parent}.{part}")
+        // A container's children are named after it: `stem.0` in `stem`, `mlp.0` in `blocks.0.mlp`.
+        let last = parent.rsplit('.').next().unwrap_or_default();
+        let mut path = match part.strip_prefix(last).filter(|r| r.starts_with('.')) {
+            _ if parent.is_empty() => part.to_string(),
+            Some(rest) if !last.is_empty() => format!("{parent}{rest}"),
+            _ => format!("{parent}.{part}"),
         };
         if let Some((base, count)) = path.rsplit_once('_')
             && !count.is_empty()
@@ -102,6 +104,10 @@ mod tests {
         assert_eq!(
             from_legacy_name("/blocks/blocks.0/norm1/Sub", &mut seen),
             ["blocks", "blocks.0", "blocks.0.norm1"]
+        );
+        assert_eq!(
+            from_legacy_name("/blocks/blocks.0/mlp/mlp.0/MatMul", &mut seen),
+            ["blocks", "blocks.0", "blocks.0.mlp", "blocks.0.mlp.0"]
         );
         assert_eq!(
             from_legacy_name("/Flatten", &mut seen),

@@ -126,7 +126,7 @@ impl Params {
                 }
             }
         }
-        let request = spec.check(model.num_classes(), MAX_CLASSES)?;
+        let request = spec.check(model.class_names(), MAX_CLASSES)?;
         request.check_layers(model)?;
         Ok(Params {
             request,
@@ -517,12 +517,16 @@ pub(super) async fn models(State(state): State<AppState>) -> Json<serde_json::Va
 
 /// `GET /v1/classes`: index, short name and synonyms of every class.
 pub(super) async fn classes(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let n = state.model().num_classes();
+    let model = state.model();
+    let (n, own) = (model.num_classes(), model.class_names());
     let imagenet = labels::imagenet();
     let classes: Vec<_> = (0..n)
         .map(|i| {
-            let names = imagenet.get(i).filter(|_| n == 1000).map(|l| l.full_name);
-            serde_json::json!({ "class": i, "label": labels::name_of(i, n), "names": names })
+            let names = imagenet
+                .get(i)
+                .filter(|_| n == 1000 && model.labels().is_none())
+                .map(|l| l.full_name);
+            serde_json::json!({ "class": i, "label": own.name(i), "names": names })
         })
         .collect();
     Json(serde_json::json!({ "classes": classes }))

@@ -17,6 +17,10 @@ enum Binary {
     Pow,
     Max,
     Min,
+    /// `Mod`: with `fmod` the sign of the dividend (C's fmod), else of the divisor (Python's %).
+    Mod {
+        fmod: bool,
+    },
 }
 
 impl Binary {
@@ -32,6 +36,12 @@ impl Binary {
             })?),
             Binary::Max => a.max(b),
             Binary::Min => a.min(b),
+            Binary::Mod { .. } if b == 0 => op_bail!("integer modulo by zero"),
+            Binary::Mod { fmod: true } => a % b,
+            Binary::Mod { fmod: false } => match a % b {
+                r if r != 0 && (r < 0) != (b < 0) => r + b,
+                r => r,
+            },
         })
     }
 
@@ -52,6 +62,15 @@ impl Binary {
             Binary::Pow => x.powf(y),
             Binary::Max => x.max_pair(y),
             Binary::Min => x.min_pair(y),
+            Binary::Mod { fmod } => {
+                let q = x.clone() / y.clone();
+                let whole = if fmod {
+                    q.clone().sign() * q.abs().floor()
+                } else {
+                    q.floor()
+                };
+                x - whole * y
+            }
         };
         // Broadcasting may give the padded result a shape whose leading 1s differ only.
         Ok(Float::wrap(t, shape))
@@ -101,6 +120,11 @@ pub(super) fn max(_: &Attributes) -> OpResult<Box<dyn Op>> {
 }
 pub(super) fn min(_: &Attributes) -> OpResult<Box<dyn Op>> {
     binary(Binary::Min)
+}
+pub(super) fn modulo(a: &Attributes) -> OpResult<Box<dyn Op>> {
+    binary(Binary::Mod {
+        fmod: a.int_or("fmod", 0)? != 0,
+    })
 }
 pub(super) fn sum(_: &Attributes) -> OpResult<Box<dyn Op>> {
     binary(Binary::Add)

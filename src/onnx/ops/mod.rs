@@ -71,7 +71,7 @@ const fn op(op_type: &'static str, since: i64, build: Builder) -> OpSpec {
 static OPS: &[OpSpec] = &[
     // elementwise.rs
     op("Add", 7, elementwise::add), op("Sub", 7, elementwise::sub), op("Mul", 7, elementwise::mul),
-    op("Div", 7, elementwise::div), op("Pow", 7, elementwise::pow), op("Max", 8, elementwise::max),
+    op("Div", 7, elementwise::div), op("Mod", 13, elementwise::modulo), op("Pow", 7, elementwise::pow), op("Max", 8, elementwise::max),
     op("Min", 8, elementwise::min), op("Sum", 8, elementwise::sum), op("Mean", 8, elementwise::mean),
     op("Equal", 11, elementwise::equal), op("Less", 9, elementwise::less),
     op("Greater", 9, elementwise::greater), op("Not", 1, elementwise::not),
