@@ -102,3 +102,36 @@ def test_explainer_on_an_onnx_file(photo):
     assert r.map.shape == (32, 32) and list(r.raw) == ["layer2"] and r.raw["layer2"].shape == (8, 8)
     assert [m.class_index for m in r.maps] == [c for c, _, _ in r.top5[:2]]
     assert r.overlay.shape == photo.shape
+
+
+def _compat_class(method: str):
+    return next(
+        getattr(compat, n)
+        for n in compat.__all__
+        if getattr(getattr(compat, n), "method", None) == method
+    )
+
+
+def _cam_cases():
+    manifest = json.loads((ONNX / "cams" / "manifest.json").read_text())
+    for name, entry in manifest["models"].items():
+        files = [f"{name}.{e}.onnx" for e in ("dynamo", "legacy")]
+        files += [f"cams/{entry[k]}" for k in ("batch1", "nhwc") if k in entry]
+        for file in files:
+            layer = f"inner.{entry['layer']}" if "nhwc" in file else entry["layer"]
+            for method in entry["methods"]:
+                yield pytest.param(name, file, layer, method, manifest["class"], id=f"{file}-{method}")
+
+
+@pytest.mark.parametrize("name,file,layer,method,target", list(_cam_cases()))
+def test_onnx_maps_equal_pytorch_grad_cams(name, file, layer, method, target):
+    """tests/fixtures/onnx/cams (tools/make_onnx_cam_fixtures.py, the files tests/onnx_cams.rs
+    reads): pytorch-grad-cam's maps of the ONNX models' PyTorch originals, class 1."""
+    x = np.load(ONNX / f"{name}.input.npy")
+    expected = np.load(ONNX / "cams" / f"{name}.{method}.npy")
+    # The fixed-batch export takes one image per pass.
+    cam = _compat_class(method)(str(ONNX / file), [layer], batch_size=1 if "batch1" in file else None)
+    maps = cam(input_tensor=x, targets=[target] * len(x))
+    assert maps.shape == expected.shape
+    tolerance = 1e-5 * np.abs(expected).max() if method == "guided-backprop" else MAP_TOLERANCE
+    assert np.abs(maps - expected).max() <= tolerance
