@@ -50,7 +50,7 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let device = Device::flex();
-    let spec = args.model.spec();
+    let spec = args.model.spec()?;
     let model: Arc<dyn gradcam::model::CamModel> = match args.random_weights {
         true if spec.is_onnx() => {
             anyhow::bail!("--random-weights is for built-in models; an ONNX file holds its own")
