@@ -3,8 +3,9 @@
 //! one row here and one file beside this one.
 
 use super::{
-    AblationCam, EigenCam, EigenGradCam, Fem, GradCam, GradCamElementWise, GradCamPlusPlus,
-    HiResCam, LayerCam, Method, ScoreCam, SegEigenCam, XGradCam,
+    AblationCam, ClassActivationMap, EigenCam, EigenGradCam, Fem, GradCam, GradCamElementWise,
+    GradCamPlusPlus, HiResCam, KpcaCam, LayerCam, Method, RandomCam, ScoreCam, SegEigenCam,
+    XGradCam,
 };
 use crate::error::{Error, Result};
 
@@ -93,6 +94,9 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo { name: "scorecam", aliases: &["score-cam"], summary: "Score-CAM: channels weighted by the score of the input they mask (one forward per channel)", input_gradient: None, build: boxed::<ScoreCam> },
     MethodInfo { name: "ablationcam", aliases: &["ablation-cam"], summary: "Ablation-CAM: channels weighted by the score drop when each is removed (head passes only)", input_gradient: None, build: boxed::<AblationCam> },
     MethodInfo { name: "fem", aliases: &["feature-explanation-method"], summary: "FEM: channels weighted by how many positions exceed their mean + 2 std (no gradient)", input_gradient: None, build: boxed::<Fem> },
+    MethodInfo { name: "randomcam", aliases: &["random-cam"], summary: "Random-CAM: a baseline, channels weighted uniformly in [-1, 1) (seeded; no gradient)", input_gradient: None, build: boxed::<RandomCam> },
+    MethodInfo { name: "kpcacam", aliases: &["kpca-cam", "kpca_cam"], summary: "KPCA-CAM: first kernel principal component (sigmoid kernel) of the activations (no gradient)", input_gradient: None, build: boxed::<KpcaCam> },
+    MethodInfo { name: "cam", aliases: &["zhou-cam", "class-activation-map"], summary: "CAM (Zhou et al.): channels weighted by the classifier's weights (GAP + linear heads only; no gradient)", input_gradient: None, build: boxed::<ClassActivationMap> },
     MethodInfo { name: "guided-backprop", aliases: &["guidedbackprop"], summary: "guided backpropagation: the input gradient through ReLUs that pass only positive signal", input_gradient: Some(InputGradient::GuidedBackprop), build: boxed::<GradCam> },
     MethodInfo { name: "guided-gradcam", aliases: &["guidedgradcam"], summary: "Guided Grad-CAM: guided backpropagation times the Grad-CAM map", input_gradient: Some(InputGradient::GuidedGradCam), build: boxed::<GradCam> },
 ];
