@@ -233,6 +233,62 @@ fn cam_matches_torchcam() {
     );
 }
 
+/// The small models at their default layers, as `check_torchcam` runs.
+fn small_runs(
+    models: &[Box<dyn gradcam::model::CamModel>],
+) -> Vec<(&dyn gradcam::model::CamModel, &str, &str)> {
+    models
+        .iter()
+        .zip(SMALL_MODELS)
+        .map(|(m, &name)| (m.as_ref(), m.default_layer(), name))
+        .collect()
+}
+
+/// torchcam's SmoothGradCAMpp (4 samples, std 0.3), fed our noise, on the small models and
+/// Lite0.
+#[test]
+fn smoothgradcampp_matches_torchcam() {
+    let models: Vec<_> = SMALL_MODELS.iter().map(|&n| small_model(n)).collect();
+    let mut runs = small_runs(&models);
+    runs.extend([
+        (
+            lite0() as &dyn gradcam::model::CamModel,
+            "head",
+            "lite0/cat_dog",
+        ),
+        (lite0(), "head", "lite0/both"),
+    ]);
+    check_torchcam(
+        cam::method("smoothgradcam++").unwrap().as_ref(),
+        true,
+        &runs,
+    );
+}
+
+/// torchcam's SSCAM (35 samples, std 2), fed our noise; small models only (on Lite0 it is
+/// 44,800 forward passes per image).
+#[test]
+fn sscam_matches_torchcam() {
+    let models: Vec<_> = SMALL_MODELS.iter().map(|&n| small_model(n)).collect();
+    check_torchcam(
+        cam::method("sscam").unwrap().as_ref(),
+        true,
+        &small_runs(&models),
+    );
+}
+
+/// torchcam's ISCAM (10 samples); small models only (12,800 forward passes per image on
+/// Lite0).
+#[test]
+fn iscam_matches_torchcam() {
+    let models: Vec<_> = SMALL_MODELS.iter().map(|&n| small_model(n)).collect();
+    check_torchcam(
+        cam::method("iscam").unwrap().as_ref(),
+        true,
+        &small_runs(&models),
+    );
+}
+
 #[test]
 fn cam_explains_only_gap_linear_heads_at_their_last_layer() {
     let m = cam::method("cam").unwrap();
@@ -240,8 +296,7 @@ fn cam_explains_only_gap_linear_heads_at_their_last_layer() {
     let err = Cam::new(vgg.as_ref(), m.as_ref(), &[] as &[&str])
         .unwrap()
         .run(tensor("vgg_small.input.npy"), &Targets::Rank(0))
-        .err()
-        .expect("VGG's head is not GAP + linear")
+        .expect_err("VGG's head is not GAP + linear")
         .to_string();
     assert!(
         err.contains("global average pooling then one linear layer"),
@@ -251,8 +306,7 @@ fn cam_explains_only_gap_linear_heads_at_their_last_layer() {
     let err = Cam::new(resnet.as_ref(), m.as_ref(), &["layer3"])
         .unwrap()
         .run(tensor("resnet_small.input.npy"), &Targets::Rank(0))
-        .err()
-        .expect("layer3 is not the last layer")
+        .expect_err("layer3 is not the last layer")
         .to_string();
     assert!(err.contains("after `layer3.0`"), "{err}");
 }

@@ -574,18 +574,31 @@ def random_cam(model, layers, x, seed=RANDOM_CAM_SEED):
         rc.np.random.uniform = original
 
 
+class OurNoise:
+    """Stands in for a torchcam extractor's `_distrib` (torch Normal(0, std)): call i of
+    `sample(size)` returns values i * prod(size) .. of our normal stream (noise::normals)."""
+
+    def __init__(self, std, seed=0):
+        self.std, self.seed, self.calls = std, seed, 0
+
+    def sample(self, size):
+        n = int(np.prod(size))
+        out = torch.from_numpy(our_normal(self.seed, self.calls * n, tuple(size), self.std))
+        self.calls += 1
+        return out
+
+
 def torchcam_maps(extractor, model, x, top):
     """A torchcam extractor's normalised maps at the layer's resolution: (B, h, w)."""
-    from torchcam.methods import CAM
+    if hasattr(extractor, "_distrib"):
+        extractor._distrib = OurNoise(extractor.std)
     with extractor:
-        if isinstance(extractor, CAM):
-            with torch.no_grad():
-                model(x)
-            cams = extractor(class_idx=top)
-        else:
-            scores = model(x)
-            cams = extractor(class_idx=top, scores=scores)
+        with torch.no_grad():
+            model(x)  # hooks the clean activations (and, for the Score-CAMs, the input)
+        cams = extractor(class_idx=top)
     assert len(cams) == 1
+    if hasattr(extractor, "_distrib"):
+        print(f"   {type(extractor).__name__}: {extractor._distrib.calls} noise draws")
     return cams[0].detach().numpy()
 
 
@@ -608,6 +621,15 @@ def issue16_methods(w, name, model, layer, x, lite0=False):
             cam.activations_and_grads.release()
         w.check_map("kpcacam-rbf", m)
         w.npy(f"{name}.kpcacam-rbf.npy", m)
+    # torchcam's smoothed methods with their default sample counts and noise (our noise);
+    # SS-CAM (35 x 1280 forwards per image) and IS-CAM (10 x 1280) not on Lite0.
+    from torchcam.methods import ISCAM, SSCAM, SmoothGradCAMpp
+    for method, ctor in [("smoothgradcam++", SmoothGradCAMpp), ("sscam", SSCAM), ("iscam", ISCAM)]:
+        if lite0 and method != "smoothgradcam++":
+            continue
+        m = torchcam_maps(ctor(model, layer), model, x, top)
+        w.check_map(method, m)
+        w.npy(f"{name}.{method}.npy", m)
     fc = [n for n, mod in model.named_modules() if isinstance(mod, nn.Linear)]
     if len(fc) == 1:  # GAP + one linear layer: torchcam's CAM applies
         m = torchcam_maps(CAM(model, layer, fc[0]), model, x, top)

@@ -4,8 +4,8 @@
 
 use super::{
     AblationCam, ClassActivationMap, EigenCam, EigenGradCam, Fem, GradCam, GradCamElementWise,
-    GradCamPlusPlus, HiResCam, KpcaCam, LayerCam, Method, RandomCam, ScoreCam, SegEigenCam,
-    XGradCam,
+    GradCamPlusPlus, HiResCam, IsCam, KpcaCam, LayerCam, Method, RandomCam, ScoreCam, SegEigenCam,
+    SmoothGradCamPlusPlus, SsCam, XGradCam,
 };
 use crate::error::{Error, Result};
 
@@ -97,6 +97,9 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo { name: "randomcam", aliases: &["random-cam"], summary: "Random-CAM: a baseline, channels weighted uniformly in [-1, 1) (seeded; no gradient)", input_gradient: None, build: boxed::<RandomCam> },
     MethodInfo { name: "kpcacam", aliases: &["kpca-cam", "kpca_cam"], summary: "KPCA-CAM: first kernel principal component (sigmoid kernel) of the activations (no gradient)", input_gradient: None, build: boxed::<KpcaCam> },
     MethodInfo { name: "cam", aliases: &["zhou-cam", "class-activation-map"], summary: "CAM (Zhou et al.): channels weighted by the classifier's weights (GAP + linear heads only; no gradient)", input_gradient: None, build: boxed::<ClassActivationMap> },
+    MethodInfo { name: "smoothgradcam++", aliases: &["smoothgradcampp", "smooth-gradcam++"], summary: "Smooth Grad-CAM++ (torchcam): Grad-CAM++ weights from the gradients of 4 noisy inputs (4 full backward passes)", input_gradient: None, build: boxed::<SmoothGradCamPlusPlus> },
+    MethodInfo { name: "sscam", aliases: &["ss-cam"], summary: "SS-CAM (torchcam): Score-CAM with noisy masks, 35 samples (35 forwards per channel)", input_gradient: None, build: boxed::<SsCam> },
+    MethodInfo { name: "iscam", aliases: &["is-cam"], summary: "IS-CAM (torchcam): Score-CAM integrated over 10 scaled masked inputs (10 forwards per channel)", input_gradient: None, build: boxed::<IsCam> },
     MethodInfo { name: "guided-backprop", aliases: &["guidedbackprop"], summary: "guided backpropagation: the input gradient through ReLUs that pass only positive signal", input_gradient: Some(InputGradient::GuidedBackprop), build: boxed::<GradCam> },
     MethodInfo { name: "guided-gradcam", aliases: &["guidedgradcam"], summary: "Guided Grad-CAM: guided backpropagation times the Grad-CAM map", input_gradient: Some(InputGradient::GuidedGradCam), build: boxed::<GradCam> },
 ];
