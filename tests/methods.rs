@@ -153,6 +153,16 @@ fn randomcam_is_seeded() {
 }
 
 #[test]
+fn finercam_small() {
+    check_small("finercam");
+}
+
+#[test]
+fn finercam_lite0() {
+    check_lite0(cam::method("finercam").unwrap().as_ref());
+}
+
+#[test]
 fn kpcacam_small() {
     check_small("kpcacam");
 }

@@ -621,6 +621,14 @@ def issue16_methods(w, name, model, layer, x, lite0=False):
             cam.activations_and_grads.release()
         w.check_map("kpcacam-rbf", m)
         w.npy(f"{name}.kpcacam-rbf.npy", m)
+    # Finer-CAM with its defaults (Grad-CAM base, comparison ranks 1, 2, 3, alpha 1).
+    finer = pytorch_grad_cam.FinerCAM(model=model, target_layers=[layer])
+    try:
+        m = finer(input_tensor=x)
+    finally:
+        finer.base_cam.activations_and_grads.release()
+    w.check_map("finercam", m)
+    w.npy(f"{name}.finercam.npy", m)
     # torchcam's smoothed methods with their default sample counts and noise (our noise);
     # SS-CAM (35 x 1280 forwards per image) and IS-CAM (10 x 1280) not on Lite0.
     from torchcam.methods import ISCAM, SSCAM, SmoothGradCAMpp

@@ -14,6 +14,7 @@ mod eigen;
 mod eigen_cam;
 mod eigen_grad_cam;
 mod fem;
+mod finer_cam;
 mod grad_cam;
 mod grad_cam_elementwise;
 mod grad_cam_plus_plus;
@@ -47,6 +48,7 @@ pub use eigen::first_component;
 pub use eigen_cam::EigenCam;
 pub use eigen_grad_cam::EigenGradCam;
 pub use fem::Fem;
+pub use finer_cam::FinerCam;
 pub use grad_cam::GradCam;
 pub use grad_cam_elementwise::GradCamElementWise;
 pub use grad_cam_plus_plus::GradCamPlusPlus;
@@ -64,7 +66,9 @@ pub use score_cam::ScoreCam;
 pub use seg_eigen_cam::SegEigenCam;
 pub use smooth_grad_cam_pp::SmoothGradCamPlusPlus;
 pub use ss_cam::SsCam;
-pub use target::{ClassLogit, ClassSoftmax, CosineSimilarity, Negated, Target};
+pub use target::{
+    ClassLogit, ClassSoftmax, CosineSimilarity, FinerWeightedTarget, Negated, Target,
+};
 pub use xgrad_cam::XGradCam;
 
 use crate::error::{Error, Result};

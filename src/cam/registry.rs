@@ -3,9 +3,9 @@
 //! one row here and one file beside this one.
 
 use super::{
-    AblationCam, ClassActivationMap, EigenCam, EigenGradCam, Fem, GradCam, GradCamElementWise,
-    GradCamPlusPlus, HiResCam, IsCam, KpcaCam, LayerCam, Method, RandomCam, ScoreCam, SegEigenCam,
-    SmoothGradCamPlusPlus, SsCam, XGradCam,
+    AblationCam, ClassActivationMap, EigenCam, EigenGradCam, Fem, FinerCam, GradCam,
+    GradCamElementWise, GradCamPlusPlus, HiResCam, IsCam, KpcaCam, LayerCam, Method, RandomCam,
+    ScoreCam, SegEigenCam, SmoothGradCamPlusPlus, SsCam, XGradCam,
 };
 use crate::error::{Error, Result};
 
@@ -100,6 +100,7 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo { name: "smoothgradcam++", aliases: &["smoothgradcampp", "smooth-gradcam++"], summary: "Smooth Grad-CAM++ (torchcam): Grad-CAM++ weights from the gradients of 4 noisy inputs (4 full backward passes)", input_gradient: None, build: boxed::<SmoothGradCamPlusPlus> },
     MethodInfo { name: "sscam", aliases: &["ss-cam"], summary: "SS-CAM (torchcam): Score-CAM with noisy masks, 35 samples (35 forwards per channel)", input_gradient: None, build: boxed::<SsCam> },
     MethodInfo { name: "iscam", aliases: &["is-cam"], summary: "IS-CAM (torchcam): Score-CAM integrated over 10 scaled masked inputs (10 forwards per channel)", input_gradient: None, build: boxed::<IsCam> },
+    MethodInfo { name: "finercam", aliases: &["finer-cam"], summary: "Finer-CAM: Grad-CAM of the class's margin over the 3 classes with the closest logits", input_gradient: None, build: boxed::<FinerCam> },
     MethodInfo { name: "guided-backprop", aliases: &["guidedbackprop"], summary: "guided backpropagation: the input gradient through ReLUs that pass only positive signal", input_gradient: Some(InputGradient::GuidedBackprop), build: boxed::<GradCam> },
     MethodInfo { name: "guided-gradcam", aliases: &["guidedgradcam"], summary: "Guided Grad-CAM: guided backpropagation times the Grad-CAM map", input_gradient: Some(InputGradient::GuidedGradCam), build: boxed::<GradCam> },
 ];

@@ -91,3 +91,39 @@ impl Target for CosineSimilarity {
         dot / norms.clamp_min(1e-8)
     }
 }
+
+/// pytorch-grad-cam's `FinerWeightedTarget`: the margin of a class over similar classes,
+/// weighted by their softmax probabilities (which stay differentiable, as upstream):
+/// `sum_j p_j (y_main - alpha y_j) / (sum_j p_j + 1e-9)` over the comparison classes `j`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinerWeightedTarget {
+    /// The class explained.
+    pub main: usize,
+    /// The classes it is told apart from (Finer-CAM: the most similar by logit).
+    pub comparison: Vec<usize>,
+    /// How strongly the comparison classes are subtracted (pytorch-grad-cam's default: 1).
+    pub alpha: f32,
+}
+
+impl Target for FinerWeightedTarget {
+    fn score(&self, output: Tensor<1>) -> Tensor<1> {
+        let main = output.clone().narrow(0, self.main, 1);
+        let prob = softmax(output.clone(), 0);
+        let mut numerator: Option<Tensor<1>> = None;
+        let mut denominator: Option<Tensor<1>> = None;
+        for &j in &self.comparison {
+            let p = prob.clone().narrow(0, j, 1);
+            let term = p.clone() * (main.clone() - output.clone().narrow(0, j, 1) * self.alpha);
+            numerator = Some(numerator.map_or(term.clone(), |n| n + term));
+            denominator = Some(denominator.map_or(p.clone(), |d| d + p));
+        }
+        match (numerator, denominator) {
+            (Some(n), Some(d)) => n / (d + 1e-9),
+            // No comparison class: upstream's sum of nothing is 0, over 1e-9.
+            _ => main.zeros_like(),
+        }
+    }
+    fn class(&self) -> Option<usize> {
+        Some(self.main)
+    }
+}
