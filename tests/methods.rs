@@ -162,6 +162,18 @@ fn finercam_lite0() {
     check_lite0(cam::method("finercam").unwrap().as_ref());
 }
 
+/// Against pytorch-grad-cam's double backpropagation; ours takes the Hessian-vector product
+/// by central differences of the head's gradient (see `ShapleyCam`).
+#[test]
+fn shapleycam_small() {
+    check_small("shapleycam");
+}
+
+#[test]
+fn shapleycam_lite0() {
+    check_lite0(cam::method("shapleycam").unwrap().as_ref());
+}
+
 #[test]
 fn kpcacam_small() {
     check_small("kpcacam");

@@ -629,6 +629,11 @@ def issue16_methods(w, name, model, layer, x, lite0=False):
         finer.base_cam.activations_and_grads.release()
     w.check_map("finercam", m)
     w.npy(f"{name}.finercam.npy", m)
+    # ShapleyCAM explaining ClassifierOutputReST of the top-1 class (as its paper and README).
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST
+    m = run_cam(pytorch_grad_cam.ShapleyCAM, model, [layer], x, targets=[ClassifierOutputReST(c) for c in top])
+    w.check_map("shapleycam", m)
+    w.npy(f"{name}.shapleycam.npy", m)
     # torchcam's smoothed methods with their default sample counts and noise (our noise);
     # SS-CAM (35 x 1280 forwards per image) and IS-CAM (10 x 1280) not on Lite0.
     from torchcam.methods import ISCAM, SSCAM, SmoothGradCAMpp

@@ -30,6 +30,7 @@ mod random_cam;
 mod registry;
 mod score_cam;
 mod seg_eigen_cam;
+mod shapley_cam;
 mod smooth_grad_cam_pp;
 mod ss_cam;
 mod target;
@@ -64,10 +65,12 @@ pub use random_cam::RandomCam;
 pub use registry::{InputGradient, METHODS, MethodInfo, method, method_info, method_names};
 pub use score_cam::ScoreCam;
 pub use seg_eigen_cam::SegEigenCam;
+pub use shapley_cam::ShapleyCam;
 pub use smooth_grad_cam_pp::SmoothGradCamPlusPlus;
 pub use ss_cam::SsCam;
 pub use target::{
-    ClassLogit, ClassSoftmax, CosineSimilarity, FinerWeightedTarget, Negated, Target,
+    ClassLogit, ClassSoftmax, ClassifierOutputReST, CosineSimilarity, FinerWeightedTarget, Negated,
+    Target,
 };
 pub use xgrad_cam::XGradCam;
 

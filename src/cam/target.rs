@@ -3,7 +3,7 @@
 //! A target maps one image's output row (`[outputs]`) to a one-element score; the runner sums
 //! the batch's scores into one loss and runs one backward pass, as pytorch-grad-cam does.
 
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Tensor, TensorData};
 
 /// A differentiable scalar function of one image's model output.
@@ -125,5 +125,21 @@ impl Target for FinerWeightedTarget {
     }
     fn class(&self) -> Option<usize> {
         Some(self.main)
+    }
+}
+
+/// pytorch-grad-cam's `ClassifierOutputReST` (ShapleyCAM's paper): the logit minus the
+/// cross-entropy of the class, `y_c - CE(y, c) = y_c + log_softmax(y)_c`, which mixes the
+/// pre- and post-softmax scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassifierOutputReST(pub usize);
+
+impl Target for ClassifierOutputReST {
+    fn score(&self, output: Tensor<1>) -> Tensor<1> {
+        let logit = output.clone().narrow(0, self.0, 1);
+        logit + log_softmax(output, 0).narrow(0, self.0, 1)
+    }
+    fn class(&self) -> Option<usize> {
+        Some(self.0)
     }
 }
