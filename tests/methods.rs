@@ -19,7 +19,9 @@ use common::{
     LITE0_IMAGES, MAP_TOLERANCE, SMALL_MODELS, lite0, max_abs, max_abs_diff, npy, small_model,
     tensor,
 };
-use gradcam::cam::{self, AblationCam, Cam, CamOptions, GradCam, ScoreCam, Targets};
+use gradcam::cam::{
+    self, AblationCam, Cam, CamOptions, GradCam, Kernel, KpcaCam, RandomCam, ScoreCam, Targets,
+};
 use gradcam::model::Forward;
 
 /// Largest allowed difference of a guided (raw, signed) gradient image, relative to its
@@ -28,10 +30,14 @@ const GUIDED_TOLERANCE: f32 = 1e-5;
 
 /// Every method of this file at each small model's default layer, top-1 targets.
 fn check_small(method: &str) {
-    let m = cam::method(method).unwrap();
+    check_small_as(cam::method(method).unwrap().as_ref(), method);
+}
+
+/// `m` at each small model's default layer against the fixtures `{model}.{method}.npy`.
+fn check_small_as(m: &dyn cam::Method, method: &str) {
     for &name in SMALL_MODELS {
         let model = small_model(name);
-        let out = Cam::new(model.as_ref(), m.as_ref(), &[] as &[&str])
+        let out = Cam::new(model.as_ref(), m, &[] as &[&str])
             .unwrap()
             .run(tensor(&format!("{name}.input.npy")), &Targets::Rank(0))
             .unwrap();
@@ -110,6 +116,221 @@ parity! {
 #[test]
 fn fem_lite0() {
     check_lite0(cam::method("fem").unwrap().as_ref());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The methods of issue 16 (tools/make_fixtures.py --parts 4).
+
+/// The fixtures' seed (tools/make_fixtures.py `RANDOM_CAM_SEED`; with the default 0 some small
+/// models' maps are all zero). pytorch-grad-cam's RandomCAM gets our weights there.
+const RANDOM_CAM: RandomCam = RandomCam { seed: 1 };
+
+#[test]
+fn randomcam_small() {
+    check_small_as(&RANDOM_CAM, "randomcam");
+}
+
+#[test]
+fn randomcam_lite0() {
+    check_lite0(&RANDOM_CAM);
+}
+
+#[test]
+fn randomcam_is_seeded() {
+    let model = small_model("resnet_small");
+    let input: Tensor<4> = tensor("resnet_small.input.npy");
+    let run = |m: &RandomCam| {
+        Cam::new(model.as_ref(), m, &["layer4"])
+            .unwrap()
+            .run(input.clone(), &Targets::Rank(0))
+            .unwrap()
+            .layers
+            .remove(0)
+            .maps
+    };
+    assert_eq!(run(&RandomCam::default()), run(&RandomCam::default()));
+    assert_ne!(run(&RandomCam::default()), run(&RANDOM_CAM));
+}
+
+#[test]
+fn finercam_small() {
+    check_small("finercam");
+}
+
+#[test]
+fn finercam_lite0() {
+    check_lite0(cam::method("finercam").unwrap().as_ref());
+}
+
+/// Against pytorch-grad-cam's double backpropagation; ours takes the Hessian-vector product
+/// by central differences of the head's gradient (see `ShapleyCam`).
+#[test]
+fn shapleycam_small() {
+    check_small("shapleycam");
+}
+
+#[test]
+fn shapleycam_lite0() {
+    check_lite0(cam::method("shapleycam").unwrap().as_ref());
+}
+
+#[test]
+fn kpcacam_small() {
+    check_small("kpcacam");
+}
+
+#[test]
+fn kpcacam_rbf_small() {
+    let rbf = KpcaCam {
+        kernel: Kernel::Rbf,
+        gamma: None,
+    };
+    check_small_as(&rbf, "kpcacam-rbf");
+}
+
+#[test]
+fn kpcacam_lite0() {
+    check_lite0(cam::method("kpcacam").unwrap().as_ref());
+}
+
+/// torchcam's normalisation of a raw map: optionally `max(map, 0)`, then
+/// `map -= min; map /= max + 1e-8` (`_CAM._normalize`), at the layer's resolution.
+fn torchcam_normalize(map: &[f32], relu: bool) -> Vec<f32> {
+    let mut m: Vec<f32> = map
+        .iter()
+        .map(|&v| if relu { v.max(0.0) } else { v })
+        .collect();
+    let min = m.iter().copied().fold(f32::INFINITY, f32::min);
+    m.iter_mut().for_each(|v| *v -= min);
+    let max = m.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    m.iter_mut().for_each(|v| *v /= max + 1e-8);
+    m
+}
+
+/// A torchcam method against its maps, which are at the layer's resolution: our raw maps,
+/// normalised as torchcam does (with a ReLU first when `relu`), top-1 targets.
+fn check_torchcam(
+    method: &dyn cam::Method,
+    relu: bool,
+    runs: &[(&dyn gradcam::model::CamModel, &str, &str)],
+) {
+    for &(model, layer, prefix) in runs {
+        let out = Cam::new(model, method, &[layer])
+            .unwrap()
+            .run(tensor(&format!("{prefix}.input.npy")), &Targets::Rank(0))
+            .unwrap();
+        let ours: Vec<f32> = out.layers[0]
+            .maps
+            .iter()
+            .flat_map(|m| torchcam_normalize(m, relu))
+            .collect();
+        let (expected, _) = npy(&format!("{prefix}.{}.npy", method.name()));
+        let diff = max_abs_diff(&ours, &expected);
+        println!(
+            "{:>20} {prefix:>14}: max abs diff {diff:.2e}",
+            method.name()
+        );
+        assert!(
+            diff <= MAP_TOLERANCE,
+            "{} on {prefix}: max abs diff {diff}",
+            method.name()
+        );
+    }
+}
+
+/// torchcam's CAM on the GAP + linear models (the small ResNets and Lite0).
+#[test]
+fn cam_matches_torchcam() {
+    let (small, basic) = (small_model("resnet_small"), small_model("resnet_basic"));
+    let m = cam::method("cam").unwrap();
+    check_torchcam(
+        m.as_ref(),
+        false,
+        &[
+            (small.as_ref(), "layer4", "resnet_small"),
+            (basic.as_ref(), "layer4", "resnet_basic"),
+            (lite0(), "head", "lite0/cat_dog"),
+            (lite0(), "head", "lite0/both"),
+        ],
+    );
+}
+
+/// The small models at their default layers, as `check_torchcam` runs.
+fn small_runs(
+    models: &[Box<dyn gradcam::model::CamModel>],
+) -> Vec<(&dyn gradcam::model::CamModel, &str, &str)> {
+    models
+        .iter()
+        .zip(SMALL_MODELS)
+        .map(|(m, &name)| (m.as_ref(), m.default_layer(), name))
+        .collect()
+}
+
+/// torchcam's SmoothGradCAMpp (4 samples, std 0.3), fed our noise, on the small models and
+/// Lite0.
+#[test]
+fn smoothgradcampp_matches_torchcam() {
+    let models: Vec<_> = SMALL_MODELS.iter().map(|&n| small_model(n)).collect();
+    let mut runs = small_runs(&models);
+    runs.extend([
+        (
+            lite0() as &dyn gradcam::model::CamModel,
+            "head",
+            "lite0/cat_dog",
+        ),
+        (lite0(), "head", "lite0/both"),
+    ]);
+    check_torchcam(
+        cam::method("smoothgradcam++").unwrap().as_ref(),
+        true,
+        &runs,
+    );
+}
+
+/// torchcam's SSCAM (35 samples, std 2), fed our noise; small models only (on Lite0 it is
+/// 44,800 forward passes per image).
+#[test]
+fn sscam_matches_torchcam() {
+    let models: Vec<_> = SMALL_MODELS.iter().map(|&n| small_model(n)).collect();
+    check_torchcam(
+        cam::method("sscam").unwrap().as_ref(),
+        true,
+        &small_runs(&models),
+    );
+}
+
+/// torchcam's ISCAM (10 samples); small models only (12,800 forward passes per image on
+/// Lite0).
+#[test]
+fn iscam_matches_torchcam() {
+    let models: Vec<_> = SMALL_MODELS.iter().map(|&n| small_model(n)).collect();
+    check_torchcam(
+        cam::method("iscam").unwrap().as_ref(),
+        true,
+        &small_runs(&models),
+    );
+}
+
+#[test]
+fn cam_explains_only_gap_linear_heads_at_their_last_layer() {
+    let m = cam::method("cam").unwrap();
+    let vgg = small_model("vgg_small");
+    let err = Cam::new(vgg.as_ref(), m.as_ref(), &[] as &[&str])
+        .unwrap()
+        .run(tensor("vgg_small.input.npy"), &Targets::Rank(0))
+        .expect_err("VGG's head is not GAP + linear")
+        .to_string();
+    assert!(
+        err.contains("global average pooling then one linear layer"),
+        "{err}"
+    );
+    let resnet = small_model("resnet_small");
+    let err = Cam::new(resnet.as_ref(), m.as_ref(), &["layer3"])
+        .unwrap()
+        .run(tensor("resnet_small.input.npy"), &Targets::Rank(0))
+        .expect_err("layer3 is not the last layer")
+        .to_string();
+    assert!(err.contains("after `layer3.0`"), "{err}");
 }
 
 #[test]

@@ -22,7 +22,11 @@ Parts:
   2. the real EfficientNet-Lite0: copies of the shipped reference maps plus
      extra methods;
   3. image pipeline fixtures (network input recipe, PIL and cv2 resizes,
-     overlay / colormap).
+     overlay / colormap);
+  4. the methods of issue 16 (Random-CAM, KPCA-CAM, torchcam's CAM, ...) on the
+     inputs of parts 1 and 2, against pytorch-grad-cam 1.5.7 or torchcam 0.5.0
+     (pip install torchcam==0.5.0); the stochastic ones get the noise of
+     src/cam/noise.rs, reproduced here by our_uniform / our_normal.
 """
 import argparse
 import copy
@@ -518,12 +522,158 @@ def part3_images(w, shared):
 
 
 # --------------------------------------------------------------------------
+# Part 4: the methods of issue 16, against the library that defines each
+# (pytorch-grad-cam 1.5.7, torchcam 0.5.0).  Run alone with --parts 4.
+# --------------------------------------------------------------------------
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def our_bits(seed, index):
+    """src/cam/noise.rs `bits`: SplitMix64's output function of seed + (i + 1) * golden."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + (np.asarray(index, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def our_uniform(seed, index):
+    """src/cam/noise.rs `uniform`: [0, 1) from the top 53 bits (float64)."""
+    return (our_bits(seed, index) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def our_normal(seed, start, shape, std):
+    """src/cam/noise.rs `normals`: std * Box-Muller of uniforms 2i and 2i + 1, as float32."""
+    i = np.arange(start, start + int(np.prod(shape)), dtype=np.uint64)
+    u1 = 1.0 - our_uniform(seed, np.uint64(2) * i)
+    u2 = our_uniform(seed, np.uint64(2) * i + np.uint64(1))
+    z = np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * u2)
+    return (std * z).astype(np.float32).reshape(shape)
+
+
+# Random-CAM's fixtures use seed 1, not the default 0: with seed 0 some maps are all negative
+# (all zero after the ReLU), which would test nothing but the sign (picked by trying 0..7).
+RANDOM_CAM_SEED = 1
+
+
+def random_cam(model, layers, x, seed=RANDOM_CAM_SEED):
+    """pytorch-grad-cam's RandomCAM with our seeded weights (RandomCam::draw) in place of
+    NumPy's global generator: weight k of image b is 2 * uniform(seed, b*C + k) - 1."""
+    import pytorch_grad_cam.random_cam as rc
+    original = rc.np.random.uniform
+
+    def uniform(low, high, size):
+        assert (low, high) == (-1, 1)
+        n = int(np.prod(size))
+        return (2.0 * our_uniform(seed, np.arange(n, dtype=np.uint64)) - 1.0).astype(np.float32).astype(np.float64).reshape(size)
+
+    rc.np.random.uniform = uniform
+    try:
+        return run_cam(pytorch_grad_cam.RandomCAM, model, layers, x)
+    finally:
+        rc.np.random.uniform = original
+
+
+class OurNoise:
+    """Stands in for a torchcam extractor's `_distrib` (torch Normal(0, std)): call i of
+    `sample(size)` returns values i * prod(size) .. of our normal stream (noise::normals)."""
+
+    def __init__(self, std, seed=0):
+        self.std, self.seed, self.calls = std, seed, 0
+
+    def sample(self, size):
+        n = int(np.prod(size))
+        out = torch.from_numpy(our_normal(self.seed, self.calls * n, tuple(size), self.std))
+        self.calls += 1
+        return out
+
+
+def torchcam_maps(extractor, model, x, top):
+    """A torchcam extractor's normalised maps at the layer's resolution: (B, h, w)."""
+    if hasattr(extractor, "_distrib"):
+        extractor._distrib = OurNoise(extractor.std)
+    with extractor:
+        with torch.no_grad():
+            model(x)  # hooks the clean activations (and, for the Score-CAMs, the input)
+        cams = extractor(class_idx=top)
+    assert len(cams) == 1
+    if hasattr(extractor, "_distrib"):
+        print(f"   {type(extractor).__name__}: {extractor._distrib.calls} noise draws")
+    return cams[0].detach().numpy()
+
+
+def issue16_methods(w, name, model, layer, x, lite0=False):
+    """Every new method of one model at `layer`; top-1 targets. `name` is the file prefix."""
+    from torchcam.methods import CAM
+    with torch.no_grad():
+        top = [int(c) for c in model(x).argmax(1)]
+    m = random_cam(model, [layer], x)
+    w.check_map("randomcam", m)
+    w.npy(f"{name}.randomcam.npy", m)
+    m = run_cam(pytorch_grad_cam.KPCA_CAM, model, [layer], x)
+    w.check_map("kpcacam", m)
+    w.npy(f"{name}.kpcacam.npy", m)
+    if not lite0:
+        cam = pytorch_grad_cam.KPCA_CAM(model=model, target_layers=[layer], kernel="rbf")
+        try:
+            m = cam(input_tensor=x, targets=None)
+        finally:
+            cam.activations_and_grads.release()
+        w.check_map("kpcacam-rbf", m)
+        w.npy(f"{name}.kpcacam-rbf.npy", m)
+    # Finer-CAM with its defaults (Grad-CAM base, comparison ranks 1, 2, 3, alpha 1).
+    finer = pytorch_grad_cam.FinerCAM(model=model, target_layers=[layer])
+    try:
+        m = finer(input_tensor=x)
+    finally:
+        finer.base_cam.activations_and_grads.release()
+    w.check_map("finercam", m)
+    w.npy(f"{name}.finercam.npy", m)
+    # ShapleyCAM explaining ClassifierOutputReST of the top-1 class (as its paper and README).
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST
+    m = run_cam(pytorch_grad_cam.ShapleyCAM, model, [layer], x, targets=[ClassifierOutputReST(c) for c in top])
+    w.check_map("shapleycam", m)
+    w.npy(f"{name}.shapleycam.npy", m)
+    # torchcam's smoothed methods with their default sample counts and noise (our noise);
+    # SS-CAM (35 x 1280 forwards per image) and IS-CAM (10 x 1280) not on Lite0.
+    from torchcam.methods import ISCAM, SSCAM, SmoothGradCAMpp
+    for method, ctor in [("smoothgradcam++", SmoothGradCAMpp), ("sscam", SSCAM), ("iscam", ISCAM)]:
+        if lite0 and method != "smoothgradcam++":
+            continue
+        m = torchcam_maps(ctor(model, layer), model, x, top)
+        w.check_map(method, m)
+        w.npy(f"{name}.{method}.npy", m)
+    fc = [n for n, mod in model.named_modules() if isinstance(mod, nn.Linear)]
+    if len(fc) == 1:  # GAP + one linear layer: torchcam's CAM applies
+        m = torchcam_maps(CAM(model, layer, fc[0]), model, x, top)
+        w.check_map("cam", m)
+        w.npy(f"{name}.cam.npy", m)
+
+
+def part4_issue16(w, shared, weights):
+    from importlib.metadata import version
+    assert version("torchcam") == "0.5.0", version("torchcam")
+    for name in SMALL_MODELS:
+        print(f"== {name} (issue 16 methods)")
+        model = make_small_model(name)
+        x = torch.from_numpy(np.load(w.out / f"{name}.input.npy"))
+        issue16_methods(w, name, model, list(default_layers(name, model).values())[0], x)
+    sys.path.insert(0, str(shared / "tools"))
+    from lite0_torch import load_effnet_lite0
+    model = load_effnet_lite0(str(lite0_weights(weights)))
+    for image in LITE0_IMAGES:
+        print(f"== lite0 {image} (issue 16 methods)")
+        x = torch.from_numpy(np.load(w.out / "lite0" / f"{image}.input.npy"))
+        issue16_methods(w, f"lite0/{image}", model, model.head, x, lite0=True)
+
+
+# --------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "tests" / "fixtures"))
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--lite0-weights", default="/tmp/lite0/" + LITE0_IN_WHEEL)
-    ap.add_argument("--parts", default="1,2,3", help="comma-separated subset of 1,2,3")
+    ap.add_argument("--parts", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
     args = ap.parse_args()
 
     from importlib.metadata import version
@@ -537,6 +687,8 @@ def main():
         part2_lite0(w, Path(args.shared), args.lite0_weights)
     if "3" in parts:
         part3_images(w, Path(args.shared))
+    if "4" in parts:
+        part4_issue16(w, Path(args.shared), args.lite0_weights)
 
     total = 0
     print("== written")

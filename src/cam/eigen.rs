@@ -125,7 +125,7 @@ fn project(image: &[f32], c: usize, n: usize, rule: SignRule) -> Vec<f64> {
 
 /// The largest eigenvalue of the symmetric `m x m` matrix `a` (row-major) and a unit
 /// eigenvector for it, by cyclic Jacobi rotations (Numerical Recipes' `jacobi`).
-fn top_eigenpair(mut a: Vec<f64>, m: usize) -> (f64, Vec<f64>) {
+pub(super) fn top_eigenpair(mut a: Vec<f64>, m: usize) -> (f64, Vec<f64>) {
     if m == 0 {
         return (0.0, Vec::new());
     }

@@ -9,22 +9,32 @@
 
 mod ablation_cam;
 mod cancel;
+mod class_activation_map;
 mod eigen;
 mod eigen_cam;
 mod eigen_grad_cam;
 mod fem;
+mod finer_cam;
 mod grad_cam;
 mod grad_cam_elementwise;
 mod grad_cam_plus_plus;
 mod guided;
 mod hires_cam;
+mod is_cam;
+mod kpca_cam;
 mod layer_cam;
 mod method;
+mod noise;
 mod normalize;
+mod random_cam;
 mod registry;
 mod score_cam;
 mod seg_eigen_cam;
+mod shapley_cam;
+mod smooth_grad_cam_pp;
+mod ss_cam;
 mod target;
+mod torchcam_score;
 mod xgrad_cam;
 
 use std::sync::Arc;
@@ -34,23 +44,34 @@ use burn::tensor::Tensor;
 
 pub use ablation_cam::AblationCam;
 pub use cancel::{Cancel, CancelOnDrop};
+pub use class_activation_map::ClassActivationMap;
 pub use eigen::first_component;
 pub use eigen_cam::EigenCam;
 pub use eigen_grad_cam::EigenGradCam;
 pub use fem::Fem;
+pub use finer_cam::FinerCam;
 pub use grad_cam::GradCam;
 pub use grad_cam_elementwise::GradCamElementWise;
 pub use grad_cam_plus_plus::GradCamPlusPlus;
 pub use guided::{guided_backprop, guided_gradcam};
 pub(crate) use guided::{guided_gradients, weight_by_map};
 pub use hires_cam::HiResCam;
+pub use is_cam::IsCam;
+pub use kpca_cam::{Kernel, KpcaCam};
 pub use layer_cam::LayerCam;
 pub use method::{CamInput, ChannelWeights, Method, channel_sum_or_projection};
 pub use normalize::{fuse_layers, scale_map};
+pub use random_cam::RandomCam;
 pub use registry::{InputGradient, METHODS, MethodInfo, method, method_info, method_names};
 pub use score_cam::ScoreCam;
 pub use seg_eigen_cam::SegEigenCam;
-pub use target::{ClassLogit, ClassSoftmax, CosineSimilarity, Negated, Target};
+pub use shapley_cam::ShapleyCam;
+pub use smooth_grad_cam_pp::SmoothGradCamPlusPlus;
+pub use ss_cam::SsCam;
+pub use target::{
+    ClassLogit, ClassSoftmax, ClassifierOutputReST, CosineSimilarity, FinerWeightedTarget, Negated,
+    Target,
+};
 pub use xgrad_cam::XGradCam;
 
 use crate::error::{Error, Result};

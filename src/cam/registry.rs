@@ -3,8 +3,9 @@
 //! one row here and one file beside this one.
 
 use super::{
-    AblationCam, EigenCam, EigenGradCam, Fem, GradCam, GradCamElementWise, GradCamPlusPlus,
-    HiResCam, LayerCam, Method, ScoreCam, SegEigenCam, XGradCam,
+    AblationCam, ClassActivationMap, EigenCam, EigenGradCam, Fem, FinerCam, GradCam,
+    GradCamElementWise, GradCamPlusPlus, HiResCam, IsCam, KpcaCam, LayerCam, Method, RandomCam,
+    ScoreCam, SegEigenCam, ShapleyCam, SmoothGradCamPlusPlus, SsCam, XGradCam,
 };
 use crate::error::{Error, Result};
 
@@ -93,6 +94,14 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo { name: "scorecam", aliases: &["score-cam"], summary: "Score-CAM: channels weighted by the score of the input they mask (one forward per channel)", input_gradient: None, build: boxed::<ScoreCam> },
     MethodInfo { name: "ablationcam", aliases: &["ablation-cam"], summary: "Ablation-CAM: channels weighted by the score drop when each is removed (head passes only)", input_gradient: None, build: boxed::<AblationCam> },
     MethodInfo { name: "fem", aliases: &["feature-explanation-method"], summary: "FEM: channels weighted by how many positions exceed their mean + 2 std (no gradient)", input_gradient: None, build: boxed::<Fem> },
+    MethodInfo { name: "randomcam", aliases: &["random-cam"], summary: "Random-CAM: a baseline, channels weighted uniformly in [-1, 1) (seeded; no gradient)", input_gradient: None, build: boxed::<RandomCam> },
+    MethodInfo { name: "kpcacam", aliases: &["kpca-cam", "kpca_cam"], summary: "KPCA-CAM: first kernel principal component (sigmoid kernel) of the activations (no gradient)", input_gradient: None, build: boxed::<KpcaCam> },
+    MethodInfo { name: "cam", aliases: &["zhou-cam", "class-activation-map"], summary: "CAM (Zhou et al.): channels weighted by the classifier's weights (GAP + linear heads only; no gradient)", input_gradient: None, build: boxed::<ClassActivationMap> },
+    MethodInfo { name: "smoothgradcam++", aliases: &["smoothgradcampp", "smooth-gradcam++"], summary: "Smooth Grad-CAM++ (torchcam): Grad-CAM++ weights from the gradients of 4 noisy inputs (4 full backward passes)", input_gradient: None, build: boxed::<SmoothGradCamPlusPlus> },
+    MethodInfo { name: "sscam", aliases: &["ss-cam"], summary: "SS-CAM (torchcam): Score-CAM with noisy masks, 35 samples (35 forwards per channel)", input_gradient: None, build: boxed::<SsCam> },
+    MethodInfo { name: "iscam", aliases: &["is-cam"], summary: "IS-CAM (torchcam): Score-CAM integrated over 10 scaled masked inputs (10 forwards per channel)", input_gradient: None, build: boxed::<IsCam> },
+    MethodInfo { name: "finercam", aliases: &["finer-cam"], summary: "Finer-CAM: Grad-CAM of the class's margin over the 3 classes with the closest logits", input_gradient: None, build: boxed::<FinerCam> },
+    MethodInfo { name: "shapleycam", aliases: &["shapley-cam"], summary: "ShapleyCAM: gradient minus half the Hessian-vector product, of the ReST score (logit minus cross-entropy)", input_gradient: None, build: boxed::<ShapleyCam> },
     MethodInfo { name: "guided-backprop", aliases: &["guidedbackprop"], summary: "guided backpropagation: the input gradient through ReLUs that pass only positive signal", input_gradient: Some(InputGradient::GuidedBackprop), build: boxed::<GradCam> },
     MethodInfo { name: "guided-gradcam", aliases: &["guidedgradcam"], summary: "Guided Grad-CAM: guided backpropagation times the Grad-CAM map", input_gradient: Some(InputGradient::GuidedGradCam), build: boxed::<GradCam> },
 ];

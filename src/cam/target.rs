@@ -3,7 +3,7 @@
 //! A target maps one image's output row (`[outputs]`) to a one-element score; the runner sums
 //! the batch's scores into one loss and runs one backward pass, as pytorch-grad-cam does.
 
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Tensor, TensorData};
 
 /// A differentiable scalar function of one image's model output.
@@ -89,5 +89,57 @@ impl Target for CosineSimilarity {
         let dot = (output.clone() * reference.clone()).sum();
         let norms = output.square().sum().sqrt() * reference.square().sum().sqrt();
         dot / norms.clamp_min(1e-8)
+    }
+}
+
+/// pytorch-grad-cam's `FinerWeightedTarget`: the margin of a class over similar classes,
+/// weighted by their softmax probabilities (which stay differentiable, as upstream):
+/// `sum_j p_j (y_main - alpha y_j) / (sum_j p_j + 1e-9)` over the comparison classes `j`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinerWeightedTarget {
+    /// The class explained.
+    pub main: usize,
+    /// The classes it is told apart from (Finer-CAM: the most similar by logit).
+    pub comparison: Vec<usize>,
+    /// How strongly the comparison classes are subtracted (pytorch-grad-cam's default: 1).
+    pub alpha: f32,
+}
+
+impl Target for FinerWeightedTarget {
+    fn score(&self, output: Tensor<1>) -> Tensor<1> {
+        let main = output.clone().narrow(0, self.main, 1);
+        let prob = softmax(output.clone(), 0);
+        let mut numerator: Option<Tensor<1>> = None;
+        let mut denominator: Option<Tensor<1>> = None;
+        for &j in &self.comparison {
+            let p = prob.clone().narrow(0, j, 1);
+            let term = p.clone() * (main.clone() - output.clone().narrow(0, j, 1) * self.alpha);
+            numerator = Some(numerator.map_or(term.clone(), |n| n + term));
+            denominator = Some(denominator.map_or(p.clone(), |d| d + p));
+        }
+        match (numerator, denominator) {
+            (Some(n), Some(d)) => n / (d + 1e-9),
+            // No comparison class: upstream's sum of nothing is 0, over 1e-9.
+            _ => main.zeros_like(),
+        }
+    }
+    fn class(&self) -> Option<usize> {
+        Some(self.main)
+    }
+}
+
+/// pytorch-grad-cam's `ClassifierOutputReST` (ShapleyCAM's paper): the logit minus the
+/// cross-entropy of the class, `y_c - CE(y, c) = y_c + log_softmax(y)_c`, which mixes the
+/// pre- and post-softmax scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassifierOutputReST(pub usize);
+
+impl Target for ClassifierOutputReST {
+    fn score(&self, output: Tensor<1>) -> Tensor<1> {
+        let logit = output.clone().narrow(0, self.0, 1);
+        logit + log_softmax(output, 0).narrow(0, self.0, 1)
+    }
+    fn class(&self) -> Option<usize> {
+        Some(self.0)
     }
 }

@@ -154,6 +154,12 @@ pub trait CamModel: Forward {
     fn class_names(&self) -> ClassNames<'_> {
         ClassNames::new(self.labels(), self.num_classes())
     }
+    /// The weights `[classes, channels]` of the classifier when the head that follows `layer`
+    /// (an index into [`layers`](CamModel::layers)) is global average pooling then one linear
+    /// layer, as Zhou et al.'s CAM needs; `None` for any other head (the default).
+    fn linear_classifier(&self, _layer: usize) -> Option<Tensor<2>> {
+        None
+    }
     /// Other names users give a layer (`layer4` for `layer4.2`); `None` if `name` is no alias.
     fn alias(&self, _name: &str) -> Option<&str> {
         None

@@ -249,6 +249,11 @@ impl CamModel for ResNet {
     fn num_classes(&self) -> usize {
         self.fc.weight.dims()[1]
     }
+
+    // `classify` is the mean over positions then `fc`, right after the last layer.
+    fn linear_classifier(&self, layer: usize) -> Option<Tensor<2>> {
+        (layer + 1 == self.layers.len()).then(|| self.fc.weight.val().transpose())
+    }
 }
 
 impl Staged for ResNet {

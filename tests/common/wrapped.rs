@@ -123,4 +123,7 @@ impl CamModel for Wrapped {
     fn alias(&self, name: &str) -> Option<&str> {
         self.inner.alias(name)
     }
+    fn linear_classifier(&self, layer: usize) -> Option<Tensor<2>> {
+        self.inner.linear_classifier(layer)
+    }
 }
