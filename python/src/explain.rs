@@ -197,7 +197,7 @@ pub fn render(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> 
             )),
         ));
     }
-    let picture = py
+    let pixels = py
         .detach(|| {
             image::picture(
                 &photo,
@@ -208,9 +208,10 @@ pub fn render(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> 
                 image_weight,
                 draw_box,
             )
+            .map(|p| p.to_image().into_raw())
         })
         .map_err(|e| error(py, e))?;
-    Ok(bytes(py, picture.as_raw()).into_any().unbind())
+    Ok(bytes(py, &pixels).into_any().unbind())
 }
 
 /// `encode_png(pixels)`: an `(H, W, 3)` uint8 array as PNG bytes.
