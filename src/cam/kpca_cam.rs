@@ -5,7 +5,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::eigen::top_eigenpair;
 use super::{CamInput, Method, flat};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A kernel of scikit-learn's `KernelPCA`, with its default parameters there.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,6 +59,14 @@ impl Method for KpcaCam {
     fn raw_map(&self, cam: &CamInput, _eigen_smooth: bool) -> Result<Tensor<3>> {
         let [batch, channels, h, w] = cam.activations.dims();
         let n = h * w;
+        // The eigen solver is a full Jacobi sweep of the n x n kernel, O(n^3) per sweep: 1024
+        // positions took minutes (tests/smoke.rs), 576 take seconds.
+        if n > MAX_POSITIONS {
+            return Err(Error::Invalid(format!(
+                "kpcacam: the layer's map is {h}x{w} ({n} positions); its kernel PCA takes at \
+                 most {MAX_POSITIONS} (24x24): choose a later layer"
+            )));
+        }
         let values = flat(cam.activations.clone());
         let mut out = Vec::with_capacity(batch * n);
         for image in values.chunks((channels * n).max(1)).take(batch) {
@@ -74,6 +82,9 @@ impl Method for KpcaCam {
         ))
     }
 }
+
+/// The largest map (in positions) KPCA-CAM takes.
+const MAX_POSITIONS: usize = 576;
 
 impl KpcaCam {
     /// The first kernel principal component of one image laid out `[channels, n]`.
