@@ -185,50 +185,7 @@ impl OnnxModel {
         let tensors = onnx::layers_at(&graph, &dims)?;
         let (output, num_classes) = pick_output(&graph, &tensors, options.output.as_deref())?;
 
-        let token_counts: Vec<usize> = tensors
-            .iter()
-            .filter_map(|t| match layout_of(&t.shape, size, options.reshape, &[]) {
-                Some((Layout::Tokens { .. }, ..)) => Some(t.shape[1]),
-                _ => None,
-            })
-            .collect();
-        let mut layers = vec![];
-        let mut cuts = vec![];
-        let mut names = HashMap::new();
-        for t in &tensors {
-            let Some((layout, channels, height, width)) =
-                layout_of(&t.shape, size, options.reshape, &token_counts)
-            else {
-                continue;
-            };
-            // A token count seen once is a transposed (B, C, N) view, not a token sequence.
-            let seen = |n: usize| token_counts.iter().filter(|&&c| c == n).count();
-            if matches!(layout, Layout::Tokens { .. }) && seen(t.shape[1]) < 2 {
-                continue;
-            }
-            let index = layers.len();
-            let name = t.modules.first().unwrap_or(&t.tensor).clone();
-            for alias in t.modules.iter().chain([&t.tensor]) {
-                names.entry(alias.clone()).or_insert(index);
-            }
-            let aliases = t
-                .modules
-                .iter()
-                .chain([&t.tensor])
-                .filter(|a| **a != name)
-                .cloned()
-                .collect();
-            layers.push(Layer {
-                name,
-                channels,
-                grid: Grid::Fixed { height, width },
-                aliases,
-            });
-            cuts.push(CutPoint {
-                tensor: t.tensor.clone(),
-                layout,
-            });
-        }
+        let (layers, cuts, names) = read_layers(&tensors, size, options.reshape);
         if layers.is_empty() {
             return Err(Error::Invalid(format!(
                 "{} has no tensor that reads as a feature map (B, C, H, W), token grid (B, N, C) \
@@ -243,15 +200,7 @@ impl OnnxModel {
             .as_deref()
             .map(|p| read_labels(p, num_classes))
             .transpose()?;
-        // A convolution's input channels against its weight's `[M, C / groups, kh, kw]`.
-        let channels_of = |t: &str| tensors.iter().find(|l| l.tensor == t).map(|l| l.shape[1]);
-        let grouped_convolutions = graph.nodes().iter().any(|n| {
-            let inputs = graph.node_inputs(n);
-            let weight = inputs.get(1).and_then(|w| graph.constant_shape(w));
-            n.op_type == "Conv"
-                && matches!((inputs.first().and_then(|x| channels_of(x)), weight),
-                    (Some(c), Some(&[_, per_group, _, _])) if per_group < c)
-        });
+        let grouped_convolutions = has_grouped_convolutions(&graph, &tensors);
         let mut model = OnnxModel {
             name: path
                 .file_stem()
@@ -374,6 +323,73 @@ impl OnnxModel {
             vec![x]
         }
     }
+}
+
+/// The tensors that read as maps (see [`layout_of`]): the layers, how to cut at each, and every
+/// name (module path or tensor name) each answers to.
+fn read_layers(
+    tensors: &[onnx::Layer],
+    size: (usize, usize),
+    reshape: Option<Reshape>,
+) -> (Vec<Layer>, Vec<CutPoint>, HashMap<String, usize>) {
+    let token_counts: Vec<usize> = tensors
+        .iter()
+        .filter_map(|t| match layout_of(&t.shape, size, reshape, &[]) {
+            Some((Layout::Tokens { .. }, ..)) => Some(t.shape[1]),
+            _ => None,
+        })
+        .collect();
+    let mut layers = vec![];
+    let mut cuts = vec![];
+    let mut names = HashMap::new();
+    for t in tensors {
+        let Some((layout, channels, height, width)) =
+            layout_of(&t.shape, size, reshape, &token_counts)
+        else {
+            continue;
+        };
+        // A token count seen once is a transposed (B, C, N) view, not a token sequence.
+        let seen = |n: usize| token_counts.iter().filter(|&&c| c == n).count();
+        if matches!(layout, Layout::Tokens { .. }) && seen(t.shape[1]) < 2 {
+            continue;
+        }
+        let index = layers.len();
+        let name = t.modules.first().unwrap_or(&t.tensor).clone();
+        for alias in t.modules.iter().chain([&t.tensor]) {
+            names.entry(alias.clone()).or_insert(index);
+        }
+        let aliases = t
+            .modules
+            .iter()
+            .chain([&t.tensor])
+            .filter(|a| **a != name)
+            .cloned()
+            .collect();
+        layers.push(Layer {
+            name,
+            channels,
+            grid: Grid::Fixed { height, width },
+            aliases,
+        });
+        cuts.push(CutPoint {
+            tensor: t.tensor.clone(),
+            layout,
+        });
+    }
+    (layers, cuts, names)
+}
+
+/// Whether some convolution has groups (depthwise or grouped).
+fn has_grouped_convolutions(graph: &Graph, tensors: &[onnx::Layer]) -> bool {
+    // A convolution's input channels against its weight's `[M, C / groups, kh, kw]`.
+    let channels_of = |t: &str| tensors.iter().find(|l| l.tensor == t).map(|l| l.shape[1]);
+    graph.nodes().iter().any(|n| {
+        let inputs = graph.node_inputs(n);
+        let weight = inputs.get(1).and_then(|w| graph.constant_shape(w));
+        n.op_type == "Conv"
+            && matches!((inputs.first().and_then(|x| channels_of(x)), weight),
+                (Some(c), Some(&[_, per_group, _, _])) if per_group < c)
+    })
 }
 
 /// The index of the logits output and its number of classes.
