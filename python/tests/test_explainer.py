@@ -103,8 +103,8 @@ def _preprocess(photo, ex):
 def test_every_method_of_the_table_runs(lite0, photo):
     small = photo[::8, ::8].copy()
     for row in gradcam.methods():
-        if row["name"] == "scorecam":
-            continue  # 1280 passes; test_compat_parity.py has it
+        if row["name"] in ("scorecam", "sscam", "iscam"):
+            continue  # 1280 to 44,800 passes on Lite0; their parity tests run them
         r = lite0.explain(small, method=row["name"])[0]
         assert r.method == row["name"]
         assert np.isfinite(r.map).all() and 0 <= r.map.min() and r.map.max() <= 1
