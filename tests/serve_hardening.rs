@@ -78,6 +78,15 @@ fn stalled_upload(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Half a header line, then nothing (a "slowloris" client).
+fn stalled_headers(addr: SocketAddr) -> TcpStream {
+    let mut stream = connect(addr);
+    stream
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ").as_bytes())
+        .unwrap();
+    stream
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
@@ -293,4 +302,54 @@ async fn a_timed_out_request_gives_its_worker_back_within_one_pass() {
         "{metrics}"
     );
     eprintln!("worker freed {freed:?} after the 504");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_headers_are_closed_after_the_read_timeout_and_a_client_over_its_limit_gets_503() {
+    let (addr, _stop) = start(Config {
+        read_timeout: Duration::from_millis(500),
+        max_connections_per_client: 3,
+        ..Config::default()
+    })
+    .await;
+    let stalled: Vec<TcpStream> = (0..3).map(|_| stalled_headers(addr)).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A fourth connection from the same address is answered at once.
+    assert_eq!(blocking(move || explain(addr)).await, 503);
+    // The server closes the stalled ones after the read timeout...
+    let waited = blocking(move || {
+        let start = Instant::now();
+        for mut stream in stalled {
+            assert_eq!(
+                stream.read(&mut [0u8; 64]).unwrap(),
+                0,
+                "closed without a reply"
+            );
+        }
+        start.elapsed()
+    })
+    .await;
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // ...which gives their places back.
+    assert_eq!(blocking(move || explain(addr)).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_connections_a_client_waits_to_be_accepted_instead_of_being_dropped() {
+    let (addr, _stop) = start(Config {
+        read_timeout: Duration::from_millis(500),
+        max_connections: 2,
+        ..Config::default()
+    })
+    .await;
+    let _stalled: Vec<TcpStream> = (0..2).map(|_| stalled_headers(addr)).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (code, waited) = blocking(move || {
+        let start = Instant::now();
+        (explain(addr), start.elapsed())
+    })
+    .await;
+    assert_eq!(code, 200);
+    // Served once the stalled connections' header timeout freed a place, not before.
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
 }

@@ -26,7 +26,8 @@ pub struct ServeArgs {
     /// Seconds allowed for one API request, queueing included (504 after).
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
-    /// Seconds a request body may stall before it is dropped with 408.
+    /// Seconds a request's headers may take (the connection is closed after), and its body may
+    /// stall (408).
     #[arg(long, default_value_t = Config::default().read_timeout.as_secs())]
     pub read_timeout: u64,
     /// Explanations running at once. Default: the number of CPUs.
@@ -35,6 +36,12 @@ pub struct ServeArgs {
     /// Requests allowed to wait for a worker (503 beyond).
     #[arg(long, default_value_t = Config::default().queue)]
     pub queue: usize,
+    /// Connections open at once (new ones wait to be accepted beyond).
+    #[arg(long, default_value_t = Config::default().max_connections)]
+    pub max_connections: usize,
+    /// Connections open at once from one client address (503 beyond).
+    #[arg(long, default_value_t = Config::default().max_connections_per_client)]
+    pub max_connections_per_client: usize,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -43,6 +50,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if args.read_timeout == 0 {
         anyhow::bail!("--read-timeout must be at least 1 second");
+    }
+    if args.max_connections == 0 || args.max_connections_per_client == 0 {
+        anyhow::bail!("--max-connections and --max-connections-per-client must be at least 1");
     }
     if args.timeout == 0 {
         anyhow::bail!("--timeout must be at least 1 second");
@@ -55,6 +65,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         workers: args.workers.unwrap_or(defaults.workers),
         queue: args.queue,
         read_timeout: Duration::from_secs(args.read_timeout),
+        max_connections: args.max_connections,
+        max_connections_per_client: args.max_connections_per_client,
         ..defaults
     };
     let model = args

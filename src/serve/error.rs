@@ -28,6 +28,8 @@ pub enum ApiError {
     Overloaded,
     /// The request took longer than the limit.
     Timeout(Duration),
+    /// The client already has this many connections open.
+    TooManyConnections(usize),
     /// A bug or an unexpected failure (details go to the server's log, not to the client).
     Internal,
 }
@@ -45,7 +47,9 @@ impl ApiError {
             ApiError::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded | ApiError::TooManyConnections(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Overloaded => "overloaded",
             ApiError::Timeout(_) => "timeout",
+            ApiError::TooManyConnections(_) => "too_many_connections",
             ApiError::Internal => "internal",
         }
     }
@@ -85,6 +90,10 @@ impl ApiError {
                 "request took longer than the limit of {} s",
                 t.as_secs_f64()
             ),
+            ApiError::TooManyConnections(limit) => format!(
+                "too many connections from your address (at most {limit} at once); \
+                 close some or reuse them, and retry"
+            ),
             ApiError::Internal => "internal error".into(),
         }
     }
@@ -105,7 +114,7 @@ impl IntoResponse for ApiError {
             Json(serde_json::json!({ "error": self.message() })),
         )
             .into_response();
-        if matches!(self, ApiError::Overloaded) {
+        if matches!(self, ApiError::Overloaded | ApiError::TooManyConnections(_)) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -58,6 +58,8 @@ pub struct Metrics {
     workers: Gauge,
     /// Explanations stopped because their request timed out.
     cancelled: Counter,
+    /// Connections answered `503` because their client had too many open.
+    refused_connections: Counter,
 }
 
 impl Metrics {
@@ -114,6 +116,12 @@ impl Metrics {
             "Explanations stopped because their request timed out",
             cancelled.clone(),
         );
+        let refused_connections = Counter::default();
+        registry.register(
+            "gradcam_connections_refused",
+            "Connections answered 503 because their client had too many open",
+            refused_connections.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -123,12 +131,18 @@ impl Metrics {
             running,
             workers,
             cancelled,
+            refused_connections,
         }
     }
 
     /// Records an explanation stopped by its request's timeout.
     pub fn record_cancelled(&self) {
         self.cancelled.inc();
+    }
+
+    /// Records a connection refused for its client's connection count.
+    pub fn record_refused_connection(&self) {
+        self.refused_connections.inc();
     }
 
     /// Records one finished request.

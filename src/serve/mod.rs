@@ -30,6 +30,7 @@
 //! ```
 
 mod body;
+mod connections;
 mod error;
 mod handlers;
 mod metrics;
@@ -65,7 +66,8 @@ pub struct Config {
     /// Time allowed for one API request once its body is in: waiting and explaining (`504`
     /// after).
     pub timeout: Duration,
-    /// Longest wait for the next piece of a request body (`408` after).
+    /// Longest wait for a request's headers (the connection is closed after) and for the next
+    /// piece of its body (`408` after).
     pub read_timeout: Duration,
     /// Slowest upload accepted, in bytes per second on average, after a grace of one
     /// `read_timeout` (`408` below it; 0: no minimum).
@@ -75,6 +77,10 @@ pub struct Config {
     /// Requests allowed to wait for a worker; one more gets `503` as soon as its body is read
     /// (so at most `workers + queue` bodies wait in memory, besides those being read).
     pub queue: usize,
+    /// Connections open at once; past it the server stops accepting until one closes.
+    pub max_connections: usize,
+    /// Connections open at once from one client address; one more gets `503` at once.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for Config {
@@ -87,6 +93,8 @@ impl Default for Config {
             min_body_rate: 16 * 1024,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             queue: 32,
+            max_connections: 512,
+            max_connections_per_client: 32,
         }
     }
 }
@@ -209,15 +217,15 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes, then finishes the requests
-/// in flight.
+/// in flight. Unlike `axum::serve`, it bounds the open connections ([`Config::max_connections`],
+/// [`Config::max_connections_per_client`]) and the time to send headers
+/// ([`Config::read_timeout`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    connections::serve(listener, app(state.clone()), state, shutdown).await
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM.
