@@ -125,9 +125,9 @@ fn smoke(model: impl CamModel + 'static, size: usize, earlier: &str) {
                 );
                 continue;
             }
-            // KPCA-CAM refuses maps over 576 positions (its O(n^3) eigen solver).
+            // KPCA-CAM refuses maps too large for its O(n^3) eigen solver.
             let [_, h, w] = model.layers()[index].output_shape((size, size));
-            if method == "kpcacam" && h * w > 576 {
+            if method == "kpcacam" && h * w > gradcam::cam::KpcaCam::MAX_POSITIONS {
                 let err = explained
                     .err()
                     .unwrap_or_else(|| panic!("{case}: no error"));

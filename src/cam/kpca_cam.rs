@@ -59,12 +59,12 @@ impl Method for KpcaCam {
     fn raw_map(&self, cam: &CamInput, _eigen_smooth: bool) -> Result<Tensor<3>> {
         let [batch, channels, h, w] = cam.activations.dims();
         let n = h * w;
-        // The eigen solver is a full Jacobi sweep of the n x n kernel, O(n^3) per sweep: 1024
-        // positions took minutes (tests/smoke.rs), 576 take seconds.
-        if n > MAX_POSITIONS {
+        // The kernel is n x n and its eigen solver cubic in n.
+        if n > Self::MAX_POSITIONS {
             return Err(Error::Invalid(format!(
                 "kpcacam: the layer's map is {h}x{w} ({n} positions); its kernel PCA takes at \
-                 most {MAX_POSITIONS} (24x24): choose a later layer"
+                 most {} (56x56): choose a later layer",
+                Self::MAX_POSITIONS
             )));
         }
         let values = flat(cam.activations.clone());
@@ -83,10 +83,11 @@ impl Method for KpcaCam {
     }
 }
 
-/// The largest map (in positions) KPCA-CAM takes.
-const MAX_POSITIONS: usize = 576;
-
 impl KpcaCam {
+    /// The largest map (in positions) KPCA-CAM takes: 56x56 (3136) takes 40 s per image on
+    /// Lite0's `blocks.2`, a 112x112 map would take 64 times that.
+    pub const MAX_POSITIONS: usize = 3136;
+
     /// The first kernel principal component of one image laid out `[channels, n]`.
     fn project(&self, image: &[f32], c: usize, n: usize) -> Vec<f64> {
         // Positions as rows (n x c), centred per channel; NaNs count as 0 as upstream.
