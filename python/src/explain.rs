@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use gradcam::explain::{ClassMap, Explainer, Explanation};
-use gradcam::image::{self, MAX_PIXELS, RgbImage};
+use gradcam::image::{self, MAX_PIXELS, RgbImage, RgbRows};
 use gradcam::localize::BBox;
 use gradcam::request::RequestSpec;
 use pyo3::prelude::*;

@@ -13,14 +13,16 @@ mod overlay;
 mod png;
 mod render;
 mod resize;
+mod rows;
 
 pub use ::image::RgbImage;
 pub use jet::JET;
 pub use load::{MAX_PIXELS, UPLOAD_PATH, decode, load};
 pub use map_resize::{MapResizer, resize_map, resize_map_generic};
 pub use overlay::{Outline, Overlay, colorize, draw_box, overlay};
-pub use render::{Picture, RgbRows, deprocess, encode_jpeg, encode_png, guided_picture, picture};
+pub use render::{Picture, deprocess, encode_jpeg, encode_png, guided_picture, picture};
 pub use resize::resize_bilinear;
+pub use rows::RgbRows;
 
 /// Converts an image to a network input: `float32`, channels first (`3 x H x W`, row-major),
 /// each value `(v / 255 - mean[c]) / std[c]`, in float32 as torchvision's `ToTensor` followed

@@ -1,7 +1,8 @@
 //! Heat-map overlays (pytorch-grad-cam's `show_cam_on_image`) and box drawing.
 
-use ::image::RgbImage;
+use ::image::{GenericImageView, Rgb, RgbImage};
 
+use super::RgbRows;
 use super::jet::JET;
 use crate::error::{Error, Result};
 use crate::localize::BBox;
@@ -88,7 +89,7 @@ pub fn overlay(img: &RgbImage, mask: &[f32], image_weight: f32) -> Result<RgbIma
 /// `table[m][c][i]`.
 ///
 /// ```
-/// use gradcam::image::{overlay, Overlay, RgbImage};
+/// use gradcam::image::{overlay, Overlay, RgbImage, RgbRows};
 /// let img = RgbImage::from_raw(2, 1, vec![255, 255, 255, 0, 0, 0]).unwrap();
 /// let mask = [0.0, 1.0];
 /// let blend = Overlay::new(&img, 0.5, |y, row| row.copy_from_slice(&mask[2 * y..][..2]))?;
@@ -155,11 +156,6 @@ impl<'a> Overlay<'a> {
         Ok(Overlay { image, mask, table })
     }
 
-    /// The picture's `(width, height)`.
-    pub fn dimensions(&self) -> (u32, u32) {
-        self.image.dimensions()
-    }
-
     /// The RGB pixel at `(x, y)`.
     ///
     /// # Panics
@@ -171,13 +167,27 @@ impl<'a> Overlay<'a> {
         let m = self.mask[i] as usize;
         std::array::from_fn(|c| self.table[(m * 3 + c) * 256 + px[c] as usize])
     }
+}
 
+impl GenericImageView for Overlay<'_> {
+    type Pixel = Rgb<u8>;
+
+    fn dimensions(&self) -> (u32, u32) {
+        self.image.dimensions()
+    }
+
+    fn get_pixel(&self, x: u32, y: u32) -> Rgb<u8> {
+        Rgb(self.pixel(x, y))
+    }
+}
+
+impl RgbRows for Overlay<'_> {
     /// Writes row `y`'s RGB bytes into `out` (`3 x width` bytes).
     ///
     /// # Panics
     ///
     /// If `y` is outside the image or `out` has the wrong length.
-    pub fn row(&self, y: u32, out: &mut [u8]) {
+    fn row(&self, y: u32, out: &mut [u8]) {
         let w = self.image.width() as usize;
         let pixels = &self.image.as_raw()[y as usize * 3 * w..][..3 * w];
         let mask = &self.mask[y as usize * w..][..w];
@@ -190,18 +200,6 @@ impl<'a> Overlay<'a> {
                 o[c] = self.table[(m as usize * 3 + c) * 256 + px[c] as usize];
             }
         }
-    }
-
-    /// The whole picture.
-    pub fn to_image(&self) -> RgbImage {
-        let (w, h) = self.dimensions();
-        let mut out = RgbImage::new(w, h);
-        if w > 0 {
-            for (y, row) in out.chunks_exact_mut(3 * w as usize).enumerate() {
-                self.row(y as u32, row);
-            }
-        }
-        out
     }
 }
 

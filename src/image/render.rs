@@ -4,7 +4,7 @@
 use ::image::{GenericImageView, Rgb, RgbImage};
 
 use super::overlay::{Outline, Overlay};
-use super::{MapResizer, png, resize_bilinear};
+use super::{MapResizer, RgbRows, png, resize_bilinear};
 use crate::error::{Error, Result};
 use crate::localize::BBox;
 
@@ -43,20 +43,6 @@ pub fn picture<'a>(
     Ok(Picture { base, outline })
 }
 
-/// A picture that the encoders read a pixel ([`GenericImageView`]) or a row at a time:
-/// an [`RgbImage`], or a [`Picture`] computed as it is read.
-pub trait RgbRows: GenericImageView<Pixel = Rgb<u8>> {
-    /// Writes row `y`'s RGB bytes (`3 x width`) into `out`.
-    fn row(&self, y: u32, out: &mut [u8]);
-}
-
-impl RgbRows for RgbImage {
-    fn row(&self, y: u32, out: &mut [u8]) {
-        let len = 3 * self.width() as usize;
-        out.copy_from_slice(&self.as_raw()[y as usize * len..][..len]);
-    }
-}
-
 /// What [`picture`] makes: an overlay computed on demand (or the guided methods' picture), with
 /// the box's outline painted over it.
 pub struct Picture<'a> {
@@ -67,20 +53,6 @@ pub struct Picture<'a> {
 enum Base<'a> {
     Overlay(Overlay<'a>),
     Image(RgbImage),
-}
-
-impl Picture<'_> {
-    /// The whole picture.
-    pub fn to_image(&self) -> RgbImage {
-        let (w, h) = self.dimensions();
-        let mut out = RgbImage::new(w, h);
-        if w > 0 {
-            for (y, row) in out.chunks_exact_mut(3 * w as usize).enumerate() {
-                self.row(y as u32, row);
-            }
-        }
-        out
-    }
 }
 
 impl GenericImageView for Picture<'_> {
