@@ -9,7 +9,8 @@ use ::image::RgbImage;
 use serde::Serialize;
 
 use crate::cam::{
-    self, Cam, CamOptions, Cancel, InputGradient, LayerMap, Method, MethodInfo, Targets, Timings,
+    self, Cam, CamOptions, Cancel, ClassTarget, InputGradient, LayerMap, Method, MethodInfo,
+    Targets, Timings,
 };
 use crate::error::Result;
 use crate::image::{MapResizer, resize_bilinear, to_input};
@@ -29,6 +30,8 @@ pub struct Explainer {
     pub method: &'static MethodInfo,
     /// Layer names as the user gave them (empty: the model's default layer).
     pub layers: Vec<String>,
+    /// Which function of the output explains each class.
+    pub target: ClassTarget,
     pub options: CamOptions,
     /// Fraction of the map's maximum that delimits the localization segment.
     pub box_threshold: f32,
@@ -53,7 +56,8 @@ pub struct ClassMap {
     /// The explained class (absent for targets that are not about one class).
     pub class: Option<usize>,
     pub label: Option<String>,
-    /// The explained score (the logit; negated for a counterfactual).
+    /// The explained score (the logit, the probability for `--target softmax`; negated for a
+    /// counterfactual).
     pub score: f32,
     /// The localization box in original-image pixels (inclusive), when the map is not empty.
     #[serde(rename = "box")]
@@ -118,6 +122,7 @@ impl Explainer {
             model,
             method: request.method,
             layers: request.layers.clone(),
+            target: request.target,
             options: request.options,
             box_threshold: request.box_threshold,
             cancel: Cancel::default(),
@@ -148,11 +153,14 @@ impl Explainer {
             return Ok(Vec::new());
         }
         let input = self.model.preprocess().tensor(data);
-        let num_classes = self.model.num_classes();
+        let kind = self.target;
+        let num_classes = kind.classes(self.model.num_classes());
         let names = self.model.class_names();
         let sets: Vec<Targets> = match classes {
-            Classes::Top(k) => (0..(*k).clamp(1, num_classes)).map(Targets::Rank).collect(),
-            Classes::These(list) => list.iter().map(|&c| Targets::class(c)).collect(),
+            Classes::Top(k) => (0..(*k).clamp(1, num_classes))
+                .map(|rank| Targets::Ranked(rank, kind))
+                .collect(),
+            Classes::These(list) => list.iter().map(|&c| Targets::All(kind.of(c))).collect(),
         };
         let cam = Cam::new(self.model.as_ref(), self.rule.as_ref(), &self.layers)?
             .with_options(self.options)
@@ -232,7 +240,10 @@ impl Explainer {
                 counterfactual: self.options.counterfactual,
                 image_size: (image.width(), image.height()),
                 input_size: outputs[0].size,
-                top5: top_k(&outputs[0].logits[b], 5, names),
+                top5: match kind {
+                    ClassTarget::Binary => binary_predictions(outputs[0].logits[b][0], names),
+                    _ => top_k(&outputs[0].logits[b], 5, names),
+                },
                 explanations,
                 timings: image_timings,
             });
@@ -246,6 +257,23 @@ impl Explainer {
 pub fn preprocess_with(p: &Preprocess, image: &RgbImage) -> Vec<f32> {
     let resized = resize_bilinear(image, p.size.1 as u32, p.size.0 as u32);
     to_input(&resized, p.mean, p.std)
+}
+
+/// A one-logit model's two classes, the predicted first, with their sigmoid probabilities;
+/// class 0's logit is the negated one (what `--target binary --class 0` explains).
+pub fn binary_predictions(logit: f32, names: ClassNames) -> Vec<Prediction> {
+    let p1 = 1.0 / (1.0 + (-logit as f64).exp());
+    let prediction = |class: usize| Prediction {
+        class,
+        label: names.name(class),
+        logit: if class == 1 { logit } else { -logit },
+        probability: if class == 1 { p1 } else { 1.0 - p1 } as f32,
+    };
+    ClassTarget::Binary
+        .ranked(&[logit])
+        .into_iter()
+        .map(prediction)
+        .collect()
 }
 
 /// The `k` best classes with their softmax probabilities.

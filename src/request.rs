@@ -5,7 +5,7 @@
 //! turns it into an [`ExplainRequest`] or says what is wrong, naming the option both as the
 //! server's parameter and as the command-line flag.
 
-use crate::cam::{CamOptions, MethodInfo, method_info};
+use crate::cam::{CamOptions, ClassTarget, MethodInfo, method_info};
 use crate::error::{Error, Result};
 use crate::labels::ClassNames;
 use crate::localize::PAPER_THRESHOLD;
@@ -22,11 +22,13 @@ pub enum Classes {
 
 /// An explanation request as the user gave it, before any check. `None` and empty mean the
 /// defaults: Grad-CAM, the model's default layer, the top-1 class, image weight 0.5, the
-/// paper's box threshold (0.15), the box drawn.
+/// paper's box threshold (0.15), the box drawn, the class's logit explained.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestSpec {
     pub method: Option<String>,
     pub layers: Vec<String>,
+    /// What explains a class: `logit`, `softmax` or `binary` (see [`ClassTarget`]).
+    pub target: Option<String>,
     /// Class indices or ImageNet names.
     pub classes: Vec<String>,
     pub top_k: Option<usize>,
@@ -46,6 +48,8 @@ pub struct ExplainRequest {
     /// [`crate::explain::Explainer::from_request`].
     pub layers: Vec<String>,
     pub classes: Classes,
+    /// Which function of the output explains each class.
+    pub target: ClassTarget,
     pub options: CamOptions,
     /// Weight of the photo in the overlay, in [0, 1].
     pub image_weight: f32,
@@ -110,6 +114,33 @@ impl RequestSpec {
         max_maps: usize,
     ) -> Result<ExplainRequest> {
         let names: ClassNames = classes.into();
+        let target = match &self.target {
+            None => ClassTarget::default(),
+            Some(name) => ClassTarget::parse(name).map_err(|_| {
+                invalid(
+                    "target",
+                    format!(
+                        "must be one of {}, got `{}`",
+                        ClassTarget::NAMES.join(", "),
+                        name.trim()
+                    ),
+                )
+            })?,
+        };
+        if target == ClassTarget::Binary && names.count() != 1 {
+            return Err(invalid(
+                "target",
+                format!(
+                    "binary needs a model with one output (a (B, 1) logit); this one has {}",
+                    names.count()
+                ),
+            ));
+        }
+        // A binary model's one logit is two classes, 0 and 1, by index.
+        let names = match target {
+            ClassTarget::Binary => ClassNames::from(2),
+            _ => names,
+        };
         let num_classes = names.count();
         let method = method_info(self.method.as_deref().unwrap_or("gradcam"))?;
         if self.layers.iter().any(|l| l.trim().is_empty()) {
@@ -150,6 +181,7 @@ impl RequestSpec {
             method,
             layers: self.layers.iter().map(|l| l.trim().to_string()).collect(),
             classes,
+            target,
             options: CamOptions {
                 counterfactual: self.counterfactual,
                 eigen_smooth: self.eigen_smooth,
@@ -234,6 +266,52 @@ mod tests {
             ..Default::default()
         });
         assert!(err.starts_with("`layer` (--layer) is empty"), "{err}");
+    }
+
+    #[test]
+    fn targets_resolve_by_name_and_binary_needs_one_output() {
+        let spec = |t: &str| RequestSpec {
+            target: Some(t.into()),
+            ..Default::default()
+        };
+        assert_eq!(check(spec("softmax")).unwrap().target, ClassTarget::Softmax);
+        assert_eq!(
+            check(spec("ClassifierOutputTarget")).unwrap().target,
+            ClassTarget::Logit
+        );
+        assert_eq!(
+            message(spec("probability")),
+            "`target` (--target) must be one of logit, softmax, binary, got `probability`"
+        );
+        assert_eq!(
+            message(spec("binary")),
+            "`target` (--target) binary needs a model with one output (a (B, 1) logit); this one has 1000"
+        );
+        let binary = |classes: &[&str], top_k| RequestSpec {
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            top_k,
+            ..spec("BinaryClassifierOutputTarget")
+        };
+        let r = binary(&["0", "1"], None).check(1, 10).unwrap();
+        assert_eq!(
+            (r.target, r.classes),
+            (ClassTarget::Binary, Classes::These(vec![0, 1]))
+        );
+        assert_eq!(
+            binary(&[], Some(2)).check(1, 10).unwrap().classes,
+            Classes::Top(2)
+        );
+        let err = binary(&["2"], None).check(1, 10).unwrap_err().to_string();
+        assert!(err.contains("class 2 is out of range"), "{err}");
+        // Without `binary`, a one-output model has the one class 0 (pytorch-grad-cam's argmax).
+        let err = RequestSpec {
+            classes: vec!["1".into()],
+            ..Default::default()
+        }
+        .check(1, 10)
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("class 1 is out of range"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::manifest::{self, Record, Status};
 use super::output::FileFormats;
 use super::pipeline::{self, Done, PipelineOptions};
 use super::{finish_manifest, html, open_manifest, plan};
+use crate::cam::ClassTarget;
 use crate::error::Result;
 use crate::explain::Explainer;
 use crate::io::{remove_stale_temps, write_atomic};
@@ -110,6 +111,10 @@ pub fn settings_digest(
         "box_threshold": request.box_threshold,
         "format": formats.id(),
     });
+    // Only when not the default, so that existing output folders stay done.
+    if request.target != ClassTarget::Logit {
+        settings["target"] = serde_json::json!(request.target);
+    }
     // Only for ONNX models, so that built-in models' existing output folders stay done.
     if model.is_onnx() {
         settings["onnx"] = serde_json::json!(model.onnx);

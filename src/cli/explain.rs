@@ -49,6 +49,12 @@ pub struct ExplainArgs {
     /// Explain the K best classes, one map each.
     #[arg(long, short = 'k')]
     pub top_k: Option<usize>,
+    /// What explains a class: logit (pytorch-grad-cam's ClassifierOutputTarget), softmax
+    /// (ClassifierOutputSoftmaxTarget: its probability) or binary (BinaryClassifierOutputTarget,
+    /// for a model with one output: class 1 is the logit, class 0 its negation; default class:
+    /// the predicted one).
+    #[arg(long, default_value = "logit", value_name = "KIND")]
+    pub target: String,
     /// Counterfactual explanation: regions that argue against the class.
     #[arg(long)]
     pub counterfactual: bool,
@@ -118,6 +124,7 @@ impl ExplainArgs {
         RequestSpec {
             method: Some(self.method.clone()),
             layers: self.layers.clone(),
+            target: Some(self.target.clone()),
             classes: self.classes.clone(),
             top_k: self.top_k,
             counterfactual: self.counterfactual,
@@ -127,7 +134,8 @@ impl ExplainArgs {
             box_threshold: Some(self.box_threshold),
             draw_box: None,
         }
-        .check(classes, classes.count())
+        // Every class may be asked for (the check bounds it by the model's classes).
+        .check(classes, usize::MAX)
     }
 }
 

@@ -41,6 +41,7 @@ const PARAMETERS: &[&str] = &[
     "layer",
     "class",
     "top_k",
+    "target",
     "counterfactual",
     "eigen_smooth",
     "aug_smooth",
@@ -88,6 +89,7 @@ impl Params {
                 "layer" | "layers" => spec.layers.extend(list(value)),
                 "class" | "classes" => spec.classes.extend(list(value)),
                 "top_k" => spec.top_k = Some(number(name, value)?),
+                "target" => spec.target = Some(value.to_string()),
                 "counterfactual" => spec.counterfactual = boolean(name, value)?,
                 "eigen_smooth" => spec.eigen_smooth = boolean(name, value)?,
                 "aug_smooth" => spec.aug_smooth = boolean(name, value)?,
@@ -324,7 +326,8 @@ struct ServeTimings {
 struct MapOut {
     class: Option<usize>,
     label: Option<String>,
-    /// The explained score (logit; negated for a counterfactual).
+    /// The explained score (the logit, the probability for `target=softmax`; negated for a
+    /// counterfactual).
     score: f32,
     /// In original-image pixels, inclusive; null when the map is empty.
     #[serde(rename = "box")]
