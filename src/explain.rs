@@ -9,14 +9,14 @@ use ::image::RgbImage;
 use serde::Serialize;
 
 use crate::cam::{
-    self, Cam, CamOptions, Cancel, ClassTarget, InputGradient, LayerMap, Method, MethodInfo,
-    Targets, Timings,
+    self, Cam, CamOptions, Cancel, ClassTarget, CosineSimilarity, InputGradient, LayerMap, Method,
+    MethodInfo, Target, Targets, Timings,
 };
 use crate::error::Result;
 use crate::image::{MapResizer, resize_bilinear, to_input};
 use crate::labels::ClassNames;
 use crate::localize::{BBox, localize_rows};
-use crate::model::{CamModel, Preprocess};
+use crate::model::{CamModel, PooledEmbedding, Preprocess};
 pub use crate::request::Classes;
 use crate::request::{ExplainRequest, RequestSpec};
 use crate::timefmt::ms;
@@ -32,6 +32,9 @@ pub struct Explainer {
     pub layers: Vec<String>,
     /// Which function of the output explains each class.
     pub target: ClassTarget,
+    /// The cosine similarity to a reference embedding, explained instead of the classes
+    /// (`--similar-to`); the model then outputs the embedding.
+    pub similarity: Option<Arc<dyn Target>>,
     pub options: CamOptions,
     /// Fraction of the map's maximum that delimits the localization segment.
     pub box_threshold: f32,
@@ -85,6 +88,7 @@ pub struct Explanation {
     pub image_size: (u32, u32),
     /// Network input (height, width).
     pub input_size: (usize, usize),
+    /// The five best classes (both classes of a binary target; none for a similarity).
     pub top5: Vec<Prediction>,
     pub explanations: Vec<ClassMap>,
     /// Milliseconds, shared out evenly between the images of a batch.
@@ -114,8 +118,22 @@ impl Explainer {
     }
 
     /// An explainer for a checked request; fails when a layer is not the model's (listing
-    /// the valid ones), before any image is read.
+    /// the valid ones), before any image is read. For a similarity it reads the model at the
+    /// embedding layer and computes the reference image's embedding.
     pub fn from_request(model: Arc<dyn CamModel>, request: &ExplainRequest) -> Result<Self> {
+        let (model, similarity) = match &request.similar_to {
+            None => (model, None),
+            Some(s) => {
+                let model: Arc<dyn CamModel> = match &s.embedding {
+                    Some(layer) => Arc::new(PooledEmbedding::new(model, layer)?),
+                    None => model,
+                };
+                let p = model.preprocess();
+                let reference = cam::flat(model.forward(p.tensor(preprocess_with(&p, &s.image)))?);
+                let target: Arc<dyn Target> = Arc::new(CosineSimilarity { reference });
+                (model, Some(target))
+            }
+        };
         request.check_layers(model.as_ref())?;
         let rule = request.method.build();
         Ok(Explainer {
@@ -123,6 +141,7 @@ impl Explainer {
             method: request.method,
             layers: request.layers.clone(),
             target: request.target,
+            similarity,
             options: request.options,
             box_threshold: request.box_threshold,
             cancel: Cancel::default(),
@@ -156,11 +175,14 @@ impl Explainer {
         let kind = self.target;
         let num_classes = kind.classes(self.model.num_classes());
         let names = self.model.class_names();
-        let sets: Vec<Targets> = match classes {
-            Classes::Top(k) => (0..(*k).clamp(1, num_classes))
+        let sets: Vec<Targets> = match (&self.similarity, classes) {
+            (Some(similarity), _) => vec![Targets::All(similarity.clone())],
+            (None, Classes::Top(k)) => (0..(*k).clamp(1, num_classes))
                 .map(|rank| Targets::Ranked(rank, kind))
                 .collect(),
-            Classes::These(list) => list.iter().map(|&c| Targets::All(kind.of(c))).collect(),
+            (None, Classes::These(list)) => {
+                list.iter().map(|&c| Targets::All(kind.of(c))).collect()
+            }
         };
         let cam = Cam::new(self.model.as_ref(), self.rule.as_ref(), &self.layers)?
             .with_options(self.options)
@@ -241,6 +263,7 @@ impl Explainer {
                 image_size: (image.width(), image.height()),
                 input_size: outputs[0].size,
                 top5: match kind {
+                    _ if self.similarity.is_some() => Vec::new(),
                     ClassTarget::Binary => binary_predictions(outputs[0].logits[b][0], names),
                     _ => top_k(&outputs[0].logits[b], 5, names),
                 },

@@ -5,6 +5,10 @@
 //! turns it into an [`ExplainRequest`] or says what is wrong, naming the option both as the
 //! server's parameter and as the command-line flag.
 
+use std::sync::Arc;
+
+use ::image::RgbImage;
+
 use crate::cam::{CamOptions, ClassTarget, MethodInfo, method_info};
 use crate::error::{Error, Result};
 use crate::labels::ClassNames;
@@ -29,6 +33,11 @@ pub struct RequestSpec {
     pub layers: Vec<String>,
     /// What explains a class: `logit`, `softmax` or `binary` (see [`ClassTarget`]).
     pub target: Option<String>,
+    /// Explain the cosine similarity of each image's embedding to this image's instead of a
+    /// class (pytorch-grad-cam's `SimilarityToConceptTarget`).
+    pub similar_to: Option<Arc<RgbImage>>,
+    /// The layer whose average-pooled output is the embedding (default: the model's output).
+    pub embedding: Option<String>,
     /// Class indices or ImageNet names.
     pub classes: Vec<String>,
     pub top_k: Option<usize>,
@@ -50,6 +59,8 @@ pub struct ExplainRequest {
     pub classes: Classes,
     /// Which function of the output explains each class.
     pub target: ClassTarget,
+    /// Explain the similarity to an image instead of classes.
+    pub similar_to: Option<Similarity>,
     pub options: CamOptions,
     /// Weight of the photo in the overlay, in [0, 1].
     pub image_weight: f32,
@@ -65,6 +76,15 @@ impl Default for ExplainRequest {
             .check(1000, 1)
             .expect("the defaults are valid")
     }
+}
+
+/// The reference of a similarity explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Similarity {
+    /// The image whose embedding the explained images are compared with.
+    pub image: Arc<RgbImage>,
+    /// The layer whose average-pooled output is the embedding (`None`: the model's output).
+    pub embedding: Option<String>,
 }
 
 /// An option's error, naming it as the server's parameter and the command-line flag.
@@ -94,6 +114,39 @@ impl ExplainRequest {
 }
 
 impl RequestSpec {
+    /// The similarity asked for, if any: it replaces the classes and their target.
+    fn similarity(&self) -> Result<Option<Similarity>> {
+        let Some(image) = &self.similar_to else {
+            return match self.embedding {
+                Some(_) => Err(invalid(
+                    "embedding",
+                    "chooses the embedding compared with `similar_to` (--similar-to): give that too",
+                )),
+                None => Ok(None),
+            };
+        };
+        if !self.classes.is_empty() || self.top_k.is_some() || self.target.is_some() {
+            return Err(invalid(
+                "similar_to",
+                "explains the similarity to an image, not a class: leave out `class`, `top_k` and `target`",
+            ));
+        }
+        if self
+            .embedding
+            .as_deref()
+            .is_some_and(|e| e.trim().is_empty())
+        {
+            return Err(invalid(
+                "embedding",
+                "is empty: name a layer (see `gradcam models`)",
+            ));
+        }
+        Ok(Some(Similarity {
+            image: image.clone(),
+            embedding: self.embedding.as_ref().map(|e| e.trim().to_string()),
+        }))
+    }
+
     /// Checks every choice for a model with these classes (a count, or a model's
     /// [`ClassNames`]), allowing at most `max_maps` classes per image (`--top-k` or `--class`
     /// given that many times).
@@ -114,6 +167,7 @@ impl RequestSpec {
         max_maps: usize,
     ) -> Result<ExplainRequest> {
         let names: ClassNames = classes.into();
+        let similar_to = self.similarity()?;
         let target = match &self.target {
             None => ClassTarget::default(),
             Some(name) => ClassTarget::parse(name).map_err(|_| {
@@ -182,6 +236,7 @@ impl RequestSpec {
             layers: self.layers.iter().map(|l| l.trim().to_string()).collect(),
             classes,
             target,
+            similar_to,
             options: CamOptions {
                 counterfactual: self.counterfactual,
                 eigen_smooth: self.eigen_smooth,
@@ -312,6 +367,56 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("class 1 is out of range"), "{err}");
+    }
+
+    #[test]
+    fn similarity_replaces_the_classes_and_needs_its_image() {
+        let image = Arc::new(RgbImage::new(4, 4));
+        let similar = RequestSpec {
+            similar_to: Some(image.clone()),
+            embedding: Some(" layer4 ".into()),
+            ..Default::default()
+        };
+        let r = check(similar.clone()).unwrap();
+        assert_eq!(
+            r.similar_to,
+            Some(Similarity {
+                image,
+                embedding: Some("layer4".into())
+            })
+        );
+        let err = message(RequestSpec {
+            classes: vec!["3".into()],
+            ..similar.clone()
+        });
+        assert!(
+            err.starts_with("`similar_to` (--similar-to) explains the similarity"),
+            "{err}"
+        );
+        let err = message(RequestSpec {
+            target: Some("softmax".into()),
+            ..similar.clone()
+        });
+        assert!(
+            err.contains("leave out `class`, `top_k` and `target`"),
+            "{err}"
+        );
+        let err = message(RequestSpec {
+            embedding: Some("layer4".into()),
+            ..Default::default()
+        });
+        assert!(
+            err.starts_with("`embedding` (--embedding) chooses the embedding"),
+            "{err}"
+        );
+        let err = message(RequestSpec {
+            embedding: Some("".into()),
+            ..similar
+        });
+        assert!(
+            err.starts_with("`embedding` (--embedding) is empty"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,13 +11,14 @@ It writes, with fixed seeds and one thread:
   `binary0` / `binary1` (`BinaryClassifierOutputTarget(0 / 1)`) and `binary-predicted` (each
   image's predicted class: 1 then 0);
 - `embed_net.onnx`: a classifier with two outputs, `logits` (B, 6) and `embedding` (B, 16);
-  `embed_net.input.npy` and `embed_net.reference.npy` (one image); `embed_net.softmax3.npy`:
+  `embed_net.input.npy` and `embed_net.reference.png` (a random 32x32 picture); `embed_net.softmax3.npy`:
   Grad-CAM at `features` for `ClassifierOutputSoftmaxTarget(3)`; `embed_net.similar.npy`: for
   `SimilarityToConceptTarget(embedding of the reference)` on the `embedding` output (the target
   class of pytorch-grad-cam's embeddings tutorial, copied below: the package does not ship it);
 - `resnet_small.similar.layer4.npy`: Grad-CAM at `layer3` of tests/fixtures/resnet_small.pth
   with its `fc` replaced by `Identity` (the embedding is layer4 average-pooled, pytorch-grad-cam's
-  "embeddings" tutorial), for the similarity to the embedding of `resnet_small.reference.npy`;
+  "embeddings" tutorial), for the similarity to the embedding of `resnet_small.reference.png`
+  (a random 64x64 picture, the fixture input's size);
   `resnet_small.similar.layer3.npy`: the same at `layer2`, with layer3 average-pooled as the
   embedding;
 and `manifest.json` with the layers, classes, ONNX logits and the measured onnxruntime-torch
@@ -32,6 +33,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 import torch.nn as nn
+from PIL import Image
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import (
     BinaryClassifierOutputTarget,
@@ -56,6 +58,21 @@ class SimilarityToConceptTarget:
     def __call__(self, model_output):
         cos = torch.nn.CosineSimilarity(dim=0)
         return cos(model_output, self.features)
+
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def reference_image(path, size, seed):
+    """A random RGB picture of the model's input size (4x4-pixel blocks, so that the PNG stays
+    small), saved as PNG, and the network input gradcam makes of it: no resizing at that size,
+    then (v / 255 - mean) / std in float32."""
+    blocks = np.random.default_rng(seed).integers(0, 256, (size // 4, size // 4, 3), dtype=np.uint8)
+    rgb = blocks.repeat(4, axis=0).repeat(4, axis=1)
+    Image.fromarray(rgb).save(path)
+    x = (rgb.astype(np.float32) / np.float32(255) - MEAN) / STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
 
 class BinaryNet(nn.Module):
@@ -173,9 +190,8 @@ def embedding(manifest):
     torch.manual_seed(17)
     model = EmbedNet().eval()
     x = torch.randn(2, 3, 32, 32)
-    reference = torch.randn(1, 3, 32, 32)
+    reference = reference_image(f"{OUT}/embed_net.reference.png", 32, 17)
     np.save(f"{OUT}/embed_net.input.npy", x.numpy())
-    np.save(f"{OUT}/embed_net.reference.npy", reference.numpy())
     export(model, x, f"{OUT}/embed_net.onnx", ["logits", "embedding"])
     ort_logits, ort_embedding = ort_run(f"{OUT}/embed_net.onnx", x)
     with torch.no_grad():
@@ -202,9 +218,8 @@ def resnet_similarity(manifest):
     resnet.load_state_dict(state)
     resnet.eval()
     x = torch.from_numpy(np.load("tests/fixtures/resnet_small.input.npy"))
-    torch.manual_seed(18)
-    reference = torch.randn(1, *x.shape[1:])
-    np.save(f"{OUT}/resnet_small.reference.npy", reference.numpy())
+    # At the fixture input's size, 64x64 (the test explains the model at that size).
+    reference = reference_image(f"{OUT}/resnet_small.reference.png", 64, 18)
     entry = {}
     for embedding_layer, explained in (("layer4", "layer3"), ("layer3", "layer2")):
         model = PooledUpTo(resnet, embedding_layer).eval()

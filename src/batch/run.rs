@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
+use sha2::{Digest, Sha256};
 
 use super::inputs::{Input, Shard};
 use super::lock::ManifestLock;
@@ -114,6 +115,15 @@ pub fn settings_digest(
     // Only when not the default, so that existing output folders stay done.
     if request.target != ClassTarget::Logit {
         settings["target"] = serde_json::json!(request.target);
+    }
+    if let Some(s) = &request.similar_to {
+        let (w, h) = s.image.dimensions();
+        let pixels = Sha256::digest(s.image.as_raw());
+        settings["similar_to"] = serde_json::json!({
+            "size": [w, h],
+            "sha256": pixels.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "embedding": s.embedding,
+        });
     }
     // Only for ONNX models, so that built-in models' existing output folders stay done.
     if model.is_onnx() {

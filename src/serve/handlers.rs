@@ -1,5 +1,6 @@
 //! `POST /v1/explain`, `GET /v1/models` and `GET /v1/classes`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use ::image::RgbImage;
@@ -42,6 +43,7 @@ const PARAMETERS: &[&str] = &[
     "class",
     "top_k",
     "target",
+    "embedding",
     "counterfactual",
     "eigen_smooth",
     "aug_smooth",
@@ -78,9 +80,17 @@ pub struct Params {
 
 impl Params {
     /// Parses `name=value` pairs (query string first, then form fields; for single values the
-    /// last wins, `layer` and `class` accumulate and take comma lists), checked against `model`.
-    pub fn parse(pairs: &[(String, String)], model: &dyn CamModel) -> Result<Params, ApiError> {
-        let mut spec = RequestSpec::default();
+    /// last wins, `layer` and `class` accumulate and take comma lists), checked against `model`,
+    /// with the decoded image of the form's `similar_to` field when there is one.
+    pub fn parse(
+        pairs: &[(String, String)],
+        model: &dyn CamModel,
+        similar_to: Option<Arc<RgbImage>>,
+    ) -> Result<Params, ApiError> {
+        let mut spec = RequestSpec {
+            similar_to,
+            ..RequestSpec::default()
+        };
         let (mut overlay, mut heatmap, mut map) = (true, true, MapFormat::None);
         for (name, value) in pairs {
             let value = value.trim();
@@ -90,6 +100,7 @@ impl Params {
                 "class" | "classes" => spec.classes.extend(list(value)),
                 "top_k" => spec.top_k = Some(number(name, value)?),
                 "target" => spec.target = Some(value.to_string()),
+                "embedding" => spec.embedding = Some(value.to_string()),
                 "counterfactual" => spec.counterfactual = boolean(name, value)?,
                 "eigen_smooth" => spec.eigen_smooth = boolean(name, value)?,
                 "aug_smooth" => spec.aug_smooth = boolean(name, value)?,
@@ -113,6 +124,11 @@ impl Params {
                 "image" => {
                     return Err(bad(
                         "the image goes in the multipart field `image` or the body, not the query",
+                    ));
+                }
+                "similar_to" => {
+                    return Err(bad(
+                        "the image to compare with goes in the multipart field `similar_to`, not the query",
                     ));
                 }
                 "file" => {
@@ -164,13 +180,17 @@ fn boolean(name: &str, value: &str) -> Result<bool, ApiError> {
     }
 }
 
-/// The query's pairs, the form's text fields, and the image (a form's `image` field, or the
-/// whole body when the request is not a form). `limit` is the body limit the router enforces,
-/// for its error.
-async fn read_request(
-    request: Request,
-    limit: usize,
-) -> Result<(Vec<(String, String)>, Option<Bytes>), ApiError> {
+/// What a request sends: the query's pairs and the form's text fields, the image (a form's
+/// `image` field, or the whole body when the request is not a form) and the form's
+/// `similar_to` image.
+struct Upload {
+    pairs: Vec<(String, String)>,
+    image: Option<Bytes>,
+    similar_to: Option<Bytes>,
+}
+
+/// Reads an [`Upload`]. `limit` is the body limit the router enforces, for its error.
+async fn read_request(request: Request, limit: usize) -> Result<Upload, ApiError> {
     let Query(mut pairs) = Query::<Vec<(String, String)>>::try_from_uri(request.uri())
         .map_err(|e| bad(format!("malformed query string: {}", e.body_text())))?;
     let multipart = request
@@ -190,12 +210,16 @@ async fn read_request(
                 bad("could not read the request body")
             }
         })?;
-        return Ok((pairs, (!bytes.is_empty()).then_some(bytes)));
+        return Ok(Upload {
+            pairs,
+            image: (!bytes.is_empty()).then_some(bytes),
+            similar_to: None,
+        });
     }
     let mut form = Multipart::from_request(request, &())
         .await
         .map_err(|e| bad(format!("malformed multipart form: {}", e.body_text())))?;
-    let mut image = None;
+    let (mut image, mut similar_to) = (None, None);
     let multipart_error = |e: MultipartError| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(limit),
         StatusCode::BAD_REQUEST => bad(format!("malformed multipart form: {}", e.body_text())),
@@ -203,11 +227,18 @@ async fn read_request(
     };
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
-        if name == "image" {
-            if image.is_some() {
-                return Err(bad("one image per request: the field `image` is repeated"));
+        if name == "image" || name == "similar_to" {
+            let slot = if name == "image" {
+                &mut image
+            } else {
+                &mut similar_to
+            };
+            if slot.is_some() {
+                return Err(bad(format!(
+                    "one image per request: the field `{name}` is repeated"
+                )));
             }
-            image = Some(
+            *slot = Some(
                 super::body::field_bytes(field)
                     .await
                     .map_err(multipart_error)?,
@@ -228,7 +259,11 @@ async fn read_request(
             pairs.push((name, String::from_utf8_lossy(&value).into_owned()));
         }
     }
-    Ok((pairs, image.filter(|b| !b.is_empty())))
+    Ok(Upload {
+        pairs,
+        image: image.filter(|b| !b.is_empty()),
+        similar_to: similar_to.filter(|b| !b.is_empty()),
+    })
 }
 
 /// `POST /v1/explain`.
@@ -240,8 +275,16 @@ pub(super) async fn explain(
     // The body is already in memory (read by `body::read_body` first): only complete
     // requests take a place, and at most `workers + queue` of them wait.
     let ticket = state.admit().ok_or(ApiError::Overloaded)?;
-    let (pairs, image) = read_request(request, state.config().max_body_bytes).await?;
-    let params = Params::parse(&pairs, state.model().as_ref())?;
+    let upload = read_request(request, state.config().max_body_bytes).await?;
+    let similar_to = match &upload.similar_to {
+        Some(bytes) => Some(Arc::new(crate::image::decode(
+            bytes,
+            state.config().max_pixels,
+        )?)),
+        None => None,
+    };
+    let params = Params::parse(&upload.pairs, state.model().as_ref(), similar_to)?;
+    let image = upload.image;
     let image = image.ok_or_else(|| {
         bad("no image: send it in the multipart field `image`, or as the request body (not a form)")
     })?;
