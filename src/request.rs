@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use ::image::RgbImage;
+use ::image::{GrayImage, RgbImage};
 
 use crate::cam::{CamOptions, ClassTarget, MethodInfo, method_info};
 use crate::error::{Error, Result};
@@ -38,6 +38,9 @@ pub struct RequestSpec {
     pub similar_to: Option<Arc<RgbImage>>,
     /// The layer whose average-pooled output is the embedding (default: the model's output).
     pub embedding: Option<String>,
+    /// For a segmentation model: the pixels whose class logits are summed (light pixels, at
+    /// any size: resized to the output's). Default: the pixels the model assigns to the class.
+    pub mask: Option<Arc<GrayImage>>,
     /// Class indices or ImageNet names.
     pub classes: Vec<String>,
     pub top_k: Option<usize>,
@@ -61,6 +64,9 @@ pub struct ExplainRequest {
     pub target: ClassTarget,
     /// Explain the similarity to an image instead of classes.
     pub similar_to: Option<Similarity>,
+    /// A segmentation model's mask (see [`RequestSpec::mask`]); checked against the model by
+    /// [`crate::explain::Explainer::from_request`].
+    pub mask: Option<Arc<GrayImage>>,
     pub options: CamOptions,
     /// Weight of the photo in the overlay, in [0, 1].
     pub image_weight: f32,
@@ -88,7 +94,7 @@ pub struct Similarity {
 }
 
 /// An option's error, naming it as the server's parameter and the command-line flag.
-fn invalid(param: &str, message: impl std::fmt::Display) -> Error {
+pub(crate) fn invalid(param: &str, message: impl std::fmt::Display) -> Error {
     Error::Invalid(format!(
         "`{param}` (--{}) {message}",
         param.replace('_', "-")
@@ -237,6 +243,7 @@ impl RequestSpec {
             classes,
             target,
             similar_to,
+            mask: self.mask.clone(),
             options: CamOptions {
                 counterfactual: self.counterfactual,
                 eigen_smooth: self.eigen_smooth,

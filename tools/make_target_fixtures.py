@@ -21,6 +21,11 @@ It writes, with fixed seeds and one thread:
   (a random 64x64 picture, the fixture input's size);
   `resnet_small.similar.layer3.npy`: the same at `layer2`, with layer3 average-pooled as the
   embedding;
+- `seg_net.onnx`: a segmenter, output `out` (B, 3, 16, 16); `seg_net.input.npy`;
+  `seg_net.class1.npy`: Grad-CAM at `features` for `SemanticSegmentationTarget(1, mask)` with
+  the mask of the pixels the model assigns to class 1 (its segmentation tutorial);
+  `seg_net.class1-mask.npy`: the same with the mask of `seg_net.mask.png` (a rectangle, drawn
+  at twice the output's resolution: gradcam resizes it to 16x16, nearest);
 and `manifest.json` with the layers, classes, ONNX logits and the measured onnxruntime-torch
 differences.
 """
@@ -39,6 +44,7 @@ from pytorch_grad_cam.utils.model_targets import (
     BinaryClassifierOutputTarget,
     ClassifierOutputSoftmaxTarget,
     ClassifierOutputTarget,
+    SemanticSegmentationTarget,
 )
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -104,6 +110,20 @@ class EmbedNet(nn.Module):
     def forward(self, x):
         embedding = self.features(self.stem(x)).mean((2, 3))
         return self.fc(embedding), embedding
+
+
+class SegNet(nn.Module):
+    """A fully convolutional segmenter: (B, 3, 32, 32) -> (B, 3, 16, 16) class logits per pixel,
+    with a convolution after the explained `features` (see BinaryNet)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
+        self.features = nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1), nn.ReLU())
+        self.head = nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1), nn.ReLU(), nn.Conv2d(8, 3, 1))
+
+    def forward(self, x):
+        return self.head(self.features(self.stem(x)))
 
 
 class Output(nn.Module):
@@ -212,6 +232,40 @@ def embedding(manifest):
     }
 
 
+def segmentation(manifest):
+    torch.manual_seed(19)
+    model = SegNet().eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        # Centre each class's logits, so that every class wins some pixels.
+        model.head[-1].bias -= model(x).mean((0, 2, 3))
+    np.save(f"{OUT}/seg_net.input.npy", x.numpy())
+    export(model, x, f"{OUT}/seg_net.onnx", ["out"])
+    (ort_out,) = ort_run(f"{OUT}/seg_net.onnx", x)
+    with torch.no_grad():
+        out = model(x)
+    # pytorch-grad-cam's segmentation tutorial: the pixels the model assigns to the class.
+    category = 1
+    assigned = (out.argmax(1) == category).float().numpy()
+    assert (assigned.sum((1, 2)) > 20).all(), assigned.sum((1, 2))
+    targets = [SemanticSegmentationTarget(category, assigned[b]) for b in range(2)]
+    np.save(f"{OUT}/seg_net.class1.npy", gradcam(model, model.features, x.clone(), targets))
+    # A given mask: a rectangle at the output's resolution (16x16), saved 2x larger as PNG.
+    mask = np.zeros((16, 16), dtype=np.float32)
+    mask[3:9, 5:14] = 1
+    Image.fromarray((mask * 255).astype(np.uint8).repeat(2, 0).repeat(2, 1)).save(f"{OUT}/seg_net.mask.png")
+    targets = [SemanticSegmentationTarget(category, mask)] * 2
+    np.save(f"{OUT}/seg_net.class1-mask.npy", gradcam(model, model.features, x.clone(), targets))
+    manifest["seg_net"] = {
+        "layer": "features",
+        "class": category,
+        "pixels": assigned.sum((1, 2)).tolist(),
+        "scores": (out[:, category].numpy() * assigned).sum((1, 2)).tolist(),
+        "mask_scores": (out[:, category].numpy() * mask).sum((1, 2)).tolist(),
+        "ort_vs_torch": float(np.abs(ort_out - out.numpy()).max()),
+    }
+
+
 def resnet_similarity(manifest):
     resnet = make_fixtures.make_small_model("resnet_small")
     state = torch.load("tests/fixtures/resnet_small.pth", map_location="cpu")
@@ -239,6 +293,7 @@ def main():
     binary(manifest)
     embedding(manifest)
     resnet_similarity(manifest)
+    segmentation(manifest)
     with open(f"{OUT}/manifest.json", "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")

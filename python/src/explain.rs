@@ -36,6 +36,7 @@ fn request_spec(d: &Bound<'_, PyDict>) -> PyResult<RequestSpec> {
         // Similarity needs a decoded reference image: not offered to Python yet.
         similar_to: None,
         embedding: None,
+        mask: None,
         classes: get(d, "classes")?.unwrap_or_default(),
         top_k: get(d, "top_k")?,
         counterfactual: get(d, "counterfactual")?.unwrap_or(false),

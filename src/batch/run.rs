@@ -116,6 +116,13 @@ pub fn settings_digest(
     if request.target != ClassTarget::Logit {
         settings["target"] = serde_json::json!(request.target);
     }
+    if let Some(mask) = &request.mask {
+        let pixels = Sha256::digest(mask.as_raw());
+        settings["mask"] = serde_json::json!({
+            "size": [mask.width(), mask.height()],
+            "sha256": pixels.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        });
+    }
     if let Some(s) = &request.similar_to {
         let (w, h) = s.image.dimensions();
         let pixels = Sha256::digest(s.image.as_raw());

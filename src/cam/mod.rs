@@ -70,7 +70,7 @@ pub use smooth_grad_cam_pp::SmoothGradCamPlusPlus;
 pub use ss_cam::SsCam;
 pub use target::{
     BinaryOutput, ClassLogit, ClassSoftmax, ClassTarget, ClassifierOutputReST, CosineSimilarity,
-    FinerWeightedTarget, Negated, Target,
+    FinerWeightedTarget, Negated, SemanticSegmentation, Target,
 };
 pub use xgrad_cam::XGradCam;
 

@@ -237,3 +237,41 @@ impl Target for ClassifierOutputReST {
         Some(self.0)
     }
 }
+
+/// pytorch-grad-cam's `SemanticSegmentationTarget`: the sum of a class's logits over a mask of
+/// pixels, for a model whose output is (B, K, H, W) (rows flattened class by class, see
+/// [`crate::model::CamModel::output_map`]). Without a given mask, the mask is the pixels the
+/// model assigns to the class (their argmax over the classes), as in its segmentation tutorial;
+/// the mask is a constant of the backward pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemanticSegmentation {
+    pub class: usize,
+    /// The output's `[classes, height, width]`.
+    pub map: [usize; 3],
+    /// `height * width` weights (1 in the mask, 0 outside), row-major; `None`: the class's
+    /// pixels.
+    pub mask: Option<Arc<Vec<f32>>>,
+}
+
+impl Target for SemanticSegmentation {
+    fn score(&self, output: Tensor<1>) -> Tensor<1> {
+        let [classes, h, w] = self.map;
+        let plane = output.clone().narrow(0, self.class * h * w, h * w);
+        let mask = match &self.mask {
+            Some(mask) => {
+                Tensor::<1>::from_data(TensorData::new(mask.to_vec(), [h * w]), &output.device())
+            }
+            None => output
+                .detach()
+                .reshape([classes, h * w])
+                .argmax(0)
+                .equal_elem(self.class as i64)
+                .float()
+                .reshape([h * w]),
+        };
+        (plane * mask).sum()
+    }
+    fn class(&self) -> Option<usize> {
+        Some(self.class)
+    }
+}

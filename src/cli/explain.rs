@@ -64,6 +64,11 @@ pub struct ExplainArgs {
     /// output of an ONNX model (as --output). Default: the model's output.
     #[arg(long, value_name = "NAME", requires = "similar_to")]
     pub embedding: Option<String>,
+    /// Segmentation models (output (B, K, H, W)): explain the sum of the --class's logits over
+    /// the light pixels of FILE (resized to the output's size) instead of over the pixels the
+    /// model assigns to the class (pytorch-grad-cam's SemanticSegmentationTarget).
+    #[arg(long, value_name = "FILE.png")]
+    pub mask: Option<PathBuf>,
     /// Counterfactual explanation: regions that argue against the class.
     #[arg(long)]
     pub counterfactual: bool,
@@ -136,6 +141,7 @@ impl ExplainArgs {
         classes: ClassNames,
         similar_to: Option<RgbImage>,
         embedding: Option<String>,
+        mask: Option<Arc<::image::GrayImage>>,
     ) -> gradcam::Result<ExplainRequest> {
         RequestSpec {
             method: Some(self.method.clone()),
@@ -143,6 +149,7 @@ impl ExplainArgs {
             target: self.target.clone(),
             similar_to: similar_to.map(Arc::new),
             embedding,
+            mask,
             classes: self.classes.clone(),
             top_k: self.top_k,
             counterfactual: self.counterfactual,
@@ -172,6 +179,14 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             _ => spec.onnx.output = Some(name),
         }
     }
+    let mask = match &args.mask {
+        Some(path) => Some(Arc::new(
+            ::image::open(path)
+                .with_context(|| format!("reading --mask {}", path.display()))?
+                .to_luma8(),
+        )),
+        None => None,
+    };
     let similar_to = match &args.similar_to {
         Some(path) => Some(
             gradcam::image::load(path, args.max_pixels)
@@ -200,11 +215,12 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     let request = match &loaded {
         Some(model) => {
-            let request = args.request(model.class_names(), similar_to, embedding)?;
-            request.check_layers(model.as_ref())?;
+            let request = args.request(model.class_names(), similar_to, embedding, mask)?;
+            // Every check that needs the model (layers, segmentation, the embedding).
+            gradcam::explain::Explainer::from_request(model.clone(), &request)?;
             request
         }
-        None => args.request(args.model.num_classes.into(), similar_to, embedding)?,
+        None => args.request(args.model.num_classes.into(), similar_to, embedding, mask)?,
     };
     let mut formats: FileFormats = args.format.parse()?;
     if args.no_box {

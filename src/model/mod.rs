@@ -146,8 +146,14 @@ pub trait CamModel: Forward {
     }
     /// Input size and normalisation.
     fn preprocess(&self) -> Preprocess;
-    /// Number of outputs of the classifier.
+    /// Number of outputs of the classifier (of classes per pixel for a segmentation model).
     fn num_classes(&self) -> usize;
+    /// For a segmentation model, whose output is (B, K, H, W): `[K, H, W]`. Its output rows
+    /// (what [`Forward`] returns and targets score) are then those maps flattened, `K * H * W`
+    /// values, class by class.
+    fn output_map(&self) -> Option<[usize; 3]> {
+        None
+    }
     /// Class names, when the model brings its own (ImageNet's are used for 1000 classes).
     fn labels(&self) -> Option<&[String]> {
         None

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ::image::RgbImage;
+use ::image::{GrayImage, RgbImage};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartError;
@@ -81,14 +81,16 @@ pub struct Params {
 impl Params {
     /// Parses `name=value` pairs (query string first, then form fields; for single values the
     /// last wins, `layer` and `class` accumulate and take comma lists), checked against `model`,
-    /// with the decoded image of the form's `similar_to` field when there is one.
+    /// with the decoded images of the form's `similar_to` and `mask` fields when there are.
     pub fn parse(
         pairs: &[(String, String)],
         model: &dyn CamModel,
         similar_to: Option<Arc<RgbImage>>,
+        mask: Option<Arc<GrayImage>>,
     ) -> Result<Params, ApiError> {
         let mut spec = RequestSpec {
             similar_to,
+            mask,
             ..RequestSpec::default()
         };
         let (mut overlay, mut heatmap, mut map) = (true, true, MapFormat::None);
@@ -126,10 +128,10 @@ impl Params {
                         "the image goes in the multipart field `image` or the body, not the query",
                     ));
                 }
-                "similar_to" => {
-                    return Err(bad(
-                        "the image to compare with goes in the multipart field `similar_to`, not the query",
-                    ));
+                "similar_to" | "mask" => {
+                    return Err(bad(format!(
+                        "`{name}` is an image: send it in the multipart field `{name}`, not the query"
+                    )));
                 }
                 "file" => {
                     return Err(bad(
@@ -187,6 +189,7 @@ struct Upload {
     pairs: Vec<(String, String)>,
     image: Option<Bytes>,
     similar_to: Option<Bytes>,
+    mask: Option<Bytes>,
 }
 
 /// Reads an [`Upload`]. `limit` is the body limit the router enforces, for its error.
@@ -214,12 +217,13 @@ async fn read_request(request: Request, limit: usize) -> Result<Upload, ApiError
             pairs,
             image: (!bytes.is_empty()).then_some(bytes),
             similar_to: None,
+            mask: None,
         });
     }
     let mut form = Multipart::from_request(request, &())
         .await
         .map_err(|e| bad(format!("malformed multipart form: {}", e.body_text())))?;
-    let (mut image, mut similar_to) = (None, None);
+    let (mut image, mut similar_to, mut mask) = (None, None, None);
     let multipart_error = |e: MultipartError| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(limit),
         StatusCode::BAD_REQUEST => bad(format!("malformed multipart form: {}", e.body_text())),
@@ -227,12 +231,12 @@ async fn read_request(request: Request, limit: usize) -> Result<Upload, ApiError
     };
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
-        if name == "image" || name == "similar_to" {
-            let slot = if name == "image" {
-                &mut image
-            } else {
-                &mut similar_to
-            };
+        if let Some(slot) = match name.as_str() {
+            "image" => Some(&mut image),
+            "similar_to" => Some(&mut similar_to),
+            "mask" => Some(&mut mask),
+            _ => None,
+        } {
             if slot.is_some() {
                 return Err(bad(format!(
                     "one image per request: the field `{name}` is repeated"
@@ -263,6 +267,7 @@ async fn read_request(request: Request, limit: usize) -> Result<Upload, ApiError
         pairs,
         image: image.filter(|b| !b.is_empty()),
         similar_to: similar_to.filter(|b| !b.is_empty()),
+        mask: mask.filter(|b| !b.is_empty()),
     })
 }
 
@@ -283,7 +288,14 @@ pub(super) async fn explain(
         )?)),
         None => None,
     };
-    let params = Params::parse(&upload.pairs, state.model().as_ref(), similar_to)?;
+    let mask = match &upload.mask {
+        Some(bytes) => {
+            let rgb = crate::image::decode(bytes, state.config().max_pixels)?;
+            Some(Arc::new(::image::DynamicImage::ImageRgb8(rgb).to_luma8()))
+        }
+        None => None,
+    };
+    let params = Params::parse(&upload.pairs, state.model().as_ref(), similar_to, mask)?;
     let image = upload.image;
     let image = image.ok_or_else(|| {
         bad("no image: send it in the multipart field `image`, or as the request body (not a form)")
