@@ -6,18 +6,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ::image::RgbImage;
+use ::image::imageops::FilterType;
 use serde::Serialize;
 
 use crate::cam::{
-    self, Cam, CamOptions, Cancel, InputGradient, LayerMap, Method, MethodInfo, Targets, Timings,
+    self, Cam, CamOptions, Cancel, ClassTarget, CosineSimilarity, InputGradient, LayerMap, Method,
+    MethodInfo, SemanticSegmentation, Target, Targets, Timings,
 };
 use crate::error::Result;
 use crate::image::{MapResizer, resize_bilinear, to_input};
 use crate::labels::ClassNames;
 use crate::localize::{BBox, localize_rows};
-use crate::model::{CamModel, Preprocess};
+use crate::model::{CamModel, PooledEmbedding, Preprocess};
 pub use crate::request::Classes;
-use crate::request::{ExplainRequest, RequestSpec};
+use crate::request::{ExplainRequest, RequestSpec, invalid};
 use crate::timefmt::ms;
 
 /// A model with a method and its layers, ready to explain images.
@@ -29,6 +31,13 @@ pub struct Explainer {
     pub method: &'static MethodInfo,
     /// Layer names as the user gave them (empty: the model's default layer).
     pub layers: Vec<String>,
+    /// Which function of the output explains each class.
+    pub target: ClassTarget,
+    /// The cosine similarity to a reference embedding, explained instead of the classes
+    /// (`--similar-to`); the model then outputs the embedding.
+    pub similarity: Option<Arc<dyn Target>>,
+    /// For a segmentation model: its output's shape and the mask.
+    pub segmentation: Option<Segmentation>,
     pub options: CamOptions,
     /// Fraction of the map's maximum that delimits the localization segment.
     pub box_threshold: f32,
@@ -36,6 +45,15 @@ pub struct Explainer {
     pub cancel: Cancel,
     /// The map-making rule (Grad-CAM for the guided methods).
     rule: Box<dyn Method>,
+}
+
+/// What a segmentation model's maps sum the class logits over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segmentation {
+    /// The output's `[classes, height, width]`.
+    pub map: [usize; 3],
+    /// The mask's `height * width` weights (`None`: each class's own pixels).
+    pub mask: Option<Arc<Vec<f32>>>,
 }
 
 /// A class and how the model scores it.
@@ -53,7 +71,8 @@ pub struct ClassMap {
     /// The explained class (absent for targets that are not about one class).
     pub class: Option<usize>,
     pub label: Option<String>,
-    /// The explained score (the logit; negated for a counterfactual).
+    /// The explained score (the logit, the probability for `--target softmax`; negated for a
+    /// counterfactual).
     pub score: f32,
     /// The localization box in original-image pixels (inclusive), when the map is not empty.
     #[serde(rename = "box")]
@@ -81,6 +100,7 @@ pub struct Explanation {
     pub image_size: (u32, u32),
     /// Network input (height, width).
     pub input_size: (usize, usize),
+    /// The five best classes (both classes of a binary target; none for a similarity).
     pub top5: Vec<Prediction>,
     pub explanations: Vec<ClassMap>,
     /// Milliseconds, shared out evenly between the images of a batch.
@@ -110,14 +130,32 @@ impl Explainer {
     }
 
     /// An explainer for a checked request; fails when a layer is not the model's (listing
-    /// the valid ones), before any image is read.
+    /// the valid ones), before any image is read. For a similarity it reads the model at the
+    /// embedding layer and computes the reference image's embedding.
     pub fn from_request(model: Arc<dyn CamModel>, request: &ExplainRequest) -> Result<Self> {
+        let (model, similarity) = match &request.similar_to {
+            None => (model, None),
+            Some(s) => {
+                let model: Arc<dyn CamModel> = match &s.embedding {
+                    Some(layer) => Arc::new(PooledEmbedding::new(model, layer)?),
+                    None => model,
+                };
+                let p = model.preprocess();
+                let reference = cam::flat(model.forward(p.tensor(preprocess_with(&p, &s.image)))?);
+                let target: Arc<dyn Target> = Arc::new(CosineSimilarity { reference });
+                (model, Some(target))
+            }
+        };
         request.check_layers(model.as_ref())?;
+        let segmentation = segmentation(model.as_ref(), request)?;
         let rule = request.method.build();
         Ok(Explainer {
             model,
             method: request.method,
             layers: request.layers.clone(),
+            target: request.target,
+            similarity,
+            segmentation,
             options: request.options,
             box_threshold: request.box_threshold,
             cancel: Cancel::default(),
@@ -148,11 +186,29 @@ impl Explainer {
             return Ok(Vec::new());
         }
         let input = self.model.preprocess().tensor(data);
-        let num_classes = self.model.num_classes();
+        let kind = self.target;
+        let num_classes = kind.classes(self.model.num_classes());
         let names = self.model.class_names();
-        let sets: Vec<Targets> = match classes {
-            Classes::Top(k) => (0..(*k).clamp(1, num_classes)).map(Targets::Rank).collect(),
-            Classes::These(list) => list.iter().map(|&c| Targets::class(c)).collect(),
+        let sets: Vec<Targets> = match (&self.similarity, classes) {
+            (Some(similarity), _) => vec![Targets::All(similarity.clone())],
+            (None, Classes::These(list)) if self.segmentation.is_some() => {
+                let Segmentation { map, mask } = self.segmentation.clone().expect("checked");
+                list.iter()
+                    .map(|&class| {
+                        Targets::All(Arc::new(SemanticSegmentation {
+                            class,
+                            map,
+                            mask: mask.clone(),
+                        }))
+                    })
+                    .collect()
+            }
+            (None, Classes::Top(k)) => (0..(*k).clamp(1, num_classes))
+                .map(|rank| Targets::Ranked(rank, kind))
+                .collect(),
+            (None, Classes::These(list)) => {
+                list.iter().map(|&c| Targets::All(kind.of(c))).collect()
+            }
         };
         let cam = Cam::new(self.model.as_ref(), self.rule.as_ref(), &self.layers)?
             .with_options(self.options)
@@ -232,7 +288,12 @@ impl Explainer {
                 counterfactual: self.options.counterfactual,
                 image_size: (image.width(), image.height()),
                 input_size: outputs[0].size,
-                top5: top_k(&outputs[0].logits[b], 5, names),
+                top5: match (kind, self.segmentation.as_ref().map(|s| s.map)) {
+                    _ if self.similarity.is_some() => Vec::new(),
+                    (_, Some(map)) => segment_predictions(&outputs[0].logits[b], map, names),
+                    (ClassTarget::Binary, _) => binary_predictions(outputs[0].logits[b][0], names),
+                    _ => top_k(&outputs[0].logits[b], 5, names),
+                },
                 explanations,
                 timings: image_timings,
             });
@@ -246,6 +307,99 @@ impl Explainer {
 pub fn preprocess_with(p: &Preprocess, image: &RgbImage) -> Vec<f32> {
     let resized = resize_bilinear(image, p.size.1 as u32, p.size.0 as u32);
     to_input(&resized, p.mean, p.std)
+}
+
+/// What a segmentation model needs of a request: a class (its pixels are explained), the logit
+/// target, and a mask only for it; the mask as weights at the output's resolution.
+fn segmentation(model: &dyn CamModel, request: &ExplainRequest) -> Result<Option<Segmentation>> {
+    let Some(map) = model.output_map() else {
+        return match request.mask {
+            Some(_) => Err(invalid(
+                "mask",
+                "is for segmentation models, whose output is (B, K, H, W); this one's is (B, K)",
+            )),
+            None => Ok(None),
+        };
+    };
+    if matches!(request.classes, Classes::Top(_)) {
+        return Err(invalid(
+            "class",
+            "is needed for a segmentation model: name the class whose pixels to explain",
+        ));
+    }
+    if request.target != ClassTarget::Logit || request.similar_to.is_some() {
+        return Err(invalid(
+            "target",
+            "of a segmentation model is the sum of the class's logits over its pixels: leave \
+             out `target` and `similar_to`",
+        ));
+    }
+    let [_, h, w] = map;
+    let mask = match &request.mask {
+        None => None,
+        Some(image) => {
+            let resized =
+                ::image::imageops::resize(image.as_ref(), w as u32, h as u32, FilterType::Nearest);
+            let weights: Vec<f32> = resized
+                .pixels()
+                .map(|p| if p.0[0] >= 128 { 1.0 } else { 0.0 })
+                .collect();
+            if !weights.contains(&1.0) {
+                return Err(invalid(
+                    "mask",
+                    format!("has no light pixel at the output's {w}x{h}: nothing to explain"),
+                ));
+            }
+            Some(Arc::new(weights))
+        }
+    };
+    Ok(Some(Segmentation { map, mask }))
+}
+
+/// A segmentation model's classes by the share of pixels it assigns them (the `probability`),
+/// with their mean logit, the five largest.
+pub fn segment_predictions(
+    output: &[f32],
+    [classes, h, w]: [usize; 3],
+    names: ClassNames,
+) -> Vec<Prediction> {
+    let pixels = h * w;
+    let mut counts = vec![0usize; classes];
+    for p in 0..pixels {
+        let best = (0..classes)
+            .max_by(|&a, &b| output[a * pixels + p].total_cmp(&output[b * pixels + p]))
+            .unwrap_or(0);
+        counts[best] += 1;
+    }
+    let mut order: Vec<usize> = (0..classes).collect();
+    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]));
+    order
+        .into_iter()
+        .take(5)
+        .map(|c| Prediction {
+            class: c,
+            label: names.name(c),
+            logit: output[c * pixels..(c + 1) * pixels].iter().sum::<f32>() / pixels as f32,
+            probability: counts[c] as f32 / pixels as f32,
+        })
+        .collect()
+}
+
+/// A one-logit model's two classes, the predicted first, with their sigmoid probabilities;
+/// class 0's logit is the negated one (what `--target binary --class 0` explains).
+pub fn binary_predictions(logit: f32, names: ClassNames) -> Vec<Prediction> {
+    let p1 = 1.0 / (1.0 + (-logit as f64).exp());
+    let prediction = |class: usize| Prediction {
+        class,
+        label: names.name(class),
+        logit: if class == 1 { logit } else { -logit },
+        probability: if class == 1 { p1 } else { 1.0 - p1 } as f32,
+    };
+    ClassTarget::Binary
+        .ranked(&[logit])
+        .into_iter()
+        .map(prediction)
+        .collect()
 }
 
 /// The `k` best classes with their softmax probabilities.

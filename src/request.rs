@@ -5,7 +5,11 @@
 //! turns it into an [`ExplainRequest`] or says what is wrong, naming the option both as the
 //! server's parameter and as the command-line flag.
 
-use crate::cam::{CamOptions, MethodInfo, method_info};
+use std::sync::Arc;
+
+use ::image::{GrayImage, RgbImage};
+
+use crate::cam::{CamOptions, ClassTarget, MethodInfo, method_info};
 use crate::error::{Error, Result};
 use crate::labels::ClassNames;
 use crate::localize::PAPER_THRESHOLD;
@@ -22,11 +26,21 @@ pub enum Classes {
 
 /// An explanation request as the user gave it, before any check. `None` and empty mean the
 /// defaults: Grad-CAM, the model's default layer, the top-1 class, image weight 0.5, the
-/// paper's box threshold (0.15), the box drawn.
+/// paper's box threshold (0.15), the box drawn, the class's logit explained.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestSpec {
     pub method: Option<String>,
     pub layers: Vec<String>,
+    /// What explains a class: `logit`, `softmax` or `binary` (see [`ClassTarget`]).
+    pub target: Option<String>,
+    /// Explain the cosine similarity of each image's embedding to this image's instead of a
+    /// class (pytorch-grad-cam's `SimilarityToConceptTarget`).
+    pub similar_to: Option<Arc<RgbImage>>,
+    /// The layer whose average-pooled output is the embedding (default: the model's output).
+    pub embedding: Option<String>,
+    /// For a segmentation model: the pixels whose class logits are summed (light pixels, at
+    /// any size: resized to the output's). Default: the pixels the model assigns to the class.
+    pub mask: Option<Arc<GrayImage>>,
     /// Class indices or ImageNet names.
     pub classes: Vec<String>,
     pub top_k: Option<usize>,
@@ -46,6 +60,13 @@ pub struct ExplainRequest {
     /// [`crate::explain::Explainer::from_request`].
     pub layers: Vec<String>,
     pub classes: Classes,
+    /// Which function of the output explains each class.
+    pub target: ClassTarget,
+    /// Explain the similarity to an image instead of classes.
+    pub similar_to: Option<Similarity>,
+    /// A segmentation model's mask (see [`RequestSpec::mask`]); checked against the model by
+    /// [`crate::explain::Explainer::from_request`].
+    pub mask: Option<Arc<GrayImage>>,
     pub options: CamOptions,
     /// Weight of the photo in the overlay, in [0, 1].
     pub image_weight: f32,
@@ -63,8 +84,17 @@ impl Default for ExplainRequest {
     }
 }
 
+/// The reference of a similarity explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Similarity {
+    /// The image whose embedding the explained images are compared with.
+    pub image: Arc<RgbImage>,
+    /// The layer whose average-pooled output is the embedding (`None`: the model's output).
+    pub embedding: Option<String>,
+}
+
 /// An option's error, naming it as the server's parameter and the command-line flag.
-fn invalid(param: &str, message: impl std::fmt::Display) -> Error {
+pub(crate) fn invalid(param: &str, message: impl std::fmt::Display) -> Error {
     Error::Invalid(format!(
         "`{param}` (--{}) {message}",
         param.replace('_', "-")
@@ -90,6 +120,39 @@ impl ExplainRequest {
 }
 
 impl RequestSpec {
+    /// The similarity asked for, if any: it replaces the classes and their target.
+    fn similarity(&self) -> Result<Option<Similarity>> {
+        let Some(image) = &self.similar_to else {
+            return match self.embedding {
+                Some(_) => Err(invalid(
+                    "embedding",
+                    "chooses the embedding compared with `similar_to` (--similar-to): give that too",
+                )),
+                None => Ok(None),
+            };
+        };
+        if !self.classes.is_empty() || self.top_k.is_some() || self.target.is_some() {
+            return Err(invalid(
+                "similar_to",
+                "explains the similarity to an image, not a class: leave out `class`, `top_k` and `target`",
+            ));
+        }
+        if self
+            .embedding
+            .as_deref()
+            .is_some_and(|e| e.trim().is_empty())
+        {
+            return Err(invalid(
+                "embedding",
+                "is empty: name a layer (see `gradcam models`)",
+            ));
+        }
+        Ok(Some(Similarity {
+            image: image.clone(),
+            embedding: self.embedding.as_ref().map(|e| e.trim().to_string()),
+        }))
+    }
+
     /// Checks every choice for a model with these classes (a count, or a model's
     /// [`ClassNames`]), allowing at most `max_maps` classes per image (`--top-k` or `--class`
     /// given that many times).
@@ -110,6 +173,34 @@ impl RequestSpec {
         max_maps: usize,
     ) -> Result<ExplainRequest> {
         let names: ClassNames = classes.into();
+        let similar_to = self.similarity()?;
+        let target = match &self.target {
+            None => ClassTarget::default(),
+            Some(name) => ClassTarget::parse(name).map_err(|_| {
+                invalid(
+                    "target",
+                    format!(
+                        "must be one of {}, got `{}`",
+                        ClassTarget::NAMES.join(", "),
+                        name.trim()
+                    ),
+                )
+            })?,
+        };
+        if target == ClassTarget::Binary && names.count() != 1 {
+            return Err(invalid(
+                "target",
+                format!(
+                    "binary needs a model with one output (a (B, 1) logit); this one has {}",
+                    names.count()
+                ),
+            ));
+        }
+        // A binary model's one logit is two classes, 0 and 1, by index.
+        let names = match target {
+            ClassTarget::Binary => ClassNames::from(2),
+            _ => names,
+        };
         let num_classes = names.count();
         let method = method_info(self.method.as_deref().unwrap_or("gradcam"))?;
         if self.layers.iter().any(|l| l.trim().is_empty()) {
@@ -150,6 +241,9 @@ impl RequestSpec {
             method,
             layers: self.layers.iter().map(|l| l.trim().to_string()).collect(),
             classes,
+            target,
+            similar_to,
+            mask: self.mask.clone(),
             options: CamOptions {
                 counterfactual: self.counterfactual,
                 eigen_smooth: self.eigen_smooth,
@@ -234,6 +328,102 @@ mod tests {
             ..Default::default()
         });
         assert!(err.starts_with("`layer` (--layer) is empty"), "{err}");
+    }
+
+    #[test]
+    fn targets_resolve_by_name_and_binary_needs_one_output() {
+        let spec = |t: &str| RequestSpec {
+            target: Some(t.into()),
+            ..Default::default()
+        };
+        assert_eq!(check(spec("softmax")).unwrap().target, ClassTarget::Softmax);
+        assert_eq!(
+            check(spec("ClassifierOutputTarget")).unwrap().target,
+            ClassTarget::Logit
+        );
+        assert_eq!(
+            message(spec("probability")),
+            "`target` (--target) must be one of logit, softmax, binary, got `probability`"
+        );
+        assert_eq!(
+            message(spec("binary")),
+            "`target` (--target) binary needs a model with one output (a (B, 1) logit); this one has 1000"
+        );
+        let binary = |classes: &[&str], top_k| RequestSpec {
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            top_k,
+            ..spec("BinaryClassifierOutputTarget")
+        };
+        let r = binary(&["0", "1"], None).check(1, 10).unwrap();
+        assert_eq!(
+            (r.target, r.classes),
+            (ClassTarget::Binary, Classes::These(vec![0, 1]))
+        );
+        assert_eq!(
+            binary(&[], Some(2)).check(1, 10).unwrap().classes,
+            Classes::Top(2)
+        );
+        let err = binary(&["2"], None).check(1, 10).unwrap_err().to_string();
+        assert!(err.contains("class 2 is out of range"), "{err}");
+        // Without `binary`, a one-output model has the one class 0 (pytorch-grad-cam's argmax).
+        let err = RequestSpec {
+            classes: vec!["1".into()],
+            ..Default::default()
+        }
+        .check(1, 10)
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("class 1 is out of range"), "{err}");
+    }
+
+    #[test]
+    fn similarity_replaces_the_classes_and_needs_its_image() {
+        let image = Arc::new(RgbImage::new(4, 4));
+        let similar = RequestSpec {
+            similar_to: Some(image.clone()),
+            embedding: Some(" layer4 ".into()),
+            ..Default::default()
+        };
+        let r = check(similar.clone()).unwrap();
+        assert_eq!(
+            r.similar_to,
+            Some(Similarity {
+                image,
+                embedding: Some("layer4".into())
+            })
+        );
+        let err = message(RequestSpec {
+            classes: vec!["3".into()],
+            ..similar.clone()
+        });
+        assert!(
+            err.starts_with("`similar_to` (--similar-to) explains the similarity"),
+            "{err}"
+        );
+        let err = message(RequestSpec {
+            target: Some("softmax".into()),
+            ..similar.clone()
+        });
+        assert!(
+            err.contains("leave out `class`, `top_k` and `target`"),
+            "{err}"
+        );
+        let err = message(RequestSpec {
+            embedding: Some("layer4".into()),
+            ..Default::default()
+        });
+        assert!(
+            err.starts_with("`embedding` (--embedding) chooses the embedding"),
+            "{err}"
+        );
+        let err = message(RequestSpec {
+            embedding: Some("".into()),
+            ..similar
+        });
+        assert!(
+            err.starts_with("`embedding` (--embedding) is empty"),
+            "{err}"
+        );
     }
 
     #[test]

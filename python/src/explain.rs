@@ -32,6 +32,11 @@ fn request_spec(d: &Bound<'_, PyDict>) -> PyResult<RequestSpec> {
     Ok(RequestSpec {
         method: get(d, "method")?,
         layers: get(d, "layers")?.unwrap_or_default(),
+        target: get(d, "target")?,
+        // Similarity needs a decoded reference image: not offered to Python yet.
+        similar_to: None,
+        embedding: None,
+        mask: None,
         classes: get(d, "classes")?.unwrap_or_default(),
         top_k: get(d, "top_k")?,
         counterfactual: get(d, "counterfactual")?.unwrap_or(false),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
+use sha2::{Digest, Sha256};
 
 use super::inputs::{Input, Shard};
 use super::lock::ManifestLock;
@@ -13,6 +14,7 @@ use super::manifest::{self, Record, Status};
 use super::output::FileFormats;
 use super::pipeline::{self, Done, PipelineOptions};
 use super::{finish_manifest, html, open_manifest, plan};
+use crate::cam::ClassTarget;
 use crate::error::Result;
 use crate::explain::Explainer;
 use crate::io::{remove_stale_temps, write_atomic};
@@ -110,6 +112,26 @@ pub fn settings_digest(
         "box_threshold": request.box_threshold,
         "format": formats.id(),
     });
+    // Only when not the default, so that existing output folders stay done.
+    if request.target != ClassTarget::Logit {
+        settings["target"] = serde_json::json!(request.target);
+    }
+    if let Some(mask) = &request.mask {
+        let pixels = Sha256::digest(mask.as_raw());
+        settings["mask"] = serde_json::json!({
+            "size": [mask.width(), mask.height()],
+            "sha256": pixels.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        });
+    }
+    if let Some(s) = &request.similar_to {
+        let (w, h) = s.image.dimensions();
+        let pixels = Sha256::digest(s.image.as_raw());
+        settings["similar_to"] = serde_json::json!({
+            "size": [w, h],
+            "sha256": pixels.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "embedding": s.embedding,
+        });
+    }
     // Only for ONNX models, so that built-in models' existing output folders stay done.
     if model.is_onnx() {
         settings["onnx"] = serde_json::json!(model.onnx);

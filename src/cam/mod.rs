@@ -69,8 +69,8 @@ pub use shapley_cam::ShapleyCam;
 pub use smooth_grad_cam_pp::SmoothGradCamPlusPlus;
 pub use ss_cam::SsCam;
 pub use target::{
-    ClassLogit, ClassSoftmax, ClassifierOutputReST, CosineSimilarity, FinerWeightedTarget, Negated,
-    Target,
+    BinaryOutput, ClassLogit, ClassSoftmax, ClassTarget, ClassifierOutputReST, CosineSimilarity,
+    FinerWeightedTarget, Negated, SemanticSegmentation, Target,
 };
 pub use xgrad_cam::XGradCam;
 
@@ -83,6 +83,9 @@ use crate::timefmt::ms;
 pub enum Targets {
     /// The class with the `r`-th highest logit of each image (0: the top-1, the default).
     Rank(usize),
+    /// The `r`-th most likely class of each image (see [`ClassTarget::ranked`]), explained
+    /// by that kind of target.
+    Ranked(usize, ClassTarget),
     /// The same target for every image.
     All(Arc<dyn Target>),
     /// One target per image.
@@ -98,22 +101,26 @@ impl Targets {
     /// One target per image, checked against the model's number of classes.
     fn resolve(&self, logits: &[Vec<f32>], counterfactual: bool) -> Result<Vec<Arc<dyn Target>>> {
         let classes = logits.first().map_or(0, Vec::len);
-        let targets: Vec<Arc<dyn Target>> = match self {
+        let targets: Vec<Arc<dyn Target>> = match *self {
             Targets::Rank(rank) => {
-                if *rank >= classes {
+                Targets::Ranked(rank, ClassTarget::Logit).resolve(logits, false)?
+            }
+            Targets::Ranked(rank, kind) => {
+                let count = kind.classes(classes);
+                if rank >= count {
                     return Err(Error::Class(format!(
-                        "cannot explain the class ranked {} of a model with {classes} classes",
+                        "cannot explain the class ranked {} of a model with {count} classes",
                         rank + 1
                     )));
                 }
                 logits
                     .iter()
-                    .map(|row| Arc::new(ClassLogit(ranked(row)[*rank])) as Arc<dyn Target>)
+                    .map(|row| kind.of(kind.ranked(row)[rank]))
                     .collect()
             }
-            Targets::All(t) => vec![t.clone(); logits.len()],
-            Targets::PerImage(ts) if ts.len() == logits.len() => ts.clone(),
-            Targets::PerImage(ts) => {
+            Targets::All(ref t) => vec![t.clone(); logits.len()],
+            Targets::PerImage(ref ts) if ts.len() == logits.len() => ts.clone(),
+            Targets::PerImage(ref ts) => {
                 return Err(Error::Invalid(format!(
                     "{} targets given for a batch of {} images",
                     ts.len(),
@@ -122,7 +129,7 @@ impl Targets {
             }
         };
         for t in &targets {
-            if let Some(c) = t.class().filter(|&c| c >= classes) {
+            if let Some(c) = t.reads().filter(|&c| c >= classes) {
                 return Err(Error::Class(format!(
                     "class {c} is out of range: the model has {classes} classes (0..={})",
                     classes.saturating_sub(1)
@@ -146,6 +153,9 @@ impl Target for Arc<dyn Target> {
     }
     fn class(&self) -> Option<usize> {
         self.as_ref().class()
+    }
+    fn reads(&self) -> Option<usize> {
+        self.as_ref().reads()
     }
 }
 
@@ -485,9 +495,12 @@ fn fixed_targets((set, out): (&Targets, &CamOutput)) -> Targets {
         (Targets::Rank(_), Some(classes)) => Targets::PerImage(
             classes
                 .into_iter()
-                .map(|c| Arc::new(ClassLogit(c)) as Arc<dyn Target>)
+                .map(|c| ClassTarget::Logit.of(c))
                 .collect(),
         ),
+        (&Targets::Ranked(_, kind), Some(classes)) => {
+            Targets::PerImage(classes.into_iter().map(|c| kind.of(c)).collect())
+        }
         _ => set.clone(),
     }
 }

@@ -3,8 +3,12 @@
 //! A target maps one image's output row (`[outputs]`) to a one-element score; the runner sums
 //! the batch's scores into one loss and runs one backward pass, as pytorch-grad-cam does.
 
+use std::sync::Arc;
+
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Tensor, TensorData};
+
+use crate::error::{Error, Result};
 
 /// A differentiable scalar function of one image's model output.
 ///
@@ -23,6 +27,11 @@ pub trait Target: Send + Sync {
     /// The class this target is about, when it is about one (for reports).
     fn class(&self) -> Option<usize> {
         None
+    }
+    /// The output this target reads, checked against the model's number of outputs (the
+    /// class, but for [`BinaryOutput`], whose classes 0 and 1 both read output 0).
+    fn reads(&self) -> Option<usize> {
+        self.class()
     }
 }
 
@@ -69,6 +78,91 @@ impl<T: Target> Target for Negated<T> {
     }
     fn class(&self) -> Option<usize> {
         self.0.class()
+    }
+    fn reads(&self) -> Option<usize> {
+        self.0.reads()
+    }
+}
+
+/// pytorch-grad-cam's `BinaryClassifierOutputTarget` for a model with one output (a (B, 1)
+/// logit): class 1 explains the logit, class 0 its negation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BinaryOutput(pub usize);
+
+impl Target for BinaryOutput {
+    fn score(&self, output: Tensor<1>) -> Tensor<1> {
+        let logit = output.narrow(0, 0, 1);
+        if self.0 == 1 { logit } else { logit.neg() }
+    }
+    fn class(&self) -> Option<usize> {
+        Some(self.0)
+    }
+    fn reads(&self) -> Option<usize> {
+        Some(0)
+    }
+}
+
+/// Which function of the output explains a class: the user's `--target` (server `target=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassTarget {
+    /// The raw score ([`ClassLogit`], pytorch-grad-cam's `ClassifierOutputTarget`).
+    #[default]
+    Logit,
+    /// The softmax probability ([`ClassSoftmax`], `ClassifierOutputSoftmaxTarget`).
+    Softmax,
+    /// One logit read as two classes ([`BinaryOutput`], `BinaryClassifierOutputTarget`).
+    Binary,
+}
+
+impl ClassTarget {
+    /// The names `--target` takes.
+    pub const NAMES: [&'static str; 3] = ["logit", "softmax", "binary"];
+
+    /// A kind by its name or its pytorch-grad-cam class name, ignoring case.
+    pub fn parse(name: &str) -> Result<ClassTarget> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "logit" | "classifieroutputtarget" => Ok(ClassTarget::Logit),
+            "softmax" | "classifieroutputsoftmaxtarget" => Ok(ClassTarget::Softmax),
+            "binary" | "binaryclassifieroutputtarget" => Ok(ClassTarget::Binary),
+            _ => Err(Error::Invalid(format!(
+                "unknown target `{}`; valid: {}",
+                name.trim(),
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+
+    /// The name `--target` takes for this kind.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The target that explains `class`.
+    pub fn of(self, class: usize) -> Arc<dyn Target> {
+        match self {
+            ClassTarget::Logit => Arc::new(ClassLogit(class)),
+            ClassTarget::Softmax => Arc::new(ClassSoftmax(class)),
+            ClassTarget::Binary => Arc::new(BinaryOutput(class)),
+        }
+    }
+
+    /// How many classes a model with `outputs` outputs has for this kind (2 for binary).
+    pub fn classes(self, outputs: usize) -> usize {
+        match self {
+            ClassTarget::Binary => 2,
+            _ => outputs,
+        }
+    }
+
+    /// One image's classes from the most to the least likely: by logit (softmax keeps the
+    /// order), or for binary the predicted class (1 when the logit is positive) first.
+    pub fn ranked(self, output: &[f32]) -> Vec<usize> {
+        match self {
+            ClassTarget::Binary if output.first().is_some_and(|&l| l > 0.0) => vec![1, 0],
+            ClassTarget::Binary => vec![0, 1],
+            _ => super::ranked(output),
+        }
     }
 }
 
@@ -141,5 +235,43 @@ impl Target for ClassifierOutputReST {
     }
     fn class(&self) -> Option<usize> {
         Some(self.0)
+    }
+}
+
+/// pytorch-grad-cam's `SemanticSegmentationTarget`: the sum of a class's logits over a mask of
+/// pixels, for a model whose output is (B, K, H, W) (rows flattened class by class, see
+/// [`crate::model::CamModel::output_map`]). Without a given mask, the mask is the pixels the
+/// model assigns to the class (their argmax over the classes), as in its segmentation tutorial;
+/// the mask is a constant of the backward pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemanticSegmentation {
+    pub class: usize,
+    /// The output's `[classes, height, width]`.
+    pub map: [usize; 3],
+    /// `height * width` weights (1 in the mask, 0 outside), row-major; `None`: the class's
+    /// pixels.
+    pub mask: Option<Arc<Vec<f32>>>,
+}
+
+impl Target for SemanticSegmentation {
+    fn score(&self, output: Tensor<1>) -> Tensor<1> {
+        let [classes, h, w] = self.map;
+        let plane = output.clone().narrow(0, self.class * h * w, h * w);
+        let mask = match &self.mask {
+            Some(mask) => {
+                Tensor::<1>::from_data(TensorData::new(mask.to_vec(), [h * w]), &output.device())
+            }
+            None => output
+                .detach()
+                .reshape([classes, h * w])
+                .argmax(0)
+                .equal_elem(self.class as i64)
+                .float()
+                .reshape([h * w]),
+        };
+        (plane * mask).sum()
+    }
+    fn class(&self) -> Option<usize> {
+        Some(self.class)
     }
 }

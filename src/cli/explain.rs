@@ -21,6 +21,7 @@ use gradcam::labels::ClassNames;
 use gradcam::model::CamModel;
 use gradcam::request::{ExplainRequest, RequestSpec};
 use gradcam::timefmt::human;
+use image::RgbImage;
 
 use super::ModelArgs;
 
@@ -49,6 +50,25 @@ pub struct ExplainArgs {
     /// Explain the K best classes, one map each.
     #[arg(long, short = 'k')]
     pub top_k: Option<usize>,
+    /// What explains a class: logit (pytorch-grad-cam's ClassifierOutputTarget), softmax
+    /// (ClassifierOutputSoftmaxTarget: its probability) or binary (BinaryClassifierOutputTarget,
+    /// for a model with one output: class 1 is the logit, class 0 its negation; default class:
+    /// the predicted one). Default: logit.
+    #[arg(long, value_name = "KIND")]
+    pub target: Option<String>,
+    /// Explain the cosine similarity of each image's embedding to IMAGE's instead of a class
+    /// (pytorch-grad-cam's SimilarityToConceptTarget).
+    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["classes", "top_k", "target"])]
+    pub similar_to: Option<PathBuf>,
+    /// The embedding --similar-to compares: a layer, average-pooled (built-in models), or an
+    /// output of an ONNX model (as --output). Default: the model's output.
+    #[arg(long, value_name = "NAME", requires = "similar_to")]
+    pub embedding: Option<String>,
+    /// Segmentation models (output (B, K, H, W)): explain the sum of the --class's logits over
+    /// the light pixels of FILE (resized to the output's size) instead of over the pixels the
+    /// model assigns to the class (pytorch-grad-cam's SemanticSegmentationTarget).
+    #[arg(long, value_name = "FILE.png")]
+    pub mask: Option<PathBuf>,
     /// Counterfactual explanation: regions that argue against the class.
     #[arg(long)]
     pub counterfactual: bool,
@@ -113,11 +133,23 @@ fn default_jobs() -> usize {
 }
 
 impl ExplainArgs {
-    /// The explanation asked for, as the library checks it (the server takes the same).
-    fn request(&self, classes: ClassNames) -> gradcam::Result<ExplainRequest> {
+    /// The explanation asked for, as the library checks it (the server takes the same), with
+    /// the decoded --similar-to image and the embedding layer (`None` for an ONNX model's
+    /// output).
+    fn request(
+        &self,
+        classes: ClassNames,
+        similar_to: Option<RgbImage>,
+        embedding: Option<String>,
+        mask: Option<Arc<::image::GrayImage>>,
+    ) -> gradcam::Result<ExplainRequest> {
         RequestSpec {
             method: Some(self.method.clone()),
             layers: self.layers.clone(),
+            target: self.target.clone(),
+            similar_to: similar_to.map(Arc::new),
+            embedding,
+            mask,
             classes: self.classes.clone(),
             top_k: self.top_k,
             counterfactual: self.counterfactual,
@@ -127,12 +159,41 @@ impl ExplainArgs {
             box_threshold: Some(self.box_threshold),
             draw_box: None,
         }
-        .check(classes, classes.count())
+        // Every class may be asked for (the check bounds it by the model's classes).
+        .check(classes, usize::MAX)
     }
 }
 
 pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let spec = args.model.spec()?;
+    let mut spec = args.model.spec()?;
+    // An ONNX model's embedding is one of its outputs: the one the model is read at.
+    let mut embedding = args.embedding.clone();
+    if spec.is_onnx()
+        && let Some(name) = embedding.take()
+    {
+        match &spec.onnx.output {
+            Some(output) if *output != name => anyhow::bail!(
+                "--embedding {name} and --output {output} name different outputs; an ONNX \
+                 model's embedding is the output it is read at: give one of them"
+            ),
+            _ => spec.onnx.output = Some(name),
+        }
+    }
+    let mask = match &args.mask {
+        Some(path) => Some(Arc::new(
+            ::image::open(path)
+                .with_context(|| format!("reading --mask {}", path.display()))?
+                .to_luma8(),
+        )),
+        None => None,
+    };
+    let similar_to = match &args.similar_to {
+        Some(path) => Some(
+            gradcam::image::load(path, args.max_pixels)
+                .with_context(|| format!("reading --similar-to {}", path.display()))?,
+        ),
+        None => None,
+    };
     // An ONNX model's classes and layers are known once it is loaded: load it first, so that a
     // bad class or layer fails before anything is written.
     let loaded: Option<Arc<dyn CamModel>> = if spec.is_onnx() {
@@ -154,11 +215,12 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     let request = match &loaded {
         Some(model) => {
-            let request = args.request(model.class_names())?;
-            request.check_layers(model.as_ref())?;
+            let request = args.request(model.class_names(), similar_to, embedding, mask)?;
+            // Every check that needs the model (layers, segmentation, the embedding).
+            gradcam::explain::Explainer::from_request(model.clone(), &request)?;
             request
         }
-        None => args.request(args.model.num_classes.into())?,
+        None => args.request(args.model.num_classes.into(), similar_to, embedding, mask)?,
     };
     let mut formats: FileFormats = args.format.parse()?;
     if args.no_box {

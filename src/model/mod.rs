@@ -6,6 +6,7 @@
 //! output, and only that rest needs autodiff.
 
 pub mod efficientnet_lite;
+mod embedding;
 mod layers;
 mod onnx;
 mod registry;
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::labels::ClassNames;
 
 pub use efficientnet_lite::EfficientNetLite;
+pub use embedding::PooledEmbedding;
 pub use onnx::{OnnxModel, OnnxOptions, Reshape};
 pub use registry::{
     Architecture, DefaultWeights, MODELS, ModelInfo, ModelSpec, build, is_onnx_path, load,
@@ -144,8 +146,14 @@ pub trait CamModel: Forward {
     }
     /// Input size and normalisation.
     fn preprocess(&self) -> Preprocess;
-    /// Number of outputs of the classifier.
+    /// Number of outputs of the classifier (of classes per pixel for a segmentation model).
     fn num_classes(&self) -> usize;
+    /// For a segmentation model, whose output is (B, K, H, W): `[K, H, W]`. Its output rows
+    /// (what [`Forward`] returns and targets score) are then those maps flattened, `K * H * W`
+    /// values, class by class.
+    fn output_map(&self) -> Option<[usize; 3]> {
+        None
+    }
     /// Class names, when the model brings its own (ImageNet's are used for 1000 classes).
     fn labels(&self) -> Option<&[String]> {
         None
@@ -199,6 +207,20 @@ pub trait Forward: Send + Sync {
         context: &CutContext,
         rows: Option<&[usize]>,
     ) -> Result<Tensor<2>>;
+    /// The head up to layer `until` (at or after the cut's), averaged over space: an
+    /// embedding `[batch, channels]`, as ResNet and EfficientNet-Lite pool before their
+    /// classifier. Models that cannot stop inside their head (ONNX graphs, whose embeddings
+    /// are outputs) refuse.
+    fn forward_pooled(
+        &self,
+        _activations: Tensor<4>,
+        _context: &CutContext,
+        _until: usize,
+    ) -> Result<Tensor<2>> {
+        Err(Error::Invalid(
+            "this model gives embeddings as outputs, not at a layer: name an output".to_string(),
+        ))
+    }
 }
 
 /// The body's output at a layer.
@@ -259,5 +281,15 @@ impl<T: Staged + CamModel> Forward for T {
     ) -> Result<Tensor<2>> {
         let stages = context.layer + 1..self.layers().len();
         Ok(self.classify(self.forward_stages(activations, stages)))
+    }
+
+    fn forward_pooled(
+        &self,
+        activations: Tensor<4>,
+        context: &CutContext,
+        until: usize,
+    ) -> Result<Tensor<2>> {
+        let features = self.forward_stages(activations, context.layer + 1..until + 1);
+        Ok(features.mean_dims(&[2, 3]).flatten(1, 3))
     }
 }

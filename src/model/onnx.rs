@@ -105,6 +105,8 @@ pub struct OnnxModel {
     grouped_convolutions: bool,
     /// Index of the logits among the graph's outputs.
     output: usize,
+    /// `[classes, height, width]` for a segmentation output (B, K, H, W), read flattened.
+    output_map: Option<[usize; 3]>,
     layers: Vec<Layer>,
     cuts: Vec<CutPoint>,
     names: HashMap<String, usize>,
@@ -183,7 +185,8 @@ impl OnnxModel {
             InputLayout::Nhwc => vec![1, size.0, size.1, 3],
         };
         let tensors = onnx::layers_at(&graph, &dims)?;
-        let (output, num_classes) = pick_output(&graph, &tensors, options.output.as_deref())?;
+        let (output, num_classes, output_map) =
+            pick_output(&graph, &tensors, options.output.as_deref())?;
 
         let (layers, cuts, names) = read_layers(&tensors, size, options.reshape);
         if layers.is_empty() {
@@ -210,6 +213,7 @@ impl OnnxModel {
             single_image,
             grouped_convolutions,
             output,
+            output_map,
             layers,
             cuts,
             names,
@@ -306,12 +310,17 @@ impl OnnxModel {
         })
     }
 
-    /// The logits among the graph's outputs, `[batch, classes]`.
+    /// The logits among the graph's outputs, `[batch, classes]` (a segmentation output's
+    /// maps flattened: `[batch, classes * height * width]`).
     fn logits(&self, mut outputs: Vec<Float>) -> Result<Tensor<2>> {
-        outputs
-            .swap_remove(self.output)
-            .to_tensor::<2>()
-            .map_err(|e| invalid(e.0))
+        let output = outputs.swap_remove(self.output);
+        match self.output_map {
+            None => output.to_tensor::<2>().map_err(|e| invalid(e.0)),
+            Some(_) => Ok(output
+                .to_tensor::<4>()
+                .map_err(|e| invalid(e.0))?
+                .flatten(1, 3)),
+        }
     }
 
     /// The images of `x` in the batches the graph takes: all at once, or one by one.
@@ -392,12 +401,13 @@ fn has_grouped_convolutions(graph: &Graph, tensors: &[onnx::Layer]) -> bool {
     })
 }
 
-/// The index of the logits output and its number of classes.
+/// The index of the logits output, its number of classes and, for a segmentation output
+/// (B, K, H, W), its `[K, H, W]`.
 fn pick_output(
     graph: &Graph,
     tensors: &[onnx::Layer],
     wanted: Option<&str>,
-) -> Result<(usize, usize)> {
+) -> Result<(usize, usize, Option<[usize; 3]>)> {
     let names = graph.output_names();
     let shape_of = |name: &str| {
         tensors
@@ -430,9 +440,11 @@ fn pick_output(
         }
     };
     match shape_of(names[index]).as_deref() {
-        Some(&[1, classes]) if classes > 0 => Ok((index, classes)),
+        Some(&[1, classes]) if classes > 0 => Ok((index, classes, None)),
+        Some(&[1, k, h, w]) if k * h * w > 0 => Ok((index, k, Some([k, h, w]))),
         shape => Err(Error::Invalid(format!(
-            "output `{}` has shape {}; explaining needs logits of shape (batch, classes)",
+            "output `{}` has shape {}; explaining needs logits of shape (batch, classes) or \
+             (batch, classes, height, width)",
             names[index],
             shape.map_or("unknown".into(), |s| format!("{s:?}"))
         ))),
@@ -679,6 +691,10 @@ impl CamModel for OnnxModel {
 
     fn num_classes(&self) -> usize {
         self.num_classes
+    }
+
+    fn output_map(&self) -> Option<[usize; 3]> {
+        self.output_map
     }
 
     fn labels(&self) -> Option<&[String]> {

@@ -1,8 +1,9 @@
 //! `POST /v1/explain`, `GET /v1/models` and `GET /v1/classes`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use ::image::RgbImage;
+use ::image::{GrayImage, RgbImage};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartError;
@@ -41,6 +42,8 @@ const PARAMETERS: &[&str] = &[
     "layer",
     "class",
     "top_k",
+    "target",
+    "embedding",
     "counterfactual",
     "eigen_smooth",
     "aug_smooth",
@@ -77,9 +80,19 @@ pub struct Params {
 
 impl Params {
     /// Parses `name=value` pairs (query string first, then form fields; for single values the
-    /// last wins, `layer` and `class` accumulate and take comma lists), checked against `model`.
-    pub fn parse(pairs: &[(String, String)], model: &dyn CamModel) -> Result<Params, ApiError> {
-        let mut spec = RequestSpec::default();
+    /// last wins, `layer` and `class` accumulate and take comma lists), checked against `model`,
+    /// with the decoded images of the form's `similar_to` and `mask` fields when there are.
+    pub fn parse(
+        pairs: &[(String, String)],
+        model: &dyn CamModel,
+        similar_to: Option<Arc<RgbImage>>,
+        mask: Option<Arc<GrayImage>>,
+    ) -> Result<Params, ApiError> {
+        let mut spec = RequestSpec {
+            similar_to,
+            mask,
+            ..RequestSpec::default()
+        };
         let (mut overlay, mut heatmap, mut map) = (true, true, MapFormat::None);
         for (name, value) in pairs {
             let value = value.trim();
@@ -88,6 +101,8 @@ impl Params {
                 "layer" | "layers" => spec.layers.extend(list(value)),
                 "class" | "classes" => spec.classes.extend(list(value)),
                 "top_k" => spec.top_k = Some(number(name, value)?),
+                "target" => spec.target = Some(value.to_string()),
+                "embedding" => spec.embedding = Some(value.to_string()),
                 "counterfactual" => spec.counterfactual = boolean(name, value)?,
                 "eigen_smooth" => spec.eigen_smooth = boolean(name, value)?,
                 "aug_smooth" => spec.aug_smooth = boolean(name, value)?,
@@ -112,6 +127,11 @@ impl Params {
                     return Err(bad(
                         "the image goes in the multipart field `image` or the body, not the query",
                     ));
+                }
+                "similar_to" | "mask" => {
+                    return Err(bad(format!(
+                        "`{name}` is an image: send it in the multipart field `{name}`, not the query"
+                    )));
                 }
                 "file" => {
                     return Err(bad(
@@ -162,13 +182,18 @@ fn boolean(name: &str, value: &str) -> Result<bool, ApiError> {
     }
 }
 
-/// The query's pairs, the form's text fields, and the image (a form's `image` field, or the
-/// whole body when the request is not a form). `limit` is the body limit the router enforces,
-/// for its error.
-async fn read_request(
-    request: Request,
-    limit: usize,
-) -> Result<(Vec<(String, String)>, Option<Bytes>), ApiError> {
+/// What a request sends: the query's pairs and the form's text fields, the image (a form's
+/// `image` field, or the whole body when the request is not a form) and the form's
+/// `similar_to` image.
+struct Upload {
+    pairs: Vec<(String, String)>,
+    image: Option<Bytes>,
+    similar_to: Option<Bytes>,
+    mask: Option<Bytes>,
+}
+
+/// Reads an [`Upload`]. `limit` is the body limit the router enforces, for its error.
+async fn read_request(request: Request, limit: usize) -> Result<Upload, ApiError> {
     let Query(mut pairs) = Query::<Vec<(String, String)>>::try_from_uri(request.uri())
         .map_err(|e| bad(format!("malformed query string: {}", e.body_text())))?;
     let multipart = request
@@ -188,12 +213,17 @@ async fn read_request(
                 bad("could not read the request body")
             }
         })?;
-        return Ok((pairs, (!bytes.is_empty()).then_some(bytes)));
+        return Ok(Upload {
+            pairs,
+            image: (!bytes.is_empty()).then_some(bytes),
+            similar_to: None,
+            mask: None,
+        });
     }
     let mut form = Multipart::from_request(request, &())
         .await
         .map_err(|e| bad(format!("malformed multipart form: {}", e.body_text())))?;
-    let mut image = None;
+    let (mut image, mut similar_to, mut mask) = (None, None, None);
     let multipart_error = |e: MultipartError| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(limit),
         StatusCode::BAD_REQUEST => bad(format!("malformed multipart form: {}", e.body_text())),
@@ -201,11 +231,18 @@ async fn read_request(
     };
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
-        if name == "image" {
-            if image.is_some() {
-                return Err(bad("one image per request: the field `image` is repeated"));
+        if let Some(slot) = match name.as_str() {
+            "image" => Some(&mut image),
+            "similar_to" => Some(&mut similar_to),
+            "mask" => Some(&mut mask),
+            _ => None,
+        } {
+            if slot.is_some() {
+                return Err(bad(format!(
+                    "one image per request: the field `{name}` is repeated"
+                )));
             }
-            image = Some(
+            *slot = Some(
                 super::body::field_bytes(field)
                     .await
                     .map_err(multipart_error)?,
@@ -226,7 +263,12 @@ async fn read_request(
             pairs.push((name, String::from_utf8_lossy(&value).into_owned()));
         }
     }
-    Ok((pairs, image.filter(|b| !b.is_empty())))
+    Ok(Upload {
+        pairs,
+        image: image.filter(|b| !b.is_empty()),
+        similar_to: similar_to.filter(|b| !b.is_empty()),
+        mask: mask.filter(|b| !b.is_empty()),
+    })
 }
 
 /// `POST /v1/explain`.
@@ -238,8 +280,23 @@ pub(super) async fn explain(
     // The body is already in memory (read by `body::read_body` first): only complete
     // requests take a place, and at most `workers + queue` of them wait.
     let ticket = state.admit().ok_or(ApiError::Overloaded)?;
-    let (pairs, image) = read_request(request, state.config().max_body_bytes).await?;
-    let params = Params::parse(&pairs, state.model().as_ref())?;
+    let upload = read_request(request, state.config().max_body_bytes).await?;
+    let similar_to = match &upload.similar_to {
+        Some(bytes) => Some(Arc::new(crate::image::decode(
+            bytes,
+            state.config().max_pixels,
+        )?)),
+        None => None,
+    };
+    let mask = match &upload.mask {
+        Some(bytes) => {
+            let rgb = crate::image::decode(bytes, state.config().max_pixels)?;
+            Some(Arc::new(::image::DynamicImage::ImageRgb8(rgb).to_luma8()))
+        }
+        None => None,
+    };
+    let params = Params::parse(&upload.pairs, state.model().as_ref(), similar_to, mask)?;
+    let image = upload.image;
     let image = image.ok_or_else(|| {
         bad("no image: send it in the multipart field `image`, or as the request body (not a form)")
     })?;
@@ -324,7 +381,8 @@ struct ServeTimings {
 struct MapOut {
     class: Option<usize>,
     label: Option<String>,
-    /// The explained score (logit; negated for a counterfactual).
+    /// The explained score (the logit, the probability for `target=softmax`; negated for a
+    /// counterfactual).
     score: f32,
     /// In original-image pixels, inclusive; null when the map is empty.
     #[serde(rename = "box")]

@@ -97,6 +97,15 @@ impl Forward for Wrapped {
         self.pass();
         self.inner.forward_from(activations, context, rows)
     }
+    fn forward_pooled(
+        &self,
+        activations: Tensor<4>,
+        context: &CutContext,
+        until: usize,
+    ) -> Result<Tensor<2>> {
+        self.pass();
+        self.inner.forward_pooled(activations, context, until)
+    }
 }
 
 impl CamModel for Wrapped {

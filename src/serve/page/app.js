@@ -10,7 +10,8 @@ const ui = {
   busy: $("busy"), opacity: $("opacity"), opacityValue: $("opacity-value"), showBox: $("show-box"),
   replace: $("replace"), download: $("download"), status: $("status"), modelInfo: $("model-info"),
   top5: $("top5"), extra: $("extra"), search: $("class-search"), suggestions: $("suggestions"),
-  method: $("method"), layer: $("layer"), counterfactual: $("counterfactual"), details: $("details"),
+  method: $("method"), layer: $("layer"), target: $("target"), counterfactual: $("counterfactual"),
+  details: $("details"),
 };
 
 const state = {
@@ -24,7 +25,7 @@ const state = {
   extra: [],           // classes picked with the search: {class, label, score?}
   selected: null,      // the class shown
   shown: null,         // the explanation shown
-  cache: new Map(),    // method|layer|counterfactual|class -> explanation
+  cache: new Map(),    // method|layer|target|counterfactual|class -> explanation
   fileId: 0,           // which upload (cache keys and stale answers)
   gen: 0,              // bumped by each new analysis; older answers are not shown
   pending: 0,          // requests in flight (the spinner)
@@ -42,14 +43,15 @@ function setBusy(delta) {
   ui.busy.hidden = state.pending === 0;
 }
 
-// Explanations are cached per image, method, layer, counterfactual and class.
+// Explanations are cached per image, method, layer, target, counterfactual and class.
 function prefix() {
-  return [state.fileId, ui.method.value, ui.layer.value, ui.counterfactual.checked].join("|");
+  return [state.fileId, ui.method.value, ui.layer.value, ui.target.value, ui.counterfactual.checked].join("|");
 }
 
 async function explain(extra) {
   const query = new URLSearchParams({ method: ui.method.value });
   if (ui.layer.value) query.set("layer", ui.layer.value);
+  if (ui.target.value !== "logit") query.set("target", ui.target.value);
   if (ui.counterfactual.checked) query.set("counterfactual", "true");
   for (const [k, v] of Object.entries(extra)) query.set(k, String(v));
   const form = new FormData();
@@ -75,7 +77,10 @@ async function analyze() {
   setBusy(1);
   setStatus("Explaining…");
   try {
-    const r = await explain({ top_k: 5, overlay: false });
+    // At most the model's classes (two for a binary target).
+    const model = state.info && state.info.models[0];
+    const classes = ui.target.value === "binary" ? 2 : (model ? model.num_classes : 5);
+    const r = await explain({ top_k: Math.min(5, classes), overlay: false });
     remember(r, pre);
     if (gen !== state.gen) return;
     state.image = r.image;
@@ -176,7 +181,7 @@ function renderDetails() {
   if (!e) { ui.details.replaceChildren(); return; }
   const rows = [
     ["Class", e.class !== null ? `${e.class} · ${e.label}` : "target"],
-    [ui.counterfactual.checked ? "Score (−logit)" : "Score (logit)", fmt(e.score, 3)],
+    [`Score (${ui.counterfactual.checked ? "−" : ""}${ui.target.value === "softmax" ? "probability" : "logit"})`, fmt(e.score, 3)],
     ["Box", e.box ? `x ${e.box.x1}–${e.box.x2}, y ${e.box.y1}–${e.box.y2}` : "none (empty map)"],
     ["Map", `${e.method} at ${e.layers.join(" + ")}`],
     ["Time", `${fmt(e.timings.total, 0)} ms (forward ${fmt(e.timings.forward, 0)}, backward ${fmt(e.timings.backward, 0)})`],
@@ -249,7 +254,7 @@ ui.opacity.addEventListener("input", () => {
   ui.opacityValue.textContent = ui.opacity.value + "%";
 });
 ui.showBox.addEventListener("change", renderBox);
-for (const el of [ui.method, ui.layer, ui.counterfactual]) {
+for (const el of [ui.method, ui.layer, ui.target, ui.counterfactual]) {
   el.addEventListener("change", () => { renderDetails(); analyze(); });
 }
 
@@ -365,6 +370,9 @@ async function init() {
     more.textContent = ` · ${m.input_size[0]}×${m.input_size[1]} · ${m.num_classes} classes`;
     ui.modelInfo.replaceChildren(m.name, more);
     ui.method.replaceChildren(...info.methods.map((name) => new Option(name, name, name === info.default_method, name === info.default_method)));
+    // A one-output model's logit reads as two classes with the binary target.
+    const targets = m.num_classes === 1 ? ["logit", "binary"] : ["logit", "softmax"];
+    ui.target.replaceChildren(...targets.map((t) => new Option(t, t)));
     const def = new Option(`default (${m.default_layer})`, "");
     ui.layer.replaceChildren(def, ...m.layers.map((l) => new Option(`${l.name}  ${l.shape.join("×")}`, l.name)));
     ui.limits.textContent = `JPEG, PNG, BMP or WebP · up to ${fmt(info.limits.max_body_bytes / 1048576, 0)} MB`;
