@@ -53,6 +53,7 @@ LAYERS = {
     "tiny_vit": ("blocks.0.norm1", "vit", False),
     "tf_padding": ("conv2", "none", False),
     "tiny_swin": ("stage", "swin", False),
+    "upsample_head": ("encoder", "none", True),
 }
 
 
