@@ -473,6 +473,12 @@ SINGLE_OPS = [
     ("convt_groups_dilated", "ConvTranspose", (1, 4, 3, 4), {"w": f32(4, 2, 3, 2)}, {"group": 2, "dilations": [2, 1], "pads": [0, 1, 1, 0], "strides": [1, 2]}, 13),
     ("convt_output_shape", "ConvTranspose", (1, 4, 3, 4), {"w": f32(4, 3, 3, 3), "b": f32(3)}, {"strides": [2, 2], "output_shape": [6, 9]}, 13),
     ("convt_same_lower", "ConvTranspose", (1, 4, 3, 4), {"w": f32(4, 3, 3, 3)}, {"strides": [2, 1], "auto_pad": "SAME_LOWER"}, 13),
+    # Einsum: MaxViT's relative-position term, batched products, implicit output, sums.
+    ("einsum_maxvit", "Einsum", (2, 3, 4, 5), {"b": f32(6, 7, 5)}, {"equation": "nixw,jyw->nijxy"}, 13),
+    ("einsum_batched", "Einsum", (2, 3, 4), {"b": f32(2, 4, 5)}, {"equation": "bij,bjk->bik"}, 13),
+    ("einsum_implicit", "Einsum", (3, 4, 5), {"b": f32(5, 2)}, {"equation": "ijk,kl"}, 13),
+    ("einsum_single", "Einsum", (3, 4, 5), {}, {"equation": "ijk->ki"}, 13),
+    ("einsum_sums", "Einsum", (3, 4), {"b": f32(5, 2)}, {"equation": "ij, kl -> jk"}, 13),
     ("convt_outpad_uneven", "ConvTranspose", (1, 4, 3, 4), {"w": f32(4, 3, 3, 2), "b": f32(3)}, {"strides": [2, 3], "pads": [1, 0, 0, 2], "output_padding": [1, 2]}, 13),
 ]
 
@@ -517,7 +523,7 @@ def make_single_ops():
         for name, y in zip(outputs, ys):
             np.save(f"{OUT}/ops/{case}.{name}.npy", y.astype(np.float32))
         # Affine in x: the test checks autodiff's gradient against exact finite differences.
-        affine = op_type in ("ScatterND", "Resize", "ConvTranspose")
+        affine = op_type in ("ScatterND", "Resize", "ConvTranspose", "Einsum")
         cases.append({"case": case, "outputs": outputs, "affine": affine})
         print("op", case, [y.shape for y in ys])
     return cases

@@ -8,6 +8,7 @@
 mod activation;
 mod conv;
 mod conv_transpose;
+mod einsum;
 mod elementwise;
 pub(crate) mod host;
 mod kernels;
@@ -93,6 +94,8 @@ static OPS: &[OpSpec] = &[
     op("Softmax", 13, activation::softmax), op("LogSoftmax", 13, activation::log_softmax),
     // matmul.rs
     op("MatMul", 9, matmul::matmul), op("Gemm", 11, matmul::gemm),
+    // einsum.rs
+    op("Einsum", 12, einsum::einsum),
     // conv.rs
     op("Conv", 11, conv::conv),
     // conv_transpose.rs
