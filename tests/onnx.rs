@@ -492,3 +492,23 @@ fn affine_operators_backpropagate_exactly() {
     assert!(worst.0 < 2e-6, "{}", worst.1);
     println!("largest difference: {} ({})", worst.0, worst.1);
 }
+
+/// The global-average-pooling and linear heads that CAM reads, in the forms tf2onnx and the
+/// exporters write (GlobalAveragePool, Squeeze, MatMul, Add; ReduceMean over axes -1 and 2,
+/// Reshape, Gemm with alpha 0.5), give their classifier exactly; channel-last pooling axes are
+/// not these heads.
+#[test]
+fn linear_heads_are_found_with_their_weights() {
+    for kind in ["matmul", "gemm"] {
+        let graph = onnx::load(dir().join(format!("ops/head_{kind}.onnx"))).unwrap();
+        let w = graph
+            .linear_head("x", "y", false)
+            .unwrap_or_else(|| panic!("{kind}: no linear head found"));
+        assert_eq!(
+            max_diff(&w, &npy(&format!("ops/head_{kind}.w.npy"))),
+            0.0,
+            "{kind}"
+        );
+        assert!(graph.linear_head("x", "y", true).is_none(), "{kind}");
+    }
+}

@@ -397,6 +397,7 @@ def main(only=None):
         manifest["models"][name] = entry
     if not only:
         manifest["single_ops"] = make_single_ops()
+        make_head_models()
     with open(f"{OUT}/manifest.json", "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -529,6 +530,44 @@ def make_single_ops():
     return cases
 
 
+def make_head_models():
+    """`ops/head_<kind>.onnx`: x (1, 3, 4, 4) -> global average pooling -> a linear layer, the
+    forms tf2onnx and exporters write (GlobalAveragePool + Squeeze + MatMul + Add; ReduceMean +
+    Reshape + Gemm with alpha and without transB), and `ops/head_<kind>.w.npy`: the classifier
+    `[classes, channels]` that CAM should find (alpha applied)."""
+    from onnx import helper, numpy_helper, TensorProto
+
+    w = f32(3, 2)  # [channels, classes], as MatMul and Gemm without transB read it
+    heads = {
+        "matmul": ([helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+                    helper.make_node("Squeeze", ["p", "sq"], ["f"]),
+                    helper.make_node("MatMul", ["f", "w"], ["m"]),
+                    helper.make_node("Add", ["m", "b"], ["y"])],
+                   [numpy_helper.from_array(i64(2, 3), "sq")], 1.0),
+        "gemm": ([helper.make_node("ReduceMean", ["x"], ["p"], axes=[-1, 2], keepdims=1),
+                  helper.make_node("Reshape", ["p", "shape"], ["f"]),
+                  helper.make_node("Gemm", ["f", "w", "b"], ["y"], alpha=0.5)],
+                 [numpy_helper.from_array(i64(1, 3), "shape")], 0.5),
+    }
+    for kind, (nodes, extra, alpha) in heads.items():
+        inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(f32(2), "b")] + extra
+        graph = helper.make_graph(nodes, kind, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 9
+        path = f"{OUT}/ops/head_{kind}.onnx"
+        onnx.save(model, path)
+        # The weights are what the graph computes: onnxruntime against mean(x) @ w * alpha + b.
+        x = f32(1, 3, 4, 4)
+        y = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        assert np.abs(y - (alpha * x.mean((2, 3)) @ w + f32(2))).max() < 1e-6, kind
+        np.save(f"{OUT}/ops/head_{kind}.w.npy", np.ascontiguousarray(alpha * w.T, dtype=np.float32))
+
+
+if __name__ == "__main__" and "--heads-only" in sys.argv:
+    make_head_models()
+
+
 if __name__ == "__main__" and "--ops-only" in sys.argv:
     with open(f"{OUT}/manifest.json") as f:
         manifest = json.load(f)
@@ -538,7 +577,7 @@ if __name__ == "__main__" and "--ops-only" in sys.argv:
         f.write("\n")
 
 
-if __name__ == "__main__" and "--ops-only" not in sys.argv:
+if __name__ == "__main__" and "--ops-only" not in sys.argv and "--heads-only" not in sys.argv:
     # `--only a,b`: remake those models only (models with their own seed remake identically).
     only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
     main(only)
