@@ -6,13 +6,14 @@ use gradcam::onnx::{self, Float, Graph, OnnxError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const MODELS: [&str; 6] = [
+const MODELS: [&str; 7] = [
     "resnet_like",
     "depthwise_se",
     "shuffle_concat",
     "tiny_vit",
     "tf_padding",
     "tiny_swin",
+    "upsample_head",
 ];
 const EXPORTERS: [&str; 2] = ["dynamo", "legacy"];
 
@@ -283,14 +284,16 @@ fn unknown_tensors_list_close_matches() {
 }
 
 /// Single-operator models (attribute corners: reflect / edge / negative pads, negative slice
-/// steps, uneven splits, ceil-mode and asymmetric pooling, SAME padding, dilation, ...) equal
+/// steps, uneven splits, ceil-mode and asymmetric pooling, SAME padding, dilation, every Resize
+/// mode, ConvTranspose padding, ScatterND, Einsum, ...) equal
 /// onnxruntime's outputs (measured: at most 9.5e-7, the convolutions; tolerance 2e-6).
 #[test]
 fn single_operators_match_onnxruntime() {
     let manifest = manifest();
     let cases = manifest["single_ops"].as_array().unwrap();
-    assert!(cases.len() >= 30);
+    assert!(cases.len() >= 50);
     let mut failures = vec![];
+    let mut worst = (0.0f32, "");
     for case in cases {
         let name = case["case"].as_str().unwrap();
         let graph = onnx::load(dir().join(format!("ops/{name}.onnx")))
@@ -324,9 +327,13 @@ fn single_operators_match_onnxruntime() {
             if d > 2e-6 {
                 failures.push(format!("{name}.{o}: differs by {d}"));
             }
+            if d > worst.0 {
+                worst = (d, name);
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    println!("largest difference: {} ({})", worst.0, worst.1);
 }
 
 /// Images picked out of the fixture batch.
@@ -408,5 +415,100 @@ fn module_paths_resolve_to_their_output_tensors() {
             [1, 17, 16],
             "{exporter}"
         );
+    }
+}
+
+/// `sum(op(x) * r)` for a fixed pseudo-random `r`, and its gradient by autodiff.
+fn weighted_sum(graph: &Graph, output: &str, x: &Float, grad: bool) -> (f64, Option<Vec<f32>>) {
+    let shape = x.shape().to_vec();
+    let leaf: Tensor<6> = if grad {
+        x.padded().clone().autodiff().require_grad()
+    } else {
+        x.padded().clone()
+    };
+    let input = Float::from_padded(leaf.clone(), shape.clone()).unwrap();
+    let y = graph
+        .run_with(vec![("x", onnx::Value::Float(input))], &[output])
+        .unwrap()
+        .remove(0)
+        .to_float()
+        .unwrap();
+    let r: Vec<f32> = (0..y.len()).map(|i| (i as f32 * 0.731).sin()).collect();
+    // Summed in f64 on the host, so that the finite differences lose nothing to rounding.
+    let value = y
+        .to_vec()
+        .iter()
+        .zip(&r)
+        .map(|(&a, &b)| a as f64 * b as f64)
+        .sum();
+    let r = Float::from_vec(r, y.shape().to_vec()).unwrap();
+    let total = (y.padded().clone() * r.padded().clone()).sum();
+    if !grad {
+        return (value, None);
+    }
+    let grads = total.backward();
+    let g = Float::from_padded(leaf.grad(&grads).expect("a gradient"), shape).unwrap();
+    (value, Some(g.to_vec()))
+}
+
+/// The affine operators' gradients (Resize, ConvTranspose, Einsum, ScatterND with constant indices)
+/// through burn's autodiff equal exact finite differences: for `f(x) = sum(op(x) * r)`, affine
+/// in `x`, `df/dx_i = f(e_i) - f(0)` (measured: at most 1.2e-6, on a gradient of 3.4 in
+/// convt_output_shape, the f32 rounding of the gradient; tolerance 2e-6).
+#[test]
+fn affine_operators_backpropagate_exactly() {
+    let manifest = manifest();
+    let mut worst = (0.0f32, String::new());
+    let affine: Vec<&serde_json::Value> = manifest["single_ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["affine"].as_bool() == Some(true))
+        .collect();
+    assert!(affine.len() >= 24, "{} affine cases", affine.len());
+    for case in affine {
+        let name = case["case"].as_str().unwrap();
+        let graph = onnx::load(dir().join(format!("ops/{name}.onnx"))).unwrap();
+        let output = case["outputs"][0].as_str().unwrap();
+        let x = npy(&format!("ops/{name}.x.npy"));
+        let (_, grad) = weighted_sum(&graph, output, &x, true);
+        let grad = grad.unwrap();
+        let zero = Float::from_vec(vec![0.0; x.len()], x.shape().to_vec()).unwrap();
+        let (at_zero, _) = weighted_sum(&graph, output, &zero, false);
+        for (i, g) in grad.iter().enumerate() {
+            let mut e = vec![0.0; x.len()];
+            e[i] = 1.0;
+            let e = Float::from_vec(e, x.shape().to_vec()).unwrap();
+            let fd = (weighted_sum(&graph, output, &e, false).0 - at_zero) as f32;
+            let d = (fd - g).abs();
+            if d > worst.0 {
+                worst = (
+                    d,
+                    format!("{name}[{i}]: autodiff {g}, finite difference {fd}"),
+                );
+            }
+        }
+    }
+    assert!(worst.0 < 2e-6, "{}", worst.1);
+    println!("largest difference: {} ({})", worst.0, worst.1);
+}
+
+/// The global-average-pooling and linear heads that CAM reads, in the forms tf2onnx and the
+/// exporters write (GlobalAveragePool, Squeeze, MatMul, Add; ReduceMean over axes -1 and 2,
+/// Reshape, Gemm with alpha 0.5), give their classifier exactly; channel-last pooling axes are
+/// not these heads.
+#[test]
+fn linear_heads_are_found_with_their_weights() {
+    for kind in ["matmul", "gemm"] {
+        let graph = onnx::load(dir().join(format!("ops/head_{kind}.onnx"))).unwrap();
+        let w = graph
+            .linear_head("x", "y", false)
+            .unwrap_or_else(|| panic!("{kind}: no linear head found"));
+        assert_eq!(
+            max_diff(&w, &npy(&format!("ops/head_{kind}.w.npy"))),
+            0.0,
+            "{kind}"
+        );
+        assert!(graph.linear_head("x", "y", true).is_none(), "{kind}");
     }
 }

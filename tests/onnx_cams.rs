@@ -173,3 +173,77 @@ fn bad_layers_and_options_are_refused_clearly() {
         "{err}"
     );
 }
+
+/// torchcam's `min`-`max` scaling (`_CAM._normalize`) of a raw map.
+fn torchcam_normalize(map: &[f32]) -> Vec<f32> {
+    let min = map.iter().copied().fold(f32::INFINITY, f32::min);
+    let shifted: Vec<f32> = map.iter().map(|v| v - min).collect();
+    let max = shifted.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    shifted.iter().map(|v| v / (max + 1e-8)).collect()
+}
+
+/// torchcam 0.5.0's CAM on the graphs whose head is global average pooling + one linear layer,
+/// found in the graph itself (legacy: GlobalAveragePool + Flatten + Gemm, behind a Cast in the
+/// channel-last export; dynamo: ReduceMean (+ Reshape) + Gemm), measured at most 5.4e-7; any
+/// other head is refused.
+#[test]
+fn cam_finds_the_linear_head_and_matches_torchcam() {
+    let manifest = manifest();
+    let cam_method = method("cam").unwrap();
+    let mut worst = 0.0f32;
+    let mut checked = 0;
+    for (name, entry) in manifest["models"].as_object().unwrap() {
+        let Some(tc) = entry.get("torchcam_cam") else {
+            continue;
+        };
+        let layer = tc["layer"].as_str().unwrap();
+        let (want, _) = npy(&format!("onnx/cams/{name}.torchcam-cam.npy"));
+        let mut files: Vec<String> = EXPORTS.iter().map(|e| format!("{name}.{e}.onnx")).collect();
+        files.extend(entry["nhwc"].as_str().map(|f| format!("cams/{f}")));
+        for file in files {
+            let model = load_file(&file, None);
+            let layer = if file.contains("nhwc") {
+                format!("inner.{layer}")
+            } else {
+                layer.to_string()
+            };
+            let out = Cam::new(&model, cam_method.as_ref(), &[layer.as_str()])
+                .unwrap()
+                .run(input(name), &Targets::Rank(0))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let ours: Vec<f32> = out.layers[0]
+                .maps
+                .iter()
+                .flat_map(|m| torchcam_normalize(m))
+                .collect();
+            let diff = max_abs_diff(&ours, &want);
+            println!("{file} {layer} cam: max abs diff {diff:.2e}");
+            assert!(diff <= MAP_TOLERANCE, "{file}: {diff}");
+            worst = worst.max(diff);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "{checked} CAM runs");
+    println!("worst CAM difference {worst:.2e}");
+
+    // Not GAP + linear: a transposed convolution and Resize follow the layer; a layer that is
+    // not the last before the pooling; a token layer.
+    for (name, layer) in [
+        ("upsample_head", "encoder"),
+        ("resnet_like", "layer1"),
+        ("tiny_vit", "blocks.0.norm1"),
+    ] {
+        let model = load(name, "legacy", None);
+        let i = model.layer_index(layer).unwrap();
+        assert!(model.linear_classifier(i).is_none(), "{name} {layer}");
+        let err = Cam::new(&model, cam_method.as_ref(), &[layer])
+            .unwrap()
+            .run(input(name), &Targets::Rank(0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("global average pooling then one linear layer"),
+            "{name}: {err}"
+        );
+    }
+}

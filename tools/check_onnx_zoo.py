@@ -10,7 +10,7 @@ re-drawn so that gradients are not all zero), exported with a dynamic batch; one
 seeded noise; Grad-CAM for the top-1 class at the layer pytorch-grad-cam's README uses (with
 its reshape transform for ViT and Swin); `gradcam explain --model FILE.onnx --layer L` on the
 same PNG (a 224x224 photo is not resized, so both sides see the same tensor). It prints a
-Markdown table row per model: layer, max abs diff of the 224x224 maps, and the time per image of
+Markdown table row per model (timm's as `timm/NAME`, with timm installed): layer, max abs diff of the 224x224 maps, and the time per image of
 gradcam (its own timings: body, head and backward, map) and of pytorch-grad-cam (the call).
 """
 
@@ -32,10 +32,18 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def vit_reshape(t):
-    b, n, c = t.shape
-    g = int(round((n - 1) ** 0.5))
-    return t[:, 1:, :].reshape(b, g, g, c).permute(0, 3, 1, 2)
+def tokens_reshape(leading):
+    """pytorch-grad-cam's ViT reshape transform, without `leading` tokens (class, distillation)."""
+
+    def reshape(t):
+        b, n, c = t.shape
+        g = int(round((n - leading) ** 0.5))
+        return t[:, leading:, :].reshape(b, g, g, c).permute(0, 3, 1, 2)
+
+    return reshape
+
+
+vit_reshape = tokens_reshape(1)
 
 
 def swin_reshape(t):
@@ -61,13 +69,24 @@ ZOO = {
     "convnext_tiny": ("features.7", None),
     "vit_b_16": ("encoder.layers.encoder_layer_11.ln_1", vit_reshape),
     "swin_t": ("features.7", swin_reshape),
+    # timm (`timm/NAME`), the layer its users pick: the last stage, the last block's norm1 for
+    # token models (DeiT's distilled model has two leading tokens), the head's BN + activation.
+    "timm/deit_tiny_distilled_patch16_224": ("blocks.11.norm1", tokens_reshape(2)),
+    "timm/convnext_tiny": ("stages.3", None),
+    "timm/efficientnet_b3": ("bn2", None),
+    "timm/maxvit_tiny_tf_224": ("stages.3", None),
 }
 
 
 def build(name):
     torch.manual_seed(0)
-    kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
-    model = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+    if name.startswith("timm/"):
+        import timm
+
+        model = timm.create_model(name.removeprefix("timm/"), pretrained=False).eval()
+    else:
+        kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+        model = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
     # Heads that torchvision initialises to zero would give all-zero gradients.
     for m in model.modules():
         if isinstance(m, torch.nn.Linear) and not m.weight.abs().sum():
@@ -107,7 +126,7 @@ def main():
     for name in args.models.split(","):
         layer, reshape = ZOO[name]
         model = build(name)
-        path = os.path.join(args.out, f"{name}.{args.exporter}.onnx")
+        path = os.path.join(args.out, f"{name.replace('/', '_')}.{args.exporter}.onnx")
         try:
             if not os.path.exists(path):
                 with torch.no_grad():
@@ -124,11 +143,14 @@ def main():
             start = time.perf_counter()
             theirs = cam(input_tensor=x, targets=[ClassifierOutputTarget(top1)])[0]
             times.append((time.perf_counter() - start) * 1e3)
-        out = os.path.join(args.out, f"{name}.{args.exporter}.out")
+        out = os.path.join(args.out, f"{name.replace('/', '_')}.{args.exporter}.out")
         run = subprocess.run([args.gradcam, "explain", photo, "--model", path, "--layer", layer, "--class", str(top1),
                               "--out", out, "--overwrite", "--quiet"], capture_output=True, text=True)
         if run.returncode != 0:
-            message = run.stderr.strip().splitlines()[-1][:160] if run.stderr.strip() else f"exit {run.returncode}"
+            lines = run.stderr.strip().splitlines()
+            # The line naming what is missing, not the list of what is supported after it.
+            named = [line for line in lines if "unsupported" in line] or lines[-1:]
+            message = named[0][:160] if named else f"exit {run.returncode}"
             print(f"| {name} | {layer} | gradcam failed: {message} | | |", flush=True)
             continue
         ours = np.load(os.path.join(out, "noise224.cam.npy"))

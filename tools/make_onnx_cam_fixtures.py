@@ -53,7 +53,13 @@ LAYERS = {
     "tiny_vit": ("blocks.0.norm1", "vit", False),
     "tf_padding": ("conv2", "none", False),
     "tiny_swin": ("stage", "swin", False),
+    "upsample_head": ("encoder", "none", True),
 }
+
+
+# Models whose head is global average pooling + one linear layer after a module: (that module,
+# the linear layer), for torchcam 0.5.0's CAM (pip install torchcam==0.5.0).
+TORCHCAM_CAM = {"resnet_like": ("layer2", "fc"), "depthwise_se": ("dw2", "head")}
 
 
 class ChannelLast(torch.nn.Module):
@@ -114,6 +120,16 @@ def main():
             np.save(f"{OUT}/{name}.guided-backprop.npy", np.stack(images).astype(np.float32))
             methods.append("guided-backprop")
         entry = {"layer": layer, "reshape": reshape, "methods": methods}
+        if name in TORCHCAM_CAM:
+            # torchcam's CAM (its raw maps, min-max scaled at the layer's resolution), top-1.
+            from torchcam.methods import CAM
+
+            cam_layer, fc = TORCHCAM_CAM[name]
+            with torch.no_grad():
+                top = [int(c) for c in model(x).argmax(1)]
+            maps = make_fixtures.torchcam_maps(CAM(model, cam_layer, fc), model, x, top)
+            np.save(f"{OUT}/{name}.torchcam-cam.npy", maps.astype(np.float32))
+            entry["torchcam_cam"] = {"layer": cam_layer, "fc": fc, "top": top}
         if name == "resnet_like":
             # A fixed batch of one (no dynamic axes): gradcam runs such a graph image by image.
             path = f"{OUT}/{name}.batch1.onnx"

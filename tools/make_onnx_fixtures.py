@@ -238,6 +238,27 @@ class TfPadding(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class UpsampleHead(nn.Module):
+    """A segmentation-style decoder: a strided encoder, a transposed convolution (output padding),
+    bilinear (half-pixel and align-corners) and nearest upsampling (Resize), then a classifier."""
+
+    def __init__(self):
+        torch.manual_seed(1)  # its own seed: `--only upsample_head` remakes it alone, identically
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU())
+        self.up = nn.ConvTranspose2d(8, 6, 3, stride=2, padding=1, output_padding=1)
+        self.act = nn.ReLU()  # a module, which pytorch-grad-cam's guided backprop replaces
+        self.refine = nn.Conv2d(6, 6, 3, padding=1, groups=2)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = self.act(self.up(self.encoder(x)))
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        x = F.interpolate(self.refine(x), size=(12, 20), mode="nearest")
+        x = F.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=True)
+        return self.fc(x.mean((2, 3)))
+
+
 # name -> (constructor, input size, module path whose output is the cut, legacy opset)
 MODELS = {
     "resnet_like": (ResNetLike, 32, "layer2", 13),
@@ -246,6 +267,7 @@ MODELS = {
     "tiny_vit": (TinyViT, 32, "blocks", 13),
     "tf_padding": (TfPadding, 17, "conv2", 17),
     "tiny_swin": (TinySwin, 16, "stage", 17),
+    "upsample_head": (UpsampleHead, 16, "encoder", 17),
 }
 
 
@@ -333,10 +355,16 @@ def export(model, x, path, dynamo, opset):
     return base
 
 
-def main():
+def main(only=None):
+    """Makes every model (or those in `only`, keeping the manifest's other entries)."""
     os.makedirs(OUT, exist_ok=True)
     manifest = {"class": CLASS, "models": {}}
+    if only:
+        with open(f"{OUT}/manifest.json") as f:
+            manifest = json.load(f)
     for name, (make, size, module, opset) in MODELS.items():
+        if only and name not in only:
+            continue
         model = make()
         randomize_norms(model)
         model.eval()
@@ -367,12 +395,12 @@ def main():
             print(name, exporter, "opset", opsets, "nodes", len(proto.graph.node), "cut", cut,
                   "ort-torch", entry["exports"][exporter]["ort_vs_torch"], ops)
         manifest["models"][name] = entry
-    manifest["single_ops"] = make_single_ops()
+    if not only:
+        manifest["single_ops"] = make_single_ops()
+        make_head_models()
     with open(f"{OUT}/manifest.json", "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
-
-
 
 
 # Single-operator models: (case, op_type, input shape, constant inputs (name -> array, or None for
@@ -422,18 +450,47 @@ SINGLE_OPS = [
     ("where_float", "Where", (2, 3), {"cond": np.array([[1, 0, 1]], bool), "x": None, "other": f32(2, 1)}, {}, 13),
     ("pow_tensor", "Pow", (2, 3), {"e": np.array([1.0, 2.0, 3.0], np.float32)}, {}, 13),
     ("max_variadic", "Max", (2, 3), {"b": f32(3), "c": f32(2, 1)}, {}, 13),
+    # ScatterND: slices (Swin's mask, legacy export), single elements with a negative index, and
+    # the float input as the updates.
+    ("scatternd_slices", "ScatterND", (3, 4, 5), {"indices": i64(2, 0).reshape(2, 1), "updates": f32(2, 4, 5)}, {}, 13),
+    ("scatternd_elements", "ScatterND", (3, 4, 5), {"indices": i64(0, 1, 2, -1, 1, 3).reshape(3, 2), "updates": f32(3, 5)}, {}, 16),
+    ("scatternd_updates", "ScatterND", (2, 2, 5), {"data": f32(4, 2, 5), "indices": i64(3, 1).reshape(2, 1), "x": None}, {}, 18),
+    # Resize: torch's nearest (asymmetric, floor) and bilinear (pytorch_half_pixel or
+    # align_corners), and the other coordinate and rounding modes, up and down.
+    ("resize_nearest_torch", "Resize", (1, 2, 3, 4), {"roi": None, "scales": np.array([1, 1, 2, 1.5], np.float32)}, {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, 13),
+    ("resize_nearest_half_pixel", "Resize", (1, 2, 5, 4), {"roi": None, "scales": None, "sizes": i64(1, 2, 3, 7)}, {"mode": "nearest"}, 13),
+    ("resize_nearest_tf_ceil", "Resize", (1, 2, 5, 4), {"roi": None, "scales": None, "sizes": i64(1, 2, 8, 3)}, {"mode": "nearest", "coordinate_transformation_mode": "tf_half_pixel_for_nn", "nearest_mode": "ceil"}, 13),
+    ("resize_nearest_prefer_ceil", "Resize", (1, 1, 4, 6), {"roi": None, "scales": np.array([1, 1, 0.5, 2.5], np.float32)}, {"mode": "nearest", "coordinate_transformation_mode": "align_corners", "nearest_mode": "round_prefer_ceil"}, 13),
+    ("resize_linear_half_pixel", "Resize", (2, 2, 3, 4), {"roi": None, "scales": np.array([1, 1, 2, 2], np.float32)}, {"mode": "linear"}, 13),
+    ("resize_linear_pytorch", "Resize", (1, 2, 4, 5), {"roi": None, "scales": None, "sizes": i64(1, 2, 1, 9)}, {"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"}, 13),
+    ("resize_linear_align_corners", "Resize", (1, 2, 4, 5), {"roi": None, "scales": None, "sizes": i64(1, 2, 7, 3)}, {"mode": "linear", "coordinate_transformation_mode": "align_corners"}, 13),
+    ("resize_linear_down_asymmetric", "Resize", (1, 2, 6, 7), {"roi": None, "scales": np.array([1, 1, 0.6, 0.5], np.float32)}, {"mode": "linear", "coordinate_transformation_mode": "asymmetric"}, 13),
+    ("resize_cubic_torch", "Resize", (1, 2, 4, 5), {"roi": None, "scales": None, "sizes": i64(1, 2, 7, 8)}, {"mode": "cubic", "coordinate_transformation_mode": "pytorch_half_pixel", "cubic_coeff_a": -0.75}, 13),
+    ("resize_cubic_exclude_outside", "Resize", (1, 2, 5, 4), {"roi": None, "scales": np.array([1, 1, 1.6, 0.75], np.float32)}, {"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, 13),
+    ("resize_axes_symmetric", "Resize", (1, 2, 4, 5), {"roi": None, "scales": None, "sizes": i64(8, 3)}, {"mode": "linear", "axes": [3, 2], "coordinate_transformation_mode": "half_pixel_symmetric"}, 19),
+    # ConvTranspose: torch's (symmetric pads, output padding), groups with dilation and uneven
+    # pads, output_shape, SAME_LOWER, and output padding past uneven pads.
+    ("convt_torch", "ConvTranspose", (2, 4, 3, 4), {"w": f32(4, 3, 3, 3), "b": f32(3)}, {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}, 13),
+    ("convt_groups_dilated", "ConvTranspose", (1, 4, 3, 4), {"w": f32(4, 2, 3, 2)}, {"group": 2, "dilations": [2, 1], "pads": [0, 1, 1, 0], "strides": [1, 2]}, 13),
+    ("convt_output_shape", "ConvTranspose", (1, 4, 3, 4), {"w": f32(4, 3, 3, 3), "b": f32(3)}, {"strides": [2, 2], "output_shape": [6, 9]}, 13),
+    ("convt_same_lower", "ConvTranspose", (1, 4, 3, 4), {"w": f32(4, 3, 3, 3)}, {"strides": [2, 1], "auto_pad": "SAME_LOWER"}, 13),
+    # Einsum: MaxViT's relative-position term, batched products, implicit output, sums.
+    ("einsum_maxvit", "Einsum", (2, 3, 4, 5), {"b": f32(6, 7, 5)}, {"equation": "nixw,jyw->nijxy"}, 13),
+    ("einsum_batched", "Einsum", (2, 3, 4), {"b": f32(2, 4, 5)}, {"equation": "bij,bjk->bik"}, 13),
+    ("einsum_implicit", "Einsum", (3, 4, 5), {"b": f32(5, 2)}, {"equation": "ijk,kl"}, 13),
+    ("einsum_single", "Einsum", (3, 4, 5), {}, {"equation": "ijk->ki"}, 13),
+    ("einsum_sums", "Einsum", (3, 4), {"b": f32(5, 2)}, {"equation": "ij, kl -> jk"}, 13),
+    ("convt_outpad_uneven", "ConvTranspose", (1, 4, 3, 4), {"w": f32(4, 3, 3, 2), "b": f32(3)}, {"strides": [2, 3], "pads": [1, 0, 0, 2], "output_padding": [1, 2]}, 13),
 ]
 
 
 def single_op_model(op_type, shape, consts, attrs, opset):
-    """x first unless the operator's first input is a constant (Where's condition)."""
+    """One node on the float input `x` and the constants."""
     from onnx import helper, numpy_helper, TensorProto
 
-    names, inits = [], []
-    if op_type == "Where":
-        names = ["cond", "x", "other"]
-    else:
-        names = ["x"] + list(consts)
+    inits = []
+    # `x` is first unless the constants name its place (Where's condition, ScatterND's updates).
+    names = list(consts) if "x" in consts else ["x"] + list(consts)
     for name, value in consts.items():
         if value is None:
             continue
@@ -466,9 +523,49 @@ def make_single_ops():
         np.save(f"{OUT}/ops/{case}.x.npy", x)
         for name, y in zip(outputs, ys):
             np.save(f"{OUT}/ops/{case}.{name}.npy", y.astype(np.float32))
-        cases.append({"case": case, "outputs": outputs})
+        # Affine in x: the test checks autodiff's gradient against exact finite differences.
+        affine = op_type in ("ScatterND", "Resize", "ConvTranspose", "Einsum")
+        cases.append({"case": case, "outputs": outputs, "affine": affine})
         print("op", case, [y.shape for y in ys])
     return cases
+
+
+def make_head_models():
+    """`ops/head_<kind>.onnx`: x (1, 3, 4, 4) -> global average pooling -> a linear layer, the
+    forms tf2onnx and exporters write (GlobalAveragePool + Squeeze + MatMul + Add; ReduceMean +
+    Reshape + Gemm with alpha and without transB), and `ops/head_<kind>.w.npy`: the classifier
+    `[classes, channels]` that CAM should find (alpha applied)."""
+    from onnx import helper, numpy_helper, TensorProto
+
+    w = f32(3, 2)  # [channels, classes], as MatMul and Gemm without transB read it
+    heads = {
+        "matmul": ([helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+                    helper.make_node("Squeeze", ["p", "sq"], ["f"]),
+                    helper.make_node("MatMul", ["f", "w"], ["m"]),
+                    helper.make_node("Add", ["m", "b"], ["y"])],
+                   [numpy_helper.from_array(i64(2, 3), "sq")], 1.0),
+        "gemm": ([helper.make_node("ReduceMean", ["x"], ["p"], axes=[-1, 2], keepdims=1),
+                  helper.make_node("Reshape", ["p", "shape"], ["f"]),
+                  helper.make_node("Gemm", ["f", "w", "b"], ["y"], alpha=0.5)],
+                 [numpy_helper.from_array(i64(1, 3), "shape")], 0.5),
+    }
+    for kind, (nodes, extra, alpha) in heads.items():
+        inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(f32(2), "b")] + extra
+        graph = helper.make_graph(nodes, kind, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 9
+        path = f"{OUT}/ops/head_{kind}.onnx"
+        onnx.save(model, path)
+        # The weights are what the graph computes: onnxruntime against mean(x) @ w * alpha + b.
+        x = f32(1, 3, 4, 4)
+        y = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        assert np.abs(y - (alpha * x.mean((2, 3)) @ w + f32(2))).max() < 1e-6, kind
+        np.save(f"{OUT}/ops/head_{kind}.w.npy", np.ascontiguousarray(alpha * w.T, dtype=np.float32))
+
+
+if __name__ == "__main__" and "--heads-only" in sys.argv:
+    make_head_models()
 
 
 if __name__ == "__main__" and "--ops-only" in sys.argv:
@@ -480,5 +577,7 @@ if __name__ == "__main__" and "--ops-only" in sys.argv:
         f.write("\n")
 
 
-if __name__ == "__main__" and "--ops-only" not in sys.argv:
-    main()
+if __name__ == "__main__" and "--ops-only" not in sys.argv and "--heads-only" not in sys.argv:
+    # `--only a,b`: remake those models only (models with their own seed remake identically).
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
+    main(only)

@@ -701,6 +701,22 @@ impl CamModel for OnnxModel {
         self.labels.as_deref()
     }
 
+    /// Found in the graph: the layer's only reader is global average pooling, then one linear
+    /// layer gives the logits (see [`Graph::linear_head`]).
+    fn linear_classifier(&self, layer: usize) -> Option<Tensor<2>> {
+        let cut = self.cuts.get(layer)?;
+        let channel_last = match cut.layout {
+            Layout::Map => false,
+            Layout::ChannelLast => true,
+            Layout::Tokens { .. } => return None,
+        };
+        let output = self.graph.output_names()[self.output];
+        self.graph
+            .linear_head(&cut.tensor, output, channel_last)?
+            .to_tensor::<2>()
+            .ok()
+    }
+
     fn alias(&self, name: &str) -> Option<&str> {
         self.names.get(name).map(|&i| self.layers[i].name.as_str())
     }

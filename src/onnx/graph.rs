@@ -1,6 +1,7 @@
 //! The loaded graph: tensors by id, constants (initializers and everything folded from them),
 //! and the nodes left to run, in topological order.
 
+use super::attrs::Attributes;
 use super::error::{OnnxError, Result};
 use super::ops::Op;
 use super::value::Value;
@@ -30,6 +31,8 @@ pub struct Node {
     pub(crate) outputs: Vec<Option<usize>>,
     /// The node's `metadata_props` (the dynamo exporter's `pkg.torch.onnx.name_scopes`, ...).
     pub metadata: Vec<(String, String)>,
+    /// Its attributes, as read (a Constant's are dropped: its value is a constant tensor).
+    pub(crate) attrs: Attributes,
     pub(crate) op: Box<dyn Op>,
 }
 

@@ -101,6 +101,12 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
         };
         match (spec.build)(&attrs) {
             Ok(op) => nodes.push(Node {
+                // A Constant's value is its output: not kept twice.
+                attrs: if n.op_type == "Constant" {
+                    Attributes::default()
+                } else {
+                    attrs
+                },
                 name,
                 op_type: n.op_type.clone(),
                 inputs: n

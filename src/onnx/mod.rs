@@ -13,9 +13,9 @@
 //! float32); 2-D convolutions and pooling; tensors up to rank 6; one image input. The
 //! operators are listed by [`supported_operators`]: elementwise arithmetic and comparisons,
 //! activations (ReLU, ReLU6 as Clip, sigmoid, hard-sigmoid, hard-swish, GELU, ...), MatMul,
-//! Gemm, Conv, MaxPool, AveragePool, global pooling, batch and layer normalisation,
-//! reductions, Softmax, and the shape and layout operators exporters emit.
-//! Not yet: control flow, Resize, ConvTranspose, sequence types, other domains.
+//! Gemm, Conv, ConvTranspose, MaxPool, AveragePool, global pooling, batch and layer
+//! normalisation, reductions, Softmax, Resize, ScatterND, and the shape and layout operators
+//! exporters emit. Not yet: control flow, sequence types, other domains.
 //!
 //! Work done once at load rather than per pass: constant folding; a `Gemm` with a constant B
 //! keeps it transposed and contiguous; a constant `Pad` read only by a `Conv` becomes the
@@ -23,6 +23,7 @@
 //! dynamic batch) runs on the first pass at each input size and is reused after.
 
 mod attrs;
+mod classifier;
 mod error;
 mod exec;
 mod external;

@@ -7,6 +7,8 @@
 
 mod activation;
 mod conv;
+mod conv_transpose;
+mod einsum;
 mod elementwise;
 pub(crate) mod host;
 mod kernels;
@@ -14,6 +16,8 @@ mod matmul;
 mod norm;
 mod pool;
 mod reduce;
+mod resize;
+mod scatter;
 mod shape;
 
 use super::attrs::Attributes;
@@ -90,8 +94,12 @@ static OPS: &[OpSpec] = &[
     op("Softmax", 13, activation::softmax), op("LogSoftmax", 13, activation::log_softmax),
     // matmul.rs
     op("MatMul", 9, matmul::matmul), op("Gemm", 11, matmul::gemm),
+    // einsum.rs
+    op("Einsum", 12, einsum::einsum),
     // conv.rs
     op("Conv", 11, conv::conv),
+    // conv_transpose.rs
+    op("ConvTranspose", 11, conv_transpose::conv_transpose),
     // pool.rs
     op("MaxPool", 12, pool::max_pool), op("AveragePool", 11, pool::average_pool),
     op("GlobalAveragePool", 1, pool::global_average_pool), op("GlobalMaxPool", 1, pool::global_max_pool),
@@ -111,6 +119,10 @@ static OPS: &[OpSpec] = &[
     op("ConstantOfShape", 9, shape::constant_of_shape), op("Range", 11, shape::range),
     op("Split", 13, shape::split_13), op("Split", 18, shape::split_18),
     op("Pad", 13, shape::pad), op("Tile", 6, shape::tile),
+    // resize.rs: one implementation of versions 11 to 19 (axes, antialias: 18).
+    op("Resize", 11, resize::resize),
+    // scatter.rs
+    op("ScatterND", 11, scatter::scatter_nd),
 ];
 
 /// The lowest and highest default-domain opsets a model may import.
