@@ -5,7 +5,7 @@
 #
 #   bench/soak.sh [N=10000] [CLIENTS=8]
 #
-# Needs target/release/gradcam (cargo build --release) and a Python 3 (PYTHON, default
+# Needs target/release/gradcam (cargo build --release; or BIN=path) and a Python 3 (PYTHON, default
 # python3; the standard library only). Expected statuses: good 200 (or 503 when the queue is
 # full), bad 400/422, slow 408, oversized 413; anything else counts as unexpected.
 set -euo pipefail
@@ -14,7 +14,7 @@ N=${1:-10000}
 CLIENTS=${2:-8}
 PORT=${PORT:-18931}
 PYTHON=${PYTHON:-python3}
-BIN=target/release/gradcam
+BIN=${BIN:-target/release/gradcam}
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 
 "$BIN" serve --addr "127.0.0.1:$PORT" --workers 2 --queue 8 --read-timeout 2 \
