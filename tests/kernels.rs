@@ -461,8 +461,8 @@ fn fused_activation_over_several_tiles_equals_the_unfused_chain() {
 /// F(2x2, 3x3): values against burn's direct convolution over odd and even sizes (partial
 /// edge tiles), paddings 0, 1, 2 and asymmetric, sizes of one tile and below, batch 1 (split
 /// over threads) and 3, several blocks of tiles per image (64 and 128 channels at 58x58 and
-/// 100x100), with and without bias, every fused activation; the input gradient (the dense
-/// kernel's, unchanged) too. Reusing a weight (its transform is kept) gives the same values.
+/// 100x100), with and without bias, every fused activation; the convolution's input gradient
+/// (the dense kernel's, unchanged) too. Reusing a weight (its transform is kept) gives the same values.
 #[test]
 fn winograd_conv3x3_matches_burn_over_a_grid_of_shapes() {
     use kernels::Activation;
@@ -503,9 +503,15 @@ fn winograd_conv3x3_matches_burn_over_a_grid_of_shapes() {
         };
         let ours = |x, w, b| kernels::conv2d_act_with(x, w, b, options.clone(), act);
         let direct = |x, w, b| apply(burn_conv2d(x, w, b, options.clone()));
-        let c = random(direct(x.clone(), weight.clone(), b.clone()).dims());
-        let (y, dx, ..) = conv_and_gradients(&ours, &x, &weight, &b, &c);
-        let (y_, dx_, ..) = conv_and_gradients(&direct, &x, &weight, &b, &c);
+        let y = ours(x.clone(), weight.clone(), b.clone());
+        let y_ = direct(x.clone(), weight.clone(), b.clone());
+        // The input gradient of the convolution alone: through a rectifier, an output within
+        // rounding of 0 can fall on the other side of the kink and flip its whole gradient.
+        let conv = |x, w, b| kernels::conv2d_with(x, w, b, options.clone());
+        let conv_ = |x, w, b| burn_conv2d(x, w, b, options.clone());
+        let c = random(y_.dims());
+        let (_, dx, ..) = conv_and_gradients(&conv, &x, &weight, &b, &c);
+        let (_, dx_, ..) = conv_and_gradients(&conv_, &x, &weight, &b, &c);
         let again = ours(x.clone(), weight.clone(), b.clone());
         worst.record("reused weight", max_diff(again, y.clone()), &case);
         worst.record("y", max_diff(y, y_), &case);
@@ -513,7 +519,7 @@ fn winograd_conv3x3_matches_burn_over_a_grid_of_shapes() {
     }
     worst.check(|name| match name {
         "reused weight" => 0.0,
-        // Measured up to 1.1e-6 (y; the dense kernel's grid: 4.5e-7) and 1.3e-7 (dx).
+        // Measured up to 1.3e-6 (y; the dense kernel's grid: 4.5e-7) and 1.7e-7 (dx).
         "y" => 3e-6,
         _ => 5e-7,
     });
