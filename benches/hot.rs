@@ -17,6 +17,8 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use burn::backend::ops::ConvOptions;
+use burn::tensor::Distribution::Normal;
 use burn::tensor::{Device, Tensor, TensorData};
 use gradcam::image::{RgbImage, load, overlay, resize_bilinear, resize_map};
 use gradcam::localize::{PAPER_THRESHOLD, localize};
@@ -75,6 +77,31 @@ fn main() {
                     black_box(head_backward(model, &cut));
                 });
             }
+        }
+    }
+
+    // ResNet-50's and VGG-16's stride-1 3x3 convolutions at batch 1 (Winograd's F(2x2, 3x3)).
+    for (c, k, size) in [
+        (64, 64, 56),
+        (128, 128, 28),
+        (256, 256, 14),
+        (512, 512, 7),
+        (64, 64, 224),
+        (256, 256, 56),
+        (512, 512, 28),
+        (512, 512, 14),
+    ] {
+        let id = format!("conv3x3/{c}->{k}/{size}x{size}");
+        if selected(&id) {
+            let x = Tensor::<4>::random([1, c, size, size], Normal(0.0, 1.0), &device);
+            let w = Tensor::<4>::random([k, c, 3, 3], Normal(0.0, 0.05), &device);
+            let b = Some(Tensor::<1>::random([k], Normal(0.0, 1.0), &device));
+            let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+            bench(&id, || {
+                let y =
+                    gradcam::kernels::conv2d_with(x.clone(), w.clone(), b.clone(), options.clone());
+                black_box(y.into_data());
+            });
         }
     }
 

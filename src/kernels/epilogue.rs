@@ -15,7 +15,7 @@ pub enum Activation {
 impl Activation {
     /// `self` on one value, as flex's `relu` and `clamp` do it: NaN stays NaN, -0 becomes 0.
     #[inline(always)]
-    fn on(self, v: f32) -> f32 {
+    pub(super) fn on(self, v: f32) -> f32 {
         match self {
             Activation::Identity => v,
             Activation::Relu => relu(v),

@@ -18,8 +18,10 @@ mod im2col;
 mod matmul;
 mod parallel;
 mod pool;
+mod prepacked;
 mod relu6;
 mod scratch;
+mod winograd;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{ActivationOps, ConvOptions, ModuleOps};
@@ -250,7 +252,8 @@ impl LayerOps for Flex {
     }
 }
 
-/// The dense kernel for a dense float32 convolution without dilation, the depthwise one for a
+/// Winograd's for a stride-1 3x3 one with enough channels, the dense kernel for another dense
+/// float32 convolution without dilation, the depthwise one for a
 /// depthwise convolution without dilation, flex's otherwise; then `act` (in the epilogue of our
 /// kernels, as flex's own operation after flex's convolution).
 fn flex_conv2d(
@@ -261,6 +264,9 @@ fn flex_conv2d(
     act: Activation,
 ) -> FlexTensor {
     if let Some(geometry) = ConvGeometry::of_dense_f32(&x, &weight, &options) {
+        if winograd::applies(&geometry) {
+            return winograd::conv3x3_f32(&geometry, x, weight, bias, act);
+        }
         return conv::dense_conv2d_f32(&geometry, x, weight, bias, act);
     }
     if depthwise::is_depthwise_f32(&x, &weight, &options) {

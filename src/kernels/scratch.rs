@@ -8,13 +8,28 @@ pub(super) const TILE_FLOATS: usize = 1 << 19;
 thread_local! {
     /// Each thread's im2col tile, kept between calls: it is overwritten before it is read.
     static TILE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's few rows of a kernel's own (Winograd's padded input rows).
+    static LINES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's tile buffer, at least `len` floats of arbitrary values (a fresh
 /// one if the thread's is in use further up its stack, as when rayon runs another task while
 /// this one waits).
 pub(super) fn with_tile<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    TILE.with(|cell| match cell.try_borrow_mut() {
+    with_buffer(&TILE, len, f)
+}
+
+/// [`with_tile`] for a second, small buffer, which a kernel can hold while it holds the tile.
+pub(super) fn with_lines<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_buffer(&LINES, len, f)
+}
+
+fn with_buffer<R>(
+    buffer: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    buffer.with(|cell| match cell.try_borrow_mut() {
         Ok(mut tile) => {
             if tile.len() < len {
                 tile.resize(len, 0.0);
