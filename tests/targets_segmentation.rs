@@ -11,7 +11,7 @@ use ::image::{GrayImage, RgbImage};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::run::{gradcam, root, scratch, stderr};
-use common::{MAP_TOLERANCE, fixtures, max_abs_diff, npy};
+use common::{assert_first_maps_match, fixtures, npy};
 use gradcam::explain::{Explainer, Explanation};
 use gradcam::model::{CamModel, OnnxModel, OnnxOptions};
 use gradcam::request::RequestSpec;
@@ -53,14 +53,7 @@ fn explain(model: Arc<dyn CamModel>, spec: RequestSpec) -> gradcam::Result<Vec<E
 
 /// Checks the maps against fixture `file` and the scores against `scores`.
 fn check(out: &[Explanation], file: &str, scores: &serde_json::Value) {
-    let (want, _) = npy(&format!("targets/{file}"));
-    let got: Vec<f32> = out
-        .iter()
-        .flat_map(|e| e.explanations[0].map.clone())
-        .collect();
-    let d = max_abs_diff(&got, &want);
-    println!("{file}: max abs diff {d:.2e}");
-    assert!(d < MAP_TOLERANCE, "{file}: {d}");
+    assert_first_maps_match(out, &format!("targets/{file}"));
     for (e, s) in out.iter().zip(scores.as_array().unwrap()) {
         let m = &e.explanations[0];
         let s = s.as_f64().unwrap() as f32;

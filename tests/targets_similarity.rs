@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::run::{gradcam, root, scratch, stderr};
 use common::wrapped::Wrapped;
-use common::{MAP_TOLERANCE, fixtures, max_abs_diff, npy, small_resnet};
+use common::{assert_first_maps_match, fixtures, npy, small_resnet};
 use gradcam::explain::{Explainer, Explanation};
 use gradcam::model::{CamModel, OnnxModel, OnnxOptions};
 use gradcam::request::RequestSpec;
@@ -63,14 +63,7 @@ fn explain(
 
 /// Checks the maps against fixture `file` and the scores against `similarities`.
 fn check(out: &[Explanation], file: &str, similarities: &serde_json::Value) {
-    let (want, _) = npy(&format!("targets/{file}"));
-    let got: Vec<f32> = out
-        .iter()
-        .flat_map(|e| e.explanations[0].map.clone())
-        .collect();
-    let d = max_abs_diff(&got, &want);
-    println!("{file}: max abs diff {d:.2e}");
-    assert!(d < MAP_TOLERANCE, "{file}: {d}");
+    assert_first_maps_match(out, &format!("targets/{file}"));
     for (e, s) in out.iter().zip(similarities.as_array().unwrap()) {
         let m = &e.explanations[0];
         assert_eq!((m.class, e.top5.len()), (None, 0));

@@ -15,8 +15,13 @@ pub(super) fn max_pool2d_f32(
 ) -> FlexTensor {
     let x = x.to_contiguous();
     let [n, c, h, w] = x.shape().dims();
-    let oh = (h + 2 * ph - kh) / sh + 1;
-    let ow = (w + 2 * pw - kw) / sw + 1;
+    // A window larger than the padded input has no position (PyTorch refuses it; an empty
+    // output here lets the caller's shape checks say what is wrong).
+    let oh = (h + 2 * ph).checked_sub(kh).map_or(0, |d| d / sh + 1);
+    let ow = (w + 2 * pw).checked_sub(kw).map_or(0, |d| d / sw + 1);
+    if n * c * oh * ow == 0 {
+        return FlexTensor::from_data(TensorData::new(Vec::<f32>::new(), [n, c, oh, ow]));
+    }
     // The input positions a window covers, `start..end`, clipped to the input.
     let span = |o: usize, stride: usize, pad: usize, k: usize, len: usize| {
         let start = (o * stride).saturating_sub(pad);
@@ -46,4 +51,16 @@ pub(super) fn max_pool2d_f32(
             }
         });
     FlexTensor::from_data(TensorData::new(output, [n, c, oh, ow]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_larger_than_the_input_gives_an_empty_output_not_a_panic() {
+        let x = FlexTensor::from_data(TensorData::new(vec![1.0f32; 2], [1, 2, 1, 1]));
+        let y = max_pool2d_f32(x, [2, 2], [2, 2], [0, 0]);
+        assert_eq!(y.shape().dims::<4>(), [1, 2, 0, 0]);
+    }
 }

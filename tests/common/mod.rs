@@ -47,6 +47,19 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// Asserts that the first map of each explanation, all concatenated, is within
+/// [`MAP_TOLERANCE`] of the fixture `file` (a `.npy` under tests/fixtures).
+pub fn assert_first_maps_match(out: &[gradcam::explain::Explanation], file: &str) {
+    let (want, _) = npy(file);
+    let got: Vec<f32> = out
+        .iter()
+        .flat_map(|e| e.explanations[0].map.clone())
+        .collect();
+    let d = max_abs_diff(&got, &want);
+    println!("{file}: max abs diff {d:.2e}");
+    assert!(d < MAP_TOLERANCE, "{file}: {d}");
+}
+
 /// The largest absolute value of a slice.
 pub fn max_abs(a: &[f32]) -> f32 {
     a.iter().fold(0.0, |m, v| m.max(v.abs()))
