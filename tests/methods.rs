@@ -311,6 +311,62 @@ fn iscam_matches_torchcam() {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// The second batch of issue 16 (tools/make_fixtures.py --parts 5).
+
+/// The two layers RefineCAM multiplies in the fixtures (tools/make_fixtures.py
+/// `refine_layers`).
+fn refine_layers(model: &str) -> [&'static str; 2] {
+    match model {
+        "vgg_small" => ["features.4", "features.9"],
+        "vgg_small_bn" => ["features.6", "features.13"],
+        _ => ["layer3", "layer4"],
+    }
+}
+
+#[test]
+fn refinecam_small() {
+    let m = cam::method("refinecam").unwrap();
+    for &name in SMALL_MODELS {
+        let model = small_model(name);
+        let out = Cam::new(model.as_ref(), m.as_ref(), &refine_layers(name))
+            .unwrap()
+            .run(tensor(&format!("{name}.input.npy")), &Targets::Rank(0))
+            .unwrap();
+        let (expected, _) = npy(&format!("{name}.refinecam.npy"));
+        let diff = max_abs_diff(&out.maps.concat(), &expected);
+        println!("{:>20} {name:>13}: max abs diff {diff:.2e}", "refinecam");
+        assert!(
+            diff <= MAP_TOLERANCE,
+            "refinecam on {name}: max abs diff {diff}"
+        );
+    }
+}
+
+#[test]
+fn refinecam_lite0() {
+    let m = cam::method("refinecam").unwrap();
+    for &image in LITE0_IMAGES {
+        let out = Cam::new(lite0(), m.as_ref(), &["blocks.15", "head"])
+            .unwrap()
+            .run(
+                tensor(&format!("lite0/{image}.input.npy")),
+                &Targets::Rank(0),
+            )
+            .unwrap();
+        let (expected, _) = npy(&format!("lite0/{image}.refinecam.npy"));
+        let diff = max_abs_diff(&out.maps[0], &expected);
+        println!(
+            "{:>20} lite0 {image:>8}: max abs diff {diff:.2e}",
+            "refinecam"
+        );
+        assert!(
+            diff <= MAP_TOLERANCE,
+            "refinecam on Lite0 {image}: max abs diff {diff}"
+        );
+    }
+}
+
 #[test]
 fn cam_explains_only_gap_linear_heads_at_their_last_layer() {
     let m = cam::method("cam").unwrap();

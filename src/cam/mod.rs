@@ -27,6 +27,7 @@ mod method;
 mod noise;
 mod normalize;
 mod random_cam;
+mod refine_cam;
 mod registry;
 mod score_cam;
 mod seg_eigen_cam;
@@ -62,6 +63,7 @@ pub use layer_cam::LayerCam;
 pub use method::{CamInput, ChannelWeights, Method, channel_sum_or_projection};
 pub use normalize::{fuse_layers, scale_map};
 pub use random_cam::RandomCam;
+pub use refine_cam::RefineCam;
 pub use registry::{InputGradient, METHODS, MethodInfo, method, method_info, method_names};
 pub use score_cam::ScoreCam;
 pub use seg_eigen_cam::SegEigenCam;
@@ -392,7 +394,10 @@ impl<'a> Cam<'a> {
                 })
                 .collect();
             out.maps = (0..batch)
-                .map(|b| fuse_layers(per_layer.iter().map(|maps| maps[b].as_slice())))
+                .map(|b| {
+                    let maps: Vec<&[f32]> = per_layer.iter().map(|m| m[b].as_slice()).collect();
+                    self.method.fuse(&maps)
+                })
                 .collect();
             out.timings.postprocess += ms(start);
         }
