@@ -367,6 +367,12 @@ fn refinecam_lite0() {
     }
 }
 
+/// SESS with its defaults (Grad-CAM on 122 windows per 64x64 image); small models only.
+#[test]
+fn sess_small() {
+    check_small("sess");
+}
+
 #[test]
 fn cam_explains_only_gap_linear_heads_at_their_last_layer() {
     let m = cam::method("cam").unwrap();

@@ -701,6 +701,15 @@ def part5_issue16(w, shared, weights):
         m = refine_cam(model, layers.values(), x)
         w.check_map("refinecam", m)
         w.npy(f"{name}.refinecam.npy", m)
+        # SESS with its defaults (Grad-CAM base, 12 scales 64, 82, ..., 262, 64x64 windows:
+        # 122 per image), at the default layer.
+        sess = pytorch_grad_cam.SESS(model, [list(default_layers(name, model).values())[0]])
+        try:
+            m = sess(input_tensor=x)
+        finally:
+            sess.base_cam.activations_and_grads.release()
+        w.check_map("sess", m)
+        w.npy(f"{name}.sess.npy", m)
     sys.path.insert(0, str(shared / "tools"))
     from lite0_torch import load_effnet_lite0
     model = load_effnet_lite0(str(lite0_weights(weights)))

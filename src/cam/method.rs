@@ -67,6 +67,16 @@ pub trait Method: Send + Sync {
     fn fuse(&self, layers: &[&[f32]]) -> Vec<f32> {
         super::fuse_layers(layers.iter().copied())
     }
+    /// For a meta-method that runs the whole pipeline its own way (SESS, on windows of the
+    /// input): the outputs for `sets`; `None` (the default) lets `runner` do it.
+    fn run_whole(
+        &self,
+        _runner: &super::Cam,
+        _input: Tensor<4>,
+        _sets: &[super::Targets],
+    ) -> Option<Result<Vec<super::CamOutput>>> {
+        None
+    }
 }
 
 /// A method that weighs the activation channels: `map = sum_k w_k A_k`.

@@ -31,6 +31,7 @@ mod refine_cam;
 mod registry;
 mod score_cam;
 mod seg_eigen_cam;
+mod sess;
 mod shapley_cam;
 mod smooth_grad_cam_pp;
 mod ss_cam;
@@ -67,6 +68,7 @@ pub use refine_cam::RefineCam;
 pub use registry::{InputGradient, METHODS, MethodInfo, method, method_info, method_names};
 pub use score_cam::ScoreCam;
 pub use seg_eigen_cam::SegEigenCam;
+pub use sess::Sess;
 pub use shapley_cam::ShapleyCam;
 pub use smooth_grad_cam_pp::SmoothGradCamPlusPlus;
 pub use ss_cam::SsCam;
@@ -359,6 +361,9 @@ impl<'a> Cam<'a> {
             )));
         }
         let input = input.without_autodiff();
+        if let Some(outputs) = self.method.run_whole(self, input.clone(), sets) {
+            return outputs;
+        }
         let mut outputs: Vec<CamOutput> = sets
             .iter()
             .map(|_| CamOutput {
