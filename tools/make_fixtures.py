@@ -691,6 +691,17 @@ def refine_cam(model, layers, x):
             base.activations_and_grads.release()
 
 
+def full_grad(model, x):
+    """FullGrad with its defaults (every Conv2d with a bias and every BatchNorm2d)."""
+    import contextlib, io
+    with contextlib.redirect_stdout(io.StringIO()):  # its "target_layers is ignored" warning
+        cam = pytorch_grad_cam.FullGrad(model, [])
+    try:
+        return cam(input_tensor=x, targets=None)
+    finally:
+        cam.activations_and_grads.release()
+
+
 def part5_issue16(w, shared, weights):
     for name in SMALL_MODELS:
         print(f"== {name} (issue 16, part 5)")
@@ -710,6 +721,9 @@ def part5_issue16(w, shared, weights):
             sess.base_cam.activations_and_grads.release()
         w.check_map("sess", m)
         w.npy(f"{name}.sess.npy", m)
+        m = full_grad(model, x)
+        w.check_map("fullgrad", m)
+        w.npy(f"{name}.fullgrad.npy", m)
     sys.path.insert(0, str(shared / "tools"))
     from lite0_torch import load_effnet_lite0
     model = load_effnet_lite0(str(lite0_weights(weights)))
@@ -723,6 +737,14 @@ def part5_issue16(w, shared, weights):
         m = refine_cam(model, [model._blocks[15], model.head], x)
         w.check_map("refinecam", m)
         w.npy(f"lite0/{image}.refinecam.npy", m)
+        # lite0_torch registers the head's conv and BN twice (as `_conv_head` / `_bn1` for the
+        # checkpoint's keys and inside `head`); FullGrad would count the BN twice, so the
+        # aliases go (the forward uses `head`).
+        if hasattr(model, "_bn1"):
+            del model._conv_head, model._bn1
+        m = full_grad(model, x)
+        w.check_map("fullgrad", m)
+        w.npy(f"lite0/{image}.fullgrad.npy", m)
 
 
 # --------------------------------------------------------------------------

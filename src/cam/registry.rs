@@ -3,7 +3,7 @@
 //! one row here and one file beside this one.
 
 use super::{
-    AblationCam, ClassActivationMap, EigenCam, EigenGradCam, Fem, FinerCam, GradCam,
+    AblationCam, ClassActivationMap, EigenCam, EigenGradCam, Fem, FinerCam, FullGrad, GradCam,
     GradCamElementWise, GradCamPlusPlus, HiResCam, IsCam, KpcaCam, LayerCam, Method, RandomCam,
     RefineCam, ScoreCam, SegEigenCam, Sess, ShapleyCam, SmoothGradCamPlusPlus, SsCam, XGradCam,
 };
@@ -104,6 +104,7 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo { name: "shapleycam", aliases: &["shapley-cam"], summary: "ShapleyCAM: gradient minus half the Hessian-vector product, of the ReST score (logit minus cross-entropy)", input_gradient: None, build: boxed::<ShapleyCam> },
     MethodInfo { name: "refinecam", aliases: &["refine-cam"], summary: "RefineCAM: product of the Grad-CAM++ maps of several layers (give --layer more than once)", input_gradient: None, build: boxed::<RefineCam> },
     MethodInfo { name: "sess", aliases: &["sess-gradcam"], summary: "SESS: Grad-CAM of windows slid over 12 enlarged copies of the input, fused and smoothed (a forward and a base pass per window: 122 at 224x224)", input_gradient: None, build: boxed::<Sess> },
+    MethodInfo { name: "fullgrad", aliases: &["full-grad"], summary: "FullGrad: input gradient times input plus the bias gradients of every layer (one backward through the whole network; built-in models only)", input_gradient: None, build: boxed::<FullGrad> },
     MethodInfo { name: "guided-backprop", aliases: &["guidedbackprop"], summary: "guided backpropagation: the input gradient through ReLUs that pass only positive signal", input_gradient: Some(InputGradient::GuidedBackprop), build: boxed::<GradCam> },
     MethodInfo { name: "guided-gradcam", aliases: &["guidedgradcam"], summary: "Guided Grad-CAM: guided backpropagation times the Grad-CAM map", input_gradient: Some(InputGradient::GuidedGradCam), build: boxed::<GradCam> },
 ];

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
 
+use super::normalize::min_max;
 use super::{
     Cam, CamInput, CamOptions, CamOutput, GradCam, Method, Target, Targets, batch_scores, flat,
 };
@@ -304,14 +305,6 @@ fn reflect_101(i: isize, n: usize) -> usize {
     let period = 2 * (n as isize - 1);
     let i = i.rem_euclid(period);
     (if i < n as isize { i } else { period - i }) as usize
-}
-
-/// `scale_cam_image` without a resize: `m -= min; m /= 1e-7 + max`.
-fn min_max(map: &mut [f32]) {
-    let min = map.iter().copied().fold(f32::INFINITY, f32::min);
-    map.iter_mut().for_each(|v| *v -= min);
-    let max = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    map.iter_mut().for_each(|v| *v /= 1e-7 + max);
 }
 
 #[cfg(test)]
