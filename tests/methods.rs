@@ -421,6 +421,53 @@ fn fullgrad_needs_the_models_biases() {
     );
 }
 
+/// Deep Feature Factorization into 5 concepts against pytorch-grad-cam's, whose NMF starts from
+/// our seeded noise (tools/make_fixtures.py `OurInitNMF`): maps, concept vectors and, for the
+/// GAP + linear models, the classifier's logits of each concept.
+#[test]
+fn dff_matches_pytorch_grad_cam() {
+    let mut runs: Vec<(&dyn gradcam::model::CamModel, String, String, bool)> = Vec::new();
+    let models: Vec<_> = SMALL_MODELS.iter().map(|&n| small_model(n)).collect();
+    for (model, &name) in models.iter().zip(SMALL_MODELS) {
+        let layer = model.default_layer().to_string();
+        runs.push((
+            model.as_ref(),
+            layer,
+            name.to_string(),
+            name.starts_with("resnet"),
+        ));
+    }
+    for &image in LITE0_IMAGES {
+        runs.push((lite0(), "head".to_string(), format!("lite0/{image}"), true));
+    }
+    for (model, layer, prefix, scored) in runs {
+        let input = tensor(&format!("{prefix}.input.npy"));
+        let out = cam::deep_feature_factorization(model, input, &layer, 5).unwrap();
+        let (maps, shape) = npy(&format!("{prefix}.dff.maps.npy"));
+        assert_eq!((shape[0], shape[1]), (out.maps.len(), 5));
+        let ours: Vec<f32> = out.maps.concat().concat();
+        let d_maps = max_abs_diff(&ours, &maps);
+        let (concepts, _) = npy(&format!("{prefix}.dff.concepts.npy"));
+        let d_concepts = max_abs_diff(&out.concepts, &concepts) / max_abs(&concepts);
+        let d_scores = if scored {
+            let (scores, _) = npy(&format!("{prefix}.dff.scores.npy"));
+            max_abs_diff(&out.scores.concat(), &scores) / max_abs(&scores)
+        } else {
+            0.0
+        };
+        println!(
+            "{:>20} {prefix:>14}: maps {d_maps:.2e}, concepts {d_concepts:.2e} (relative), \
+             scores {d_scores:.2e} (relative), {} NMF iterations",
+            "dff", out.iterations
+        );
+        // Scores only where the head is GAP + linear (the VGGs' is not).
+        assert_eq!(out.scores.len(), if scored { 5 } else { 0 }, "{prefix}");
+        assert!(d_maps <= MAP_TOLERANCE, "dff maps on {prefix}: {d_maps}");
+        assert!(d_concepts <= 1e-4, "dff concepts on {prefix}: {d_concepts}");
+        assert!(d_scores <= 1e-4, "dff scores on {prefix}: {d_scores}");
+    }
+}
+
 #[test]
 fn cam_explains_only_gap_linear_heads_at_their_last_layer() {
     let m = cam::method("cam").unwrap();

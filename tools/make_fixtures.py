@@ -702,6 +702,52 @@ def full_grad(model, x):
         cam.activations_and_grads.release()
 
 
+DFF_COMPONENTS = 5  # run_dff_on_image's default (the class's own default, 16, exceeds the
+                    # 8 positions of the small models' 2x2 layers)
+
+
+class OurInitNMF:
+    """Stands in for sklearn's NMF(n_components, init="random", random_state=0) in
+    pytorch-grad-cam's dff(): the same solver (coordinate descent, tol 1e-4, 200 iterations)
+    from our seeded start (src/cam/nmf.rs random_init): avg = sqrt(mean(X) / k) with the mean
+    in float64, H = |avg * n| from values 0.. of our normal stream (seed 0), W from the next."""
+
+    def __init__(self, n_components, init, random_state):
+        assert (init, random_state) == ("random", 0)
+        self.k = n_components
+
+    def fit_transform(self, X):
+        from sklearn.decomposition import NMF
+        rows, cols = X.shape
+        avg = np.float32(np.sqrt(X.astype(np.float64).mean() / self.k))
+        H = np.abs(avg * our_normal(0, 0, (self.k, cols), 1.0))
+        W = np.abs(avg * our_normal(0, self.k * cols, (rows, self.k), 1.0))
+        nmf = NMF(n_components=self.k, init="custom")
+        out = nmf.fit_transform(X, W=W, H=H)
+        self.components_, self.n_iter_ = nmf.components_, nmf.n_iter_
+        print(f"   NMF {rows}x{cols}, k={self.k}: {nmf.n_iter_} iterations")
+        return out
+
+
+def dff(w, prefix, model, layer, x, classifier):
+    """pytorch-grad-cam's DeepFeatureFactorization (its NMF started from our noise): the
+    concepts (C, k), the maps (B, k, H, W) and, with `classifier`, its logits per concept."""
+    import pytorch_grad_cam.feature_factorization.deep_feature_factorization as dffmod
+    original = dffmod.NMF
+    dffmod.NMF = OurInitNMF
+    try:
+        extractor = dffmod.DeepFeatureFactorization(model, layer, computation_on_concepts=classifier)
+        out = extractor(x, n_components=DFF_COMPONENTS)
+        extractor.activations_and_grads.release()
+    finally:
+        dffmod.NMF = original
+    concepts, maps = out[0], np.stack(out[1])
+    w.npy(f"{prefix}.dff.concepts.npy", concepts)
+    w.npy(f"{prefix}.dff.maps.npy", maps)
+    if classifier is not None:
+        w.npy(f"{prefix}.dff.scores.npy", out[2])
+
+
 def part5_issue16(w, shared, weights):
     for name in SMALL_MODELS:
         print(f"== {name} (issue 16, part 5)")
@@ -724,6 +770,8 @@ def part5_issue16(w, shared, weights):
         m = full_grad(model, x)
         w.check_map("fullgrad", m)
         w.npy(f"{name}.fullgrad.npy", m)
+        dff(w, name, model, list(default_layers(name, model).values())[0], x,
+            model.fc if name.startswith("resnet") else None)
     sys.path.insert(0, str(shared / "tools"))
     from lite0_torch import load_effnet_lite0
     model = load_effnet_lite0(str(lite0_weights(weights)))
@@ -745,6 +793,7 @@ def part5_issue16(w, shared, weights):
         m = full_grad(model, x)
         w.check_map("fullgrad", m)
         w.npy(f"lite0/{image}.fullgrad.npy", m)
+        dff(w, f"lite0/{image}", model, model.head, x, model._fc)
 
 
 # --------------------------------------------------------------------------
