@@ -155,7 +155,10 @@ fn smoke(model: impl CamModel + 'static, size: usize, earlier: &str) {
                     m.map.iter().all(|v| (0.0..=1.0).contains(v)),
                     "{case}: map outside [0, 1] (or NaN)"
                 );
-                let names = if layers.is_empty() {
+                // FullGrad's map comes from the whole network: it has no per-layer raw maps.
+                let names = if method == "fullgrad" {
+                    Vec::new()
+                } else if layers.is_empty() {
                     vec![model.default_layer().to_string()]
                 } else {
                     layers.clone()

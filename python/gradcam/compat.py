@@ -206,7 +206,17 @@ _UPSTREAM_NAMES = (
     "ScoreCAM",
     "AblationCAM",
     "FEM",
+    "RandomCAM",
+    "FinerCAM",
+    "ShapleyCAM",
+    "RefineCAM",
+    "SESS",
+    "FullGrad",
 )
+
+#: Other upstream spellings of a row's class, bound to the same class: pytorch-grad-cam's
+#: ``KPCA_CAM`` and torchcam's ``SmoothGradCAMpp``, ``SSCAM``, ``ISCAM``.
+_UPSTREAM_ALIASES = ("KPCA_CAM", "SmoothGradCAMpp", "SSCAM", "ISCAM")
 
 
 def _camel(name: str) -> str:
@@ -220,11 +230,15 @@ def _camel(name: str) -> str:
 
 
 def _class_name(row: Dict[str, Any]) -> str:
-    spellings = {n.replace("-", "").lower() for n in [row["name"], *row["aliases"]]}
+    spellings = _spellings(row)
     for upstream in _UPSTREAM_NAMES:
         if upstream.lower() in spellings:
             return upstream
     return _camel(row["name"])
+
+
+def _spellings(row: Dict[str, Any]) -> set:
+    return {n.replace("-", "").lower() for n in [row["name"], *row["aliases"]]}
 
 
 def _make_classes() -> Dict[str, Type[BaseCAM]]:
@@ -242,6 +256,10 @@ def _make_classes() -> Dict[str, Type[BaseCAM]]:
             (BaseCAM,),
             {"__doc__": doc, "method": row["name"], "guided": row["input_gradient"], "__module__": __name__},
         )
+    for alias in _UPSTREAM_ALIASES:
+        for row in _gradcam.methods():
+            if alias.lower() in _spellings(row):
+                classes[alias] = classes[_class_name(row)]
     return classes
 
 

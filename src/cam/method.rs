@@ -62,6 +62,21 @@ pub trait Method: Send + Sync {
     /// The raw, signed map `[batch, h, w]` at the layer's resolution. With `eigen_smooth`,
     /// the first principal component of the weighted activations replaces their channel sum.
     fn raw_map(&self, cam: &CamInput, eigen_smooth: bool) -> Result<Tensor<3>>;
+    /// One image's final map from its per-layer maps, each already scaled to [0, 1] and
+    /// resized to the input (default: pytorch-grad-cam's `aggregate_multi_layers`, the mean).
+    fn fuse(&self, layers: &[&[f32]]) -> Vec<f32> {
+        super::fuse_layers(layers.iter().copied())
+    }
+    /// For a meta-method that runs the whole pipeline its own way (SESS, on windows of the
+    /// input): the outputs for `sets`; `None` (the default) lets `runner` do it.
+    fn run_whole(
+        &self,
+        _runner: &super::Cam,
+        _input: Tensor<4>,
+        _sets: &[super::Targets],
+    ) -> Option<Result<Vec<super::CamOutput>>> {
+        None
+    }
 }
 
 /// A method that weighs the activation channels: `map = sum_k w_k A_k`.

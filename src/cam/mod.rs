@@ -10,11 +10,13 @@
 mod ablation_cam;
 mod cancel;
 mod class_activation_map;
+mod dff;
 mod eigen;
 mod eigen_cam;
 mod eigen_grad_cam;
 mod fem;
 mod finer_cam;
+mod full_grad;
 mod grad_cam;
 mod grad_cam_elementwise;
 mod grad_cam_plus_plus;
@@ -24,12 +26,15 @@ mod is_cam;
 mod kpca_cam;
 mod layer_cam;
 mod method;
+mod nmf;
 mod noise;
 mod normalize;
 mod random_cam;
+mod refine_cam;
 mod registry;
 mod score_cam;
 mod seg_eigen_cam;
+mod sess;
 mod shapley_cam;
 mod smooth_grad_cam_pp;
 mod ss_cam;
@@ -45,11 +50,13 @@ use burn::tensor::Tensor;
 pub use ablation_cam::AblationCam;
 pub use cancel::{Cancel, CancelOnDrop};
 pub use class_activation_map::ClassActivationMap;
+pub use dff::{Concepts, deep_feature_factorization};
 pub use eigen::first_component;
 pub use eigen_cam::EigenCam;
 pub use eigen_grad_cam::EigenGradCam;
 pub use fem::Fem;
 pub use finer_cam::FinerCam;
+pub use full_grad::FullGrad;
 pub use grad_cam::GradCam;
 pub use grad_cam_elementwise::GradCamElementWise;
 pub use grad_cam_plus_plus::GradCamPlusPlus;
@@ -62,9 +69,11 @@ pub use layer_cam::LayerCam;
 pub use method::{CamInput, ChannelWeights, Method, channel_sum_or_projection};
 pub use normalize::{fuse_layers, scale_map};
 pub use random_cam::RandomCam;
+pub use refine_cam::RefineCam;
 pub use registry::{InputGradient, METHODS, MethodInfo, method, method_info, method_names};
 pub use score_cam::ScoreCam;
 pub use seg_eigen_cam::SegEigenCam;
+pub use sess::Sess;
 pub use shapley_cam::ShapleyCam;
 pub use smooth_grad_cam_pp::SmoothGradCamPlusPlus;
 pub use ss_cam::SsCam;
@@ -367,6 +376,9 @@ impl<'a> Cam<'a> {
             )));
         }
         let input = input.without_autodiff();
+        if let Some(outputs) = self.method.run_whole(self, input.clone(), sets) {
+            return outputs;
+        }
         let mut outputs: Vec<CamOutput> = sets
             .iter()
             .map(|_| CamOutput {
@@ -402,7 +414,10 @@ impl<'a> Cam<'a> {
                 })
                 .collect();
             out.maps = (0..batch)
-                .map(|b| fuse_layers(per_layer.iter().map(|maps| maps[b].as_slice())))
+                .map(|b| {
+                    let maps: Vec<&[f32]> = per_layer.iter().map(|m| m[b].as_slice()).collect();
+                    self.method.fuse(&maps)
+                })
                 .collect();
             out.timings.postprocess += ms(start);
         }

@@ -35,7 +35,8 @@ pub fn fuse_layers<'a>(maps: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
     sum
 }
 
-fn min_max(map: &mut [f32]) {
+/// `map -= min; map /= 1e-7 + max` (pytorch-grad-cam's `scale_cam_image` without a resize).
+pub(crate) fn min_max(map: &mut [f32]) {
     let min = map.iter().copied().fold(f32::INFINITY, f32::min);
     for v in map.iter_mut() {
         *v -= min;

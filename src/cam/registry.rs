@@ -3,9 +3,9 @@
 //! one row here and one file beside this one.
 
 use super::{
-    AblationCam, ClassActivationMap, EigenCam, EigenGradCam, Fem, FinerCam, GradCam,
+    AblationCam, ClassActivationMap, EigenCam, EigenGradCam, Fem, FinerCam, FullGrad, GradCam,
     GradCamElementWise, GradCamPlusPlus, HiResCam, IsCam, KpcaCam, LayerCam, Method, RandomCam,
-    ScoreCam, SegEigenCam, ShapleyCam, SmoothGradCamPlusPlus, SsCam, XGradCam,
+    RefineCam, ScoreCam, SegEigenCam, Sess, ShapleyCam, SmoothGradCamPlusPlus, SsCam, XGradCam,
 };
 use crate::error::{Error, Result};
 
@@ -102,6 +102,9 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo { name: "iscam", aliases: &["is-cam"], summary: "IS-CAM (torchcam): Score-CAM integrated over 10 scaled masked inputs (10 forwards per channel)", input_gradient: None, build: boxed::<IsCam> },
     MethodInfo { name: "finercam", aliases: &["finer-cam"], summary: "Finer-CAM: Grad-CAM of the class's margin over the 3 classes with the closest logits", input_gradient: None, build: boxed::<FinerCam> },
     MethodInfo { name: "shapleycam", aliases: &["shapley-cam"], summary: "ShapleyCAM: gradient minus half the Hessian-vector product, of the ReST score (logit minus cross-entropy)", input_gradient: None, build: boxed::<ShapleyCam> },
+    MethodInfo { name: "refinecam", aliases: &["refine-cam"], summary: "RefineCAM: product of the Grad-CAM++ maps of several layers (give --layer more than once)", input_gradient: None, build: boxed::<RefineCam> },
+    MethodInfo { name: "sess", aliases: &["sess-gradcam"], summary: "SESS: Grad-CAM of windows slid over 12 enlarged copies of the input, fused and smoothed (a forward and a base pass per window: 122 at 224x224)", input_gradient: None, build: boxed::<Sess> },
+    MethodInfo { name: "fullgrad", aliases: &["full-grad"], summary: "FullGrad: input gradient times input plus the bias gradients of every layer (one backward through the whole network; built-in models only)", input_gradient: None, build: boxed::<FullGrad> },
     MethodInfo { name: "guided-backprop", aliases: &["guidedbackprop"], summary: "guided backpropagation: the input gradient through ReLUs that pass only positive signal", input_gradient: Some(InputGradient::GuidedBackprop), build: boxed::<GradCam> },
     MethodInfo { name: "guided-gradcam", aliases: &["guidedgradcam"], summary: "Guided Grad-CAM: guided backpropagation times the Grad-CAM map", input_gradient: Some(InputGradient::GuidedGradCam), build: boxed::<GradCam> },
 ];

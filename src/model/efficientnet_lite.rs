@@ -64,6 +64,8 @@ const LITE0: [BlockStage; 7] = [
     BlockStage { repeats: 1, kernel: 3, stride: 1, expand: 6, in_channels: 192, out_channels: 320 },
 ];
 
+mod bias_probes;
+
 const BN_EPS: f64 = 1e-3;
 const STEM: usize = 32;
 const HEAD: usize = 1280;
@@ -225,6 +227,13 @@ impl CamModel for EfficientNetLite {
 
     fn default_layer(&self) -> &str {
         "head"
+    }
+
+    fn forward_with_bias_probes(
+        &self,
+        x: Tensor<4>,
+    ) -> crate::error::Result<(Tensor<2>, Vec<super::BiasProbe>)> {
+        Ok(self.forward_probed(x))
     }
 
     /// Its depthwise convolutions run best one image at a time: over imagenet-val-1300,

@@ -5,6 +5,7 @@
 //! replaces pytorch-grad-cam's hooks: the body runs up to the stage, the rest runs from its
 //! output, and only that rest needs autodiff.
 
+mod bias_probe;
 pub mod efficientnet_lite;
 mod embedding;
 mod layers;
@@ -21,6 +22,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::error::{Error, Result};
 use crate::labels::ClassNames;
 
+pub use bias_probe::BiasProbe;
 pub use efficientnet_lite::EfficientNetLite;
 pub use embedding::PooledEmbedding;
 pub use onnx::{OnnxModel, OnnxOptions, Reshape};
@@ -167,6 +169,17 @@ pub trait CamModel: Forward {
     /// layer, as Zhou et al.'s CAM needs; `None` for any other head (the default).
     fn linear_classifier(&self, _layer: usize) -> Option<Tensor<2>> {
         None
+    }
+    /// The logits of a full forward pass of `x` (with autodiff) in which every layer that adds
+    /// a per-channel bias also adds a zero probe that requires grad, and those probes in
+    /// forward order: FullGrad's bias-gradient terms. Default: an error, for models that do
+    /// not expose their biases (ONNX graphs).
+    fn forward_with_bias_probes(&self, _x: Tensor<4>) -> Result<(Tensor<2>, Vec<BiasProbe>)> {
+        Err(Error::Invalid(format!(
+            "FullGrad needs the bias of every layer, which {} does not expose (the built-in \
+             ResNet, VGG and EfficientNet-Lite models do)",
+            self.name()
+        )))
     }
     /// Other names users give a layer (`layer4` for `layer4.2`); `None` if `name` is no alias.
     fn alias(&self, _name: &str) -> Option<&str> {

@@ -14,6 +14,8 @@ use super::layers::{Activation, batch_norm, conv_bn, conv_bn_act, conv2d, fold_b
 use super::{CamModel, Layer, Preprocess, Rounding, Staged};
 use crate::kernels as ops;
 
+mod bias_probes;
+
 const BN_EPS: f64 = 1e-5;
 
 /// torchvision names the skip connection's layers by position (`downsample.0`, `downsample.1`).
@@ -225,6 +227,13 @@ impl CamModel for ResNet {
 
     fn default_layer(&self) -> &str {
         "layer4"
+    }
+
+    fn forward_with_bias_probes(
+        &self,
+        x: Tensor<4>,
+    ) -> crate::error::Result<(Tensor<2>, Vec<super::BiasProbe>)> {
+        Ok(self.forward_probed(x))
     }
 
     fn alias(&self, name: &str) -> Option<&str> {

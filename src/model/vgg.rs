@@ -15,6 +15,8 @@ use super::layers::{batch_norm, conv2d, relu};
 use super::{CamModel, Layer, Preprocess, Rounding, Staged};
 use crate::kernels as ops;
 
+mod bias_probes;
+
 /// torchvision's classifier is a Sequential with its Linear layers at 0, 3 and 6.
 pub const KEY_REMAPS: crate::weights::KeyRemaps = &[
     (r"^classifier\.3\.", "classifier.1."),
@@ -167,6 +169,13 @@ impl CamModel for Vgg {
 
     fn default_layer(&self) -> &str {
         &self.default_layer
+    }
+
+    fn forward_with_bias_probes(
+        &self,
+        x: Tensor<4>,
+    ) -> crate::error::Result<(Tensor<2>, Vec<super::BiasProbe>)> {
+        Ok(self.forward_probed(x))
     }
 
     fn preprocess(&self) -> Preprocess {

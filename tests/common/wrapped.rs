@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use burn::tensor::Tensor;
 use gradcam::Result;
-use gradcam::model::{CamModel, Cut, CutContext, Forward, Layer, Preprocess};
+use gradcam::model::{BiasProbe, CamModel, Cut, CutContext, Forward, Layer, Preprocess};
 
 /// A gate that forward passes wait at until [`Gate::open`]; it stays open afterwards.
 #[derive(Default)]
@@ -134,5 +134,8 @@ impl CamModel for Wrapped {
     }
     fn linear_classifier(&self, layer: usize) -> Option<Tensor<2>> {
         self.inner.linear_classifier(layer)
+    }
+    fn forward_with_bias_probes(&self, x: Tensor<4>) -> Result<(Tensor<2>, Vec<BiasProbe>)> {
+        self.inner.forward_with_bias_probes(x)
     }
 }
