@@ -41,7 +41,7 @@ pub struct ExplainArgs {
     pub model: ModelArgs,
     #[arg(long, default_value = "gradcam", help = super::methods_help())]
     pub method: String,
-    /// Layer to explain (repeat for several, fused by their mean). Default: the model's.
+    /// Layer to explain (repeat for several, fused by their mean; refinecam: their product). Default: the model's.
     #[arg(long = "layer", short)]
     pub layers: Vec<String>,
     /// Class to explain, by index or ImageNet name (repeatable). Default: the top-1.
