@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use burn::tensor::Device;
+use common::multipart::{BOUNDARY, form, multipart_request};
 use common::wrapped::{Gate, Wrapped};
 use gradcam::model::CamModel;
 use gradcam::serve::{AppState, Config, app};
@@ -19,7 +20,6 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 const CAT_DOG: &[u8] = include_bytes!("../assets/cat_dog.jpg");
-const BOUNDARY: &str = "gradcam-test-boundary-7MA4YWxkTrZu0gW";
 
 /// The real model, loaded once for every test of this file.
 fn model() -> Arc<dyn CamModel> {
@@ -39,37 +39,6 @@ fn state(config: Config) -> AppState {
 
 fn default_app() -> Router {
     app(state(Config::default()))
-}
-
-/// A multipart body: `(name, content, filename)` per field.
-fn form(fields: &[(&str, &[u8], Option<&str>)]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, content, filename) in fields {
-        body.extend(format!("--{BOUNDARY}\r\n").bytes());
-        match filename {
-            Some(f) => body.extend(
-                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
-                    .bytes(),
-            ),
-            None => body.extend(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").bytes()),
-        }
-        body.extend_from_slice(content);
-        body.extend(b"\r\n");
-    }
-    body.extend(format!("--{BOUNDARY}--\r\n").bytes());
-    body
-}
-
-fn multipart_request(uri: &str, fields: &[(&str, &[u8], Option<&str>)]) -> Request<Body> {
-    Request::builder()
-        .method(Method::POST)
-        .uri(uri)
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from(form(fields)))
-        .unwrap()
 }
 
 fn image_request(uri: &str, image: &[u8]) -> Request<Body> {

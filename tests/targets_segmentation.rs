@@ -8,8 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use ::image::{GrayImage, RgbImage};
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
+use common::multipart::multipart_request;
 use common::run::{gradcam, root, scratch, stderr};
 use common::{assert_first_maps_match, fixtures, npy};
 use gradcam::explain::{Explainer, Explanation};
@@ -161,28 +161,19 @@ fn cli_explains_a_class_over_a_mask() {
     );
 }
 
-const BOUNDARY: &str = "gradcam-segmentation-boundary-q7";
-
 #[tokio::test]
 async fn server_takes_a_mask_field() {
     let state = gradcam::serve::AppState::from_shared(seg_net(), gradcam::serve::Config::default());
     let app = gradcam::serve::app(state);
     let image = std::fs::read(root().join("assets/cat_dog.jpg")).unwrap();
     let mask = std::fs::read(path("seg_net.mask.png")).unwrap();
-    let mut body = Vec::new();
-    for (name, content) in [("image", &image), ("mask", &mask)] {
-        body.extend(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\r\n").bytes());
-        body.extend_from_slice(content);
-        body.extend(b"\r\n");
-    }
-    body.extend(format!("--{BOUNDARY}--\r\n").bytes());
-    let request = Request::post("/v1/explain?class=1&layer=features&overlay=false")
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from(body))
-        .unwrap();
+    let request = multipart_request(
+        "/v1/explain?class=1&layer=features&overlay=false",
+        &[
+            ("image", &image, Some("image")),
+            ("mask", &mask, Some("mask")),
+        ],
+    );
     let response = app.oneshot(request).await.unwrap();
     let status = response.status();
     let body = axum::body::to_bytes(response.into_body(), usize::MAX)

@@ -8,8 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use ::image::RgbImage;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
+use common::multipart::multipart_request;
 use common::run::{gradcam, root, scratch, stderr};
 use common::wrapped::Wrapped;
 use common::{assert_first_maps_match, fixtures, npy, small_resnet};
@@ -197,19 +197,6 @@ fn cli_explains_the_similarity_to_an_image() {
     );
 }
 
-const BOUNDARY: &str = "gradcam-targets-boundary-x81";
-
-fn form(fields: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, content) in fields {
-        body.extend(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.png\"\r\nContent-Type: application/octet-stream\r\n\r\n").bytes());
-        body.extend_from_slice(content);
-        body.extend(b"\r\n");
-    }
-    body.extend(format!("--{BOUNDARY}--\r\n").bytes());
-    body
-}
-
 #[tokio::test]
 async fn server_takes_a_similar_to_image_field() {
     let model: Arc<dyn CamModel> = Arc::new(small_resnet("resnet_small", "resnet_small.pth"));
@@ -217,16 +204,13 @@ async fn server_takes_a_similar_to_image_field() {
     let app = gradcam::serve::app(state);
     let image = std::fs::read(root().join("assets/cat_dog.jpg")).unwrap();
     let reference = std::fs::read(fixtures().join("targets/resnet_small.reference.png")).unwrap();
-    let post = |query: &str, fields: &[(&str, &[u8])]| {
-        Request::post(format!("/v1/explain?{query}"))
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
-            .body(Body::from(form(fields)))
-            .unwrap()
+    let post = |query: &str, fields: &[(&str, &[u8], Option<&str>)]| {
+        multipart_request(&format!("/v1/explain?{query}"), fields)
     };
-    let fields: [(&str, &[u8]); 2] = [("image", &image), ("similar_to", &reference)];
+    let fields: [(&str, &[u8], Option<&str>); 2] = [
+        ("image", &image, Some("image.png")),
+        ("similar_to", &reference, Some("similar_to.png")),
+    ];
     let response = app
         .clone()
         .oneshot(post(

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod models;
+pub mod multipart;
 pub mod run;
 pub mod toy;
 pub mod wrapped;
