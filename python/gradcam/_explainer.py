@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _gradcam
 from ._gradcam import GradcamError
-from ._images import ImageLike, image_list, pixels
+from ._images import ImageLike, image_list, one_image, pixels
 from ._result import Result
 
 #: Lists at least this long get a progress bar (when tqdm is installed and ``progress=None``).
@@ -102,6 +102,10 @@ class Explainer:
         layers: Union[None, str, Sequence[str]] = None,
         classes: Union[None, int, str, Sequence[Union[int, str]]] = None,
         top_k: Optional[int] = None,
+        target: Optional[str] = None,
+        similar_to: Optional[ImageLike] = None,
+        embedding: Optional[str] = None,
+        mask: Optional[ImageLike] = None,
         counterfactual: bool = False,
         eigen_smooth: bool = False,
         aug_smooth: bool = False,
@@ -120,6 +124,14 @@ class Explainer:
             layers: layer names (several: their maps are averaged); default: the model's.
             classes: class indices or ImageNet names to explain for every image; default the
                 top-1 class (or the ``top_k`` best).
+            target: what explains a class: ``"logit"`` (default, ``ClassifierOutputTarget``),
+                ``"softmax"`` or ``"binary"`` (a one-output model's
+                ``BinaryClassifierOutputTarget``).
+            similar_to: an image (path, PIL image or array); explains the cosine similarity of
+                each image's embedding to its embedding (``SimilarityToConceptTarget``), the
+                embedding being the model's output or the layer ``embedding``, average-pooled.
+            mask: for a segmentation model, an image whose light pixels are the ones whose
+                class logits are summed (default: the pixels the model assigns to the class).
             counterfactual, eigen_smooth, aug_smooth: pytorch-grad-cam's options.
             image_weight: the photo's weight in ``overlay``; box_threshold: the fraction of the
                 map's maximum that delimits ``box`` (default 0.15, the paper's).
@@ -136,6 +148,10 @@ class Explainer:
             "layers": _names(layers) or self.default_layers,
             "classes": _names(classes),
             "top_k": top_k,
+            "target": target,
+            "similar_to": None if similar_to is None else one_image(similar_to),
+            "embedding": embedding,
+            "mask": None if mask is None else _rgb(one_image(mask)),
             "counterfactual": counterfactual,
             "eigen_smooth": eigen_smooth,
             "aug_smooth": aug_smooth,
@@ -167,6 +183,13 @@ class Explainer:
 
     def __repr__(self) -> str:
         return f"Explainer({self.name!r}, layers: {len(self.layers)}, default {self.default_layer!r})"
+
+
+def _rgb(image: Any) -> Any:
+    """A path as it is; a grey (H, W) array as an (H, W, 3) one."""
+    if isinstance(image, np.ndarray) and image.ndim == 2:
+        return np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
+    return image
 
 
 def _progress(total: int, progress: Optional[bool]) -> Any:

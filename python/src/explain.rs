@@ -2,6 +2,7 @@
 //! [`RequestSpec`], [`Explainer::explain`], and the pictures of its maps.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use gradcam::explain::{ClassMap, Explainer, Explanation};
 use gradcam::image::{self, MAX_PIXELS, RgbImage, RgbRows};
@@ -29,14 +30,16 @@ pub fn load_image(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAn
 
 /// The request dict of `gradcam.Explainer.explain` as the library's [`RequestSpec`].
 fn request_spec(d: &Bound<'_, PyDict>) -> PyResult<RequestSpec> {
+    let similar_to = picture_of(d, "similar_to")?.map(Arc::new);
+    let mask = picture_of(d, "mask")?
+        .map(|rgb| Arc::new(::image::DynamicImage::ImageRgb8(rgb).to_luma8()));
     Ok(RequestSpec {
         method: get(d, "method")?,
         layers: get(d, "layers")?.unwrap_or_default(),
         target: get(d, "target")?,
-        // Similarity needs a decoded reference image: not offered to Python yet.
-        similar_to: None,
-        embedding: None,
-        mask: None,
+        similar_to,
+        embedding: get(d, "embedding")?,
+        mask,
         classes: get(d, "classes")?.unwrap_or_default(),
         top_k: get(d, "top_k")?,
         counterfactual: get(d, "counterfactual")?.unwrap_or(false),
@@ -46,6 +49,21 @@ fn request_spec(d: &Bound<'_, PyDict>) -> PyResult<RequestSpec> {
         box_threshold: get(d, "box_threshold")?,
         draw_box: get(d, "draw_box")?,
     })
+}
+
+/// The request's image under `key` (a path, decoded here, or an (H, W, 3) uint8 array), if any.
+fn picture_of(d: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<RgbImage>> {
+    let Some(item) = d.get_item(key)?.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    if item.is_instance_of::<PyString>() {
+        let path: PathBuf = item.extract()?;
+        image::load(&path, MAX_PIXELS)
+            .map(Some)
+            .map_err(|e| error(d.py(), e))
+    } else {
+        image_of(&item).map(Some)
+    }
 }
 
 /// An image given as a path (decoded later, without the GIL) or as pixels.
