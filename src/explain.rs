@@ -14,7 +14,7 @@ use crate::cam::{
     MethodInfo, SemanticSegmentation, Target, Targets, Timings,
 };
 use crate::error::Result;
-use crate::image::{MapResizer, resize_bilinear, to_input};
+use crate::image::{MapResizer, Region, resize_bilinear, to_input};
 use crate::labels::ClassNames;
 use crate::localize::{BBox, localize_rows};
 use crate::model::{CamModel, PooledEmbedding, Preprocess};
@@ -87,6 +87,10 @@ pub struct ClassMap {
     /// `[height, width, 3]` row-major (raw and signed; see [`crate::image::deprocess`]).
     #[serde(skip)]
     pub guided: Option<Vec<f32>>,
+    /// For a segmentation model: the pixels whose logits were summed (the mask's, or those
+    /// the model assigns to the class), at the output's resolution; the overlay outlines it.
+    #[serde(skip)]
+    pub region: Option<Region>,
 }
 
 /// Everything `explain` finds out about one image.
@@ -276,6 +280,11 @@ impl Explainer {
                             }
                             _ => g[b].clone(),
                         }),
+                        region: self
+                            .segmentation
+                            .as_ref()
+                            .zip(class)
+                            .map(|(s, c)| segment_region(&out.logits[b], s, c)),
                     }
                 })
                 .collect();
@@ -356,6 +365,37 @@ fn segmentation(model: &dyn CamModel, request: &ExplainRequest) -> Result<Option
     Ok(Some(Segmentation { map, mask }))
 }
 
+/// The class a segmentation model assigns each of its output's `h * w` pixels (the largest
+/// logit).
+fn pixel_classes(output: &[f32], [classes, h, w]: [usize; 3]) -> Vec<usize> {
+    let pixels = h * w;
+    (0..pixels)
+        .map(|p| {
+            (0..classes)
+                .max_by(|&a, &b| output[a * pixels + p].total_cmp(&output[b * pixels + p]))
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// The pixels a segmentation map of `class` sums the logits over: the mask's, else those the
+/// model assigns to `class`.
+fn segment_region(output: &[f32], segmentation: &Segmentation, class: usize) -> Region {
+    let [_, height, width] = segmentation.map;
+    let inside = match &segmentation.mask {
+        Some(mask) => mask.iter().map(|&v| v > 0.0).collect(),
+        None => pixel_classes(output, segmentation.map)
+            .into_iter()
+            .map(|c| c == class)
+            .collect(),
+    };
+    Region {
+        width,
+        height,
+        inside,
+    }
+}
+
 /// A segmentation model's classes by the share of pixels it assigns them (the `probability`),
 /// with their mean logit, the five largest.
 pub fn segment_predictions(
@@ -365,10 +405,7 @@ pub fn segment_predictions(
 ) -> Vec<Prediction> {
     let pixels = h * w;
     let mut counts = vec![0usize; classes];
-    for p in 0..pixels {
-        let best = (0..classes)
-            .max_by(|&a, &b| output[a * pixels + p].total_cmp(&output[b * pixels + p]))
-            .unwrap_or(0);
+    for best in pixel_classes(output, [classes, h, w]) {
         counts[best] += 1;
     }
     let mut order: Vec<usize> = (0..classes).collect();

@@ -173,7 +173,8 @@ pub fn write(
                 (h, w),
                 image_weight,
                 format.draw_box,
-            )?;
+            )?
+            .with_region(map.region.as_ref());
             let bytes = match kind {
                 OverlayFormat::Jpg => encode_jpeg(&picture)?,
                 OverlayFormat::Png => encode_png(&picture)?,

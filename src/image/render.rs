@@ -4,7 +4,7 @@
 use ::image::{GenericImageView, Rgb, RgbImage};
 
 use super::overlay::{Outline, Overlay};
-use super::{MapResizer, RgbRows, png, resize_bilinear};
+use super::{MapResizer, Region, RegionOutline, RgbRows, png, resize_bilinear};
 use crate::error::{Error, Result};
 use crate::localize::BBox;
 
@@ -38,9 +38,13 @@ pub fn picture<'a>(
     let outline = bbox.filter(|_| draw_box_on).map(|b| Outline {
         bbox: *b,
         color: [0, 255, 0],
-        thickness: (w.max(h) / 200).max(2),
+        thickness: outline_thickness(w, h),
     });
-    Ok(Picture { base, outline })
+    Ok(Picture {
+        base,
+        outline,
+        region: None,
+    })
 }
 
 /// What [`picture`] makes: an overlay computed on demand (or the guided methods' picture), with
@@ -48,6 +52,27 @@ pub fn picture<'a>(
 pub struct Picture<'a> {
     base: Base<'a>,
     outline: Option<Outline>,
+    region: Option<RegionOutline<'a>>,
+}
+
+/// The width of the lines drawn on a `w` x `h` photo.
+fn outline_thickness(w: u32, h: u32) -> u32 {
+    (w.max(h) / 200).max(2)
+}
+
+impl<'a> Picture<'a> {
+    /// The picture with the outline of a segmentation `region` (the pixels its map explains)
+    /// in white, when there is one.
+    pub fn with_region(mut self, region: Option<&'a Region>) -> Self {
+        let size = self.dimensions();
+        self.region = region.map(|region| RegionOutline {
+            region,
+            size,
+            color: [255, 255, 255],
+            thickness: outline_thickness(size.0, size.1),
+        });
+        self
+    }
 }
 
 enum Base<'a> {
@@ -69,6 +94,9 @@ impl GenericImageView for Picture<'_> {
         if let Some(o) = self.outline.filter(|o| o.covers(x, y)) {
             return Rgb(o.color);
         }
+        if let Some(r) = self.region.filter(|r| r.covers(x, y)) {
+            return Rgb(r.color);
+        }
         match &self.base {
             Base::Overlay(o) => Rgb(o.pixel(x, y)),
             Base::Image(i) => *i.get_pixel(x, y),
@@ -81,6 +109,9 @@ impl RgbRows for Picture<'_> {
         match &self.base {
             Base::Overlay(o) => o.row(y, out),
             Base::Image(i) => i.row(y, out),
+        }
+        if let Some(r) = &self.region {
+            r.paint_row(y, out);
         }
         if let Some(o) = &self.outline {
             o.paint_row(y, out);
@@ -127,4 +158,48 @@ pub fn deprocess(map: &[f32]) -> Vec<u8> {
             (x * 255.0) as u8
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_outline_paints_its_pixels_white_and_leaves_the_others() {
+        let photo = RgbImage::from_fn(8, 6, |x, y| Rgb([x as u8 * 10, y as u8 * 20, 7]));
+        let map: Vec<f32> = (0..12).map(|i| i as f32 / 11.0).collect();
+        let region = Region {
+            width: 2,
+            height: 2,
+            inside: vec![false, true, true, true],
+        };
+        let plain = picture(&photo, &map, None, None, (3, 4), 0.5, false)
+            .unwrap()
+            .to_image();
+        let outlined = picture(&photo, &map, None, None, (3, 4), 0.5, false)
+            .unwrap()
+            .with_region(Some(&region));
+        let outline = RegionOutline {
+            region: &region,
+            size: (8, 6),
+            color: [255, 255, 255],
+            thickness: 2,
+        };
+        let drawn = outlined.to_image();
+        let mut painted = 0;
+        for (x, y, px) in drawn.enumerate_pixels() {
+            assert_eq!(
+                *px,
+                outlined.get_pixel(x, y),
+                "rows and pixels agree at ({x}, {y})"
+            );
+            if outline.covers(x, y) {
+                painted += 1;
+                assert_eq!(px.0, [255, 255, 255]);
+            } else {
+                assert_eq!(px, plain.get_pixel(x, y));
+            }
+        }
+        assert!(painted > 0);
+    }
 }

@@ -504,7 +504,8 @@ fn render(
             input,
             p.request.image_weight,
             p.request.draw_box,
-        )?;
+        )?
+        .with_region(m.region.as_ref());
         Some(Base64(png(&picture)?))
     } else {
         None
