@@ -10,7 +10,7 @@ use ::image::RgbImage;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::run::{gradcam, root, scratch, stderr};
-use common::{MAP_TOLERANCE, fixtures, max_abs_diff, npy};
+use common::{MAP_TOLERANCE, fixture_path, fixtures, max_abs_diff, npy};
 use gradcam::cam::ClassTarget;
 use gradcam::explain::{Classes, Explainer, Explanation};
 use gradcam::model::{CamModel, OnnxModel, OnnxOptions};
@@ -152,13 +152,6 @@ fn ranked_targets_follow_their_kind() {
     );
 }
 
-fn binary_net_path() -> String {
-    root()
-        .join("tests/fixtures/targets/binary_net.onnx")
-        .display()
-        .to_string()
-}
-
 fn cat_dog() -> String {
     root().join("assets/cat_dog.jpg").display().to_string()
 }
@@ -171,7 +164,7 @@ fn cli_explains_binary_classes_and_refuses_bad_targets() {
         "explain",
         &cat_dog(),
         "--model",
-        &binary_net_path(),
+        &fixture_path("targets/binary_net.onnx"),
         "--target",
         "binary",
         "--class",
@@ -212,7 +205,7 @@ fn cli_explains_binary_classes_and_refuses_bad_targets() {
         assert!(stderr(&out).contains(message), "{}", stderr(&out));
         assert!(!out_dir.join("manifest.jsonl").exists());
     };
-    let model = binary_net_path();
+    let model = fixture_path("targets/binary_net.onnx");
     refused(
         &["--model", &model, "--target", "sigmoid"],
         "`target` (--target) must be one of logit, softmax, binary, got `sigmoid`",

@@ -11,7 +11,7 @@ use ::image::{GrayImage, RgbImage};
 use axum::http::StatusCode;
 use common::multipart::multipart_request;
 use common::run::{gradcam, root, scratch, stderr};
-use common::{assert_first_maps_match, fixtures, npy};
+use common::{assert_first_maps_match, fixture_path, fixtures, npy};
 use gradcam::explain::{Explainer, Explanation};
 use gradcam::model::{CamModel, OnnxModel, OnnxOptions};
 use gradcam::request::RequestSpec;
@@ -22,16 +22,22 @@ fn manifest() -> serde_json::Value {
     serde_json::from_str::<serde_json::Value>(&text).unwrap()["seg_net"].clone()
 }
 
-fn path(file: &str) -> String {
-    fixtures().join("targets").join(file).display().to_string()
-}
-
 fn seg_net() -> Arc<dyn CamModel> {
-    Arc::new(OnnxModel::load(path("seg_net.onnx").as_ref(), &OnnxOptions::default()).unwrap())
+    Arc::new(
+        OnnxModel::load(
+            fixture_path("targets/seg_net.onnx").as_ref(),
+            &OnnxOptions::default(),
+        )
+        .unwrap(),
+    )
 }
 
 fn mask() -> Arc<GrayImage> {
-    Arc::new(::image::open(path("seg_net.mask.png")).unwrap().to_luma8())
+    Arc::new(
+        ::image::open(fixture_path("targets/seg_net.mask.png"))
+            .unwrap()
+            .to_luma8(),
+    )
 }
 
 fn spec(mask: Option<Arc<GrayImage>>) -> RequestSpec {
@@ -111,7 +117,11 @@ fn segmentation_requests_are_checked_against_the_model() {
         "`mask` (--mask) has no light pixel at the output's 16x16: nothing to explain"
     );
     let classifier: Arc<dyn CamModel> = Arc::new(
-        OnnxModel::load(path("binary_net.onnx").as_ref(), &OnnxOptions::default()).unwrap(),
+        OnnxModel::load(
+            fixture_path("targets/binary_net.onnx").as_ref(),
+            &OnnxOptions::default(),
+        )
+        .unwrap(),
     );
     let masked = RequestSpec {
         classes: vec!["0".into()],
@@ -126,8 +136,8 @@ fn cli_explains_a_class_over_a_mask() {
     let out_dir = dir.join("out").display().to_string();
     let (image, model, mask) = (
         root().join("assets/cat_dog.jpg").display().to_string(),
-        path("seg_net.onnx"),
-        path("seg_net.mask.png"),
+        fixture_path("targets/seg_net.onnx"),
+        fixture_path("targets/seg_net.mask.png"),
     );
     let run = |extra: &[&str]| {
         let mut args = vec![
@@ -166,7 +176,7 @@ async fn server_takes_a_mask_field() {
     let state = gradcam::serve::AppState::from_shared(seg_net(), gradcam::serve::Config::default());
     let app = gradcam::serve::app(state);
     let image = std::fs::read(root().join("assets/cat_dog.jpg")).unwrap();
-    let mask = std::fs::read(path("seg_net.mask.png")).unwrap();
+    let mask = std::fs::read(fixture_path("targets/seg_net.mask.png")).unwrap();
     let request = multipart_request(
         "/v1/explain?class=1&layer=features&overlay=false",
         &[

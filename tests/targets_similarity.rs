@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use common::multipart::multipart_request;
 use common::run::{gradcam, root, scratch, stderr};
 use common::wrapped::Wrapped;
-use common::{assert_first_maps_match, fixtures, npy, small_resnet};
+use common::{assert_first_maps_match, fixture_path, fixtures, npy, small_resnet};
 use gradcam::explain::{Explainer, Explanation};
 use gradcam::model::{CamModel, OnnxModel, OnnxOptions};
 use gradcam::request::RequestSpec;
@@ -134,26 +134,15 @@ fn a_layer_after_the_embedding_is_refused_with_the_valid_ones() {
     );
 }
 
-fn embed_net_path() -> String {
-    fixtures()
-        .join("targets/embed_net.onnx")
-        .display()
-        .to_string()
-}
-
-fn reference_path() -> String {
-    fixtures()
-        .join("targets/embed_net.reference.png")
-        .display()
-        .to_string()
-}
-
 #[test]
 fn cli_explains_the_similarity_to_an_image() {
     let dir = scratch("similar-cli");
     let out_dir = dir.join("out").display().to_string();
     let cat_dog = root().join("assets/cat_dog.jpg").display().to_string();
-    let (model, reference) = (embed_net_path(), reference_path());
+    let (model, reference) = (
+        fixture_path("targets/embed_net.onnx"),
+        fixture_path("targets/embed_net.reference.png"),
+    );
     let run = |extra: &[&str]| {
         let mut args = vec![
             "explain",

@@ -28,6 +28,11 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// A fixture array: values and shape.
+/// A fixture's path under tests/fixtures, as a string (for command lines and loaders).
+pub fn fixture_path(name: &str) -> String {
+    fixtures().join(name).display().to_string()
+}
+
 pub fn npy(name: &str) -> (Vec<f32>, Vec<usize>) {
     let path = fixtures().join(name);
     read_npy(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
