@@ -12,7 +12,7 @@ use common::{
     LITE0_IMAGES, LOGIT_TOLERANCE, MAP_TOLERANCE, lite0 as model, max_abs_diff, npy, tensor,
 };
 use gradcam::cam::{Cam, GradCam, Targets};
-use gradcam::model::{EfficientNetLite, Forward};
+use gradcam::model::{CamModel, EfficientNetLite, Forward};
 
 fn input(image: &str) -> burn::tensor::Tensor<4> {
     tensor(&format!("lite0/{image}.input.npy"))
@@ -129,4 +129,37 @@ fn preprocessing_is_close_to_the_reference_input() {
     eprintln!("max abs diff to the reference input {max:e}, {differ} values differ ({share:.4})");
     assert!(max <= 1.0 / 128.0 + 1e-6, "max abs diff {max}");
     assert!(share <= 0.02, "{differ} of {} values differ", ours.len());
+}
+
+/// The whole-network backward pass, against PyTorch in float64: the gradient of the class-243
+/// logit at `blocks.11` (through four MBConv blocks, the head and the classifier). One ReLU6
+/// unit of `blocks.12` sits 3.6e-7 above zero in float64, so float32 rounding decides whether
+/// it passes its gradient, which moves the result by 1.5e-2 of its largest value; the fixture
+/// holds float64's gradient for either choice (tools/make_lite0_gradient_fixtures.py), and
+/// ours must be one of them to float32 precision (measured: 2.8e-7 of the largest value).
+#[test]
+fn backward_matches_pytorch_float64_up_to_relu6_units_at_zero() {
+    let model = model();
+    let layer = model.layer_index("blocks.11").unwrap();
+    let cut = model.forward_to(input("both"), layer).unwrap();
+    let leaf = cut.activations.autodiff().require_grad();
+    let logits = model
+        .forward_from(leaf.clone(), &cut.context, None)
+        .unwrap();
+    let grads = logits.slice([0..1, 243..244]).sum().backward();
+    let ours: Vec<f32> = leaf
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let (variants, shape) = npy("lite0/both.grad.blocks11.npy");
+    let scale = ours.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diffs: Vec<f32> = variants
+        .chunks(shape[1..].iter().product())
+        .map(|expected| max_abs_diff(&ours, expected) / scale)
+        .collect();
+    eprintln!("gradient at blocks.11, relative difference per variant: {diffs:?}");
+    let best = diffs.iter().copied().fold(f32::INFINITY, f32::min);
+    assert!(best <= 1e-6, "no variant within 1e-6: {diffs:?}");
 }
