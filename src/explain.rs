@@ -195,17 +195,30 @@ impl Explainer {
         let names = self.model.class_names();
         let sets: Vec<Targets> = match (&self.similarity, classes) {
             (Some(similarity), _) => vec![Targets::All(similarity.clone())],
-            (None, Classes::These(list)) if self.segmentation.is_some() => {
+            (None, classes) if self.segmentation.is_some() => {
                 let Segmentation { map, mask } = self.segmentation.clone().expect("checked");
-                list.iter()
-                    .map(|&class| {
-                        Targets::All(Arc::new(SemanticSegmentation {
-                            class,
-                            map,
-                            mask: mask.clone(),
-                        }))
+                let target = move |class| -> Arc<dyn cam::Target> {
+                    Arc::new(SemanticSegmentation {
+                        class,
+                        map,
+                        mask: mask.clone(),
                     })
-                    .collect()
+                };
+                match classes {
+                    Classes::These(list) => list
+                        .iter()
+                        .map(|&class| Targets::All(target(class)))
+                        .collect(),
+                    // Each image's classes by their share of its pixels, as its top-5 lists them.
+                    Classes::Top(k) => (0..(*k).clamp(1, num_classes))
+                        .map(|rank| {
+                            let target = target.clone();
+                            Targets::Chosen(Arc::new(move |row: &[f32]| {
+                                target(classes_by_share(&pixel_counts(row, map))[rank])
+                            }))
+                        })
+                        .collect(),
+                }
             }
             (None, Classes::Top(k)) => (0..(*k).clamp(1, num_classes))
                 .map(|rank| Targets::Ranked(rank, kind))
@@ -318,8 +331,8 @@ pub fn preprocess_with(p: &Preprocess, image: &RgbImage) -> Vec<f32> {
     to_input(&resized, p.mean, p.std)
 }
 
-/// What a segmentation model needs of a request: a class (its pixels are explained), the logit
-/// target, and a mask only for it; the mask as weights at the output's resolution.
+/// What a segmentation model needs of a request: the logit target, and a mask only for it;
+/// the mask as weights at the output's resolution.
 fn segmentation(model: &dyn CamModel, request: &ExplainRequest) -> Result<Option<Segmentation>> {
     let Some(map) = model.output_map() else {
         return match request.mask {
@@ -330,12 +343,6 @@ fn segmentation(model: &dyn CamModel, request: &ExplainRequest) -> Result<Option
             None => Ok(None),
         };
     };
-    if matches!(request.classes, Classes::Top(_)) {
-        return Err(invalid(
-            "class",
-            "is needed for a segmentation model: name the class whose pixels to explain",
-        ));
-    }
     if request.target != ClassTarget::Logit || request.similar_to.is_some() {
         return Err(invalid(
             "target",
@@ -404,13 +411,8 @@ pub fn segment_predictions(
     names: ClassNames,
 ) -> Vec<Prediction> {
     let pixels = h * w;
-    let mut counts = vec![0usize; classes];
-    for best in pixel_classes(output, [classes, h, w]) {
-        counts[best] += 1;
-    }
-    let mut order: Vec<usize> = (0..classes).collect();
-    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]));
-    order
+    let counts = pixel_counts(output, [classes, h, w]);
+    classes_by_share(&counts)
         .into_iter()
         .take(5)
         .map(|c| Prediction {
@@ -420,6 +422,23 @@ pub fn segment_predictions(
             probability: counts[c] as f32 / pixels as f32,
         })
         .collect()
+}
+
+/// How many of the output's pixels a segmentation model assigns each class.
+fn pixel_counts(output: &[f32], map: [usize; 3]) -> Vec<usize> {
+    let mut counts = vec![0usize; map[0]];
+    for best in pixel_classes(output, map) {
+        counts[best] += 1;
+    }
+    counts
+}
+
+/// The classes from the one with the most pixels (`counts`, see [`pixel_counts`]) to the one
+/// with the fewest; ties: the lower index first.
+fn classes_by_share(counts: &[usize]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]));
+    order
 }
 
 /// A one-logit model's two classes, the predicted first, with their sigmoid probabilities;

@@ -1,5 +1,5 @@
 //! Segmentation models (output (B, K, H, W)): `--class C` explains the sum of class C's logits
-//! over its pixels, or over `--mask FILE.png`, against pytorch-grad-cam 1.5.7's
+//! over its pixels, or over `--mask FILE.png` (no class: the classes with the most pixels), against pytorch-grad-cam 1.5.7's
 //! `SemanticSegmentationTarget` (tests/fixtures/targets, made by tools/make_target_fixtures.py),
 //! through the library, the binary and the server.
 
@@ -86,6 +86,39 @@ fn the_class_pixels_match_semantic_segmentation_target() {
     }
 }
 
+/// Without a class, each image's classes are explained by their share of its pixels (the
+/// order of its top-5); class 1's map is the same as when it is named.
+#[test]
+fn without_a_class_the_classes_with_the_most_pixels_are_explained() {
+    let top3 = RequestSpec {
+        classes: vec![],
+        top_k: Some(3),
+        ..spec(None)
+    };
+    let out = explain(seg_net(), top3).unwrap();
+    let named = explain(seg_net(), spec(None)).unwrap();
+    for (e, named) in out.iter().zip(&named) {
+        let explained: Vec<_> = e.explanations.iter().map(|m| m.class).collect();
+        let by_share: Vec<_> = e.top5.iter().map(|p| Some(p.class)).collect();
+        assert_eq!(explained, by_share, "{:?}", e.top5);
+        let shares: Vec<f32> = e.top5.iter().map(|p| p.probability).collect();
+        assert!(shares.windows(2).all(|w| w[0] >= w[1]), "{shares:?}");
+        let class1 = e.explanations.iter().find(|m| m.class == Some(1)).unwrap();
+        assert_eq!(class1.map, named.explanations[0].map);
+        assert_eq!(class1.score, named.explanations[0].score);
+    }
+    // The default is the top one.
+    let default = RequestSpec {
+        classes: vec![],
+        ..spec(None)
+    };
+    let out = explain(seg_net(), default).unwrap();
+    for e in &out {
+        assert_eq!(e.explanations.len(), 1);
+        assert_eq!(e.explanations[0].class, Some(e.top5[0].class));
+    }
+}
+
 #[test]
 fn a_mask_file_matches_semantic_segmentation_target() {
     let out = explain(seg_net(), spec(Some(mask()))).unwrap();
@@ -95,14 +128,6 @@ fn a_mask_file_matches_semantic_segmentation_target() {
 #[test]
 fn segmentation_requests_are_checked_against_the_model() {
     let message = |model, spec| explain(model, spec).unwrap_err().to_string();
-    let no_class = RequestSpec {
-        classes: vec![],
-        ..spec(None)
-    };
-    assert_eq!(
-        message(seg_net(), no_class),
-        "`class` (--class) is needed for a segmentation model: name the class whose pixels to explain"
-    );
     let softmax = RequestSpec {
         target: Some("softmax".into()),
         ..spec(None)
@@ -162,12 +187,14 @@ fn cli_explains_a_class_over_a_mask() {
     assert_eq!(map["class"], 1);
     assert!(map["score"].as_f64().unwrap() != 0.0, "{map}");
 
-    let out = run(&["--mask", &mask]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("`class` (--class) is needed for a segmentation model"),
-        "{}",
-        stderr(&out)
+    // No class: the class with the most pixels.
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let explanation = &line["explanation"];
+    assert_eq!(
+        explanation["explanations"][0]["class"],
+        explanation["top5"][0]["class"]
     );
 }
 

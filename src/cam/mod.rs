@@ -87,6 +87,9 @@ use crate::error::{Error, Result};
 use crate::model::{CamModel, Cut};
 use crate::timefmt::ms;
 
+/// Picks one image's target from its output row (see [`Targets::Chosen`]).
+pub type ChooseTarget = dyn Fn(&[f32]) -> Arc<dyn Target> + Send + Sync;
+
 /// Which score each image's map explains.
 #[derive(Clone)]
 pub enum Targets {
@@ -99,6 +102,9 @@ pub enum Targets {
     All(Arc<dyn Target>),
     /// One target per image.
     PerImage(Vec<Arc<dyn Target>>),
+    /// A target chosen from each image's output row, such as a segmentation model's class
+    /// ranked by its share of the pixels.
+    Chosen(Arc<ChooseTarget>),
 }
 
 impl Targets {
@@ -128,6 +134,7 @@ impl Targets {
                     .collect()
             }
             Targets::All(ref t) => vec![t.clone(); logits.len()],
+            Targets::Chosen(ref choose) => logits.iter().map(|row| choose(row)).collect(),
             Targets::PerImage(ref ts) if ts.len() == logits.len() => ts.clone(),
             Targets::PerImage(ref ts) => {
                 return Err(Error::Invalid(format!(

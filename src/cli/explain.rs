@@ -44,10 +44,12 @@ pub struct ExplainArgs {
     /// Layer to explain (repeat for several, fused by their mean; refinecam: their product). Default: the model's.
     #[arg(long = "layer", short)]
     pub layers: Vec<String>,
-    /// Class to explain, by index or ImageNet name (repeatable). Default: the top-1.
+    /// Class to explain, by index or ImageNet name (repeatable). Default: the top-1 (segmentation
+    /// models: the class with the most pixels).
     #[arg(long = "class", short, conflicts_with = "top_k")]
     pub classes: Vec<String>,
-    /// Explain the K best classes, one map each.
+    /// Explain the K best classes, one map each (segmentation models: by their share of the
+    /// pixels).
     #[arg(long, short = 'k')]
     pub top_k: Option<usize>,
     /// What explains a class: logit (pytorch-grad-cam's ClassifierOutputTarget), softmax
