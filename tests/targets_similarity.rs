@@ -88,6 +88,40 @@ fn onnx_embedding_output_matches_similarity_to_concept_target() {
     );
 }
 
+/// An inner tensor as the embedding: `features` average-pooled is what the graph's `embedding`
+/// output computes, so explained at `stem` both match pytorch-grad-cam on that output.
+#[test]
+fn onnx_inner_layer_pooled_matches_the_embedding_output() {
+    let similarities = &manifest()["embed_net"]["similarities"];
+    for (model, embedding) in [
+        (embed_net("logits"), Some("features")),
+        (embed_net("embedding"), None),
+    ] {
+        let out = explain(
+            model,
+            "embed_net",
+            "targets/embed_net.input.npy",
+            "stem",
+            embedding,
+        );
+        check(&out, "embed_net.similar.stem.npy", similarities);
+    }
+    // A tensor the explained layer does not reach is refused.
+    let request = RequestSpec {
+        layers: vec!["features".into()],
+        similar_to: Some(reference("embed_net")),
+        embedding: Some("stem".into()),
+        ..Default::default()
+    };
+    let model = embed_net("logits");
+    let err = request
+        .check(model.class_names(), 10)
+        .and_then(|r| Explainer::from_request(model, &r).map(|_| ()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("features"), "{err}");
+}
+
 #[test]
 fn built_in_layers_pooled_match_similarity_to_concept_target() {
     // At the fixture input's size, 64x64, as the reference picture.
@@ -169,6 +203,25 @@ fn cli_explains_the_similarity_to_an_image() {
     assert_eq!(map["class"], serde_json::Value::Null);
     let score = map["score"].as_f64().unwrap();
     assert!(score > -1.0 && score < 1.0 && score != 0.0, "{map}");
+
+    // An inner layer: the same similarity as the `embedding` output it feeds.
+    let inner = run(&[
+        "--embedding",
+        "features",
+        "--output",
+        "logits",
+        "--layer",
+        "stem",
+    ]);
+    assert!(inner.status.success(), "{}", stderr(&inner));
+    let line: serde_json::Value = serde_json::from_slice(&inner.stdout).unwrap();
+    let inner_score = line["explanation"]["explanations"][0]["score"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (inner_score - score).abs() < 1e-6,
+        "{inner_score} vs {score}"
+    );
 
     let out = run(&["--embedding", "embedding", "--output", "logits"]);
     assert_eq!(out.status.code(), Some(2));

@@ -15,6 +15,7 @@ It writes, with fixed seeds and one thread:
   Grad-CAM at `features` for `ClassifierOutputSoftmaxTarget(3)`; `embed_net.similar.npy`: for
   `SimilarityToConceptTarget(embedding of the reference)` on the `embedding` output (the target
   class of pytorch-grad-cam's embeddings tutorial, copied below: the package does not ship it);
+  `embed_net.similar.stem.npy`: the same at `stem`;
 - `resnet_small.similar.layer4.npy`: Grad-CAM at `layer3` of tests/fixtures/resnet_small.pth
   with its `fc` replaced by `Identity` (the embedding is layer4 average-pooled, pytorch-grad-cam's
   "embeddings" tutorial), for the similarity to the embedding of `resnet_small.reference.png`
@@ -221,6 +222,10 @@ def embedding(manifest):
     np.save(f"{OUT}/embed_net.softmax3.npy", softmax)
     similar = gradcam(Output(model, 1), model.features, x.clone(), [SimilarityToConceptTarget(concept)] * 2)
     np.save(f"{OUT}/embed_net.similar.npy", similar)
+    # The same similarity explained at `stem`: gradcam reads it at the `embedding` output, or
+    # at the inner layer `features` average-pooled (the same function, another code path).
+    similar = gradcam(Output(model, 1), model.stem, x.clone(), [SimilarityToConceptTarget(concept)] * 2)
+    np.save(f"{OUT}/embed_net.similar.stem.npy", similar)
     cosine = torch.nn.functional.cosine_similarity(emb, concept[None], dim=1)
     manifest["embed_net"] = {
         "layer": "features",

@@ -62,8 +62,8 @@ pub struct ExplainArgs {
     /// (pytorch-grad-cam's SimilarityToConceptTarget).
     #[arg(long, value_name = "IMAGE", conflicts_with_all = ["classes", "top_k", "target"])]
     pub similar_to: Option<PathBuf>,
-    /// The embedding --similar-to compares: a layer, average-pooled (built-in models), or an
-    /// output of an ONNX model (as --output). Default: the model's output.
+    /// The embedding --similar-to compares: a layer, average-pooled, or an output of an ONNX
+    /// model (as --output). Default: the model's output.
     #[arg(long, value_name = "NAME", requires = "similar_to")]
     pub embedding: Option<String>,
     /// Segmentation models (output (B, K, H, W)): explain the sum of the --class's logits over
@@ -168,18 +168,24 @@ impl ExplainArgs {
 
 pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let mut spec = args.model.spec()?;
-    // An ONNX model's embedding is one of its outputs: the one the model is read at.
+    // An ONNX model's embedding is one of its outputs (the one the model is then read at) or
+    // else one of its layers, average-pooled as for the built-in models.
     let mut embedding = args.embedding.clone();
     if spec.is_onnx()
-        && let Some(name) = embedding.take()
+        && let Some(name) = embedding.clone()
+        && gradcam::onnx::load(&spec.name)
+            .with_context(|| format!("loading {}", spec.name))?
+            .output_names()
+            .contains(&name.as_str())
     {
         match &spec.onnx.output {
             Some(output) if *output != name => anyhow::bail!(
                 "--embedding {name} and --output {output} name different outputs; an ONNX \
-                 model's embedding is the output it is read at: give one of them"
+                 model's embedding output is the one it is read at: give one of them"
             ),
             _ => spec.onnx.output = Some(name),
         }
+        embedding = None;
     }
     let mask = match &args.mask {
         Some(path) => Some(Arc::new(

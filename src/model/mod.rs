@@ -222,8 +222,7 @@ pub trait Forward: Send + Sync {
     ) -> Result<Tensor<2>>;
     /// The head up to layer `until` (at or after the cut's), averaged over space: an
     /// embedding `[batch, channels]`, as ResNet and EfficientNet-Lite pool before their
-    /// classifier. Models that cannot stop inside their head (ONNX graphs, whose embeddings
-    /// are outputs) refuse.
+    /// classifier. Models that cannot stop inside their head refuse.
     fn forward_pooled(
         &self,
         _activations: Tensor<4>,
@@ -231,7 +230,7 @@ pub trait Forward: Send + Sync {
         _until: usize,
     ) -> Result<Tensor<2>> {
         Err(Error::Invalid(
-            "this model gives embeddings as outputs, not at a layer: name an output".to_string(),
+            "this model cannot stop at a layer for an embedding: name an output".to_string(),
         ))
     }
 }

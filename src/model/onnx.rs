@@ -660,6 +660,43 @@ impl Forward for OnnxModel {
         }
         Ok(Tensor::cat(logits, 0))
     }
+
+    /// The head run up to layer `until`'s tensor only, as a map (tokens: the grid's), averaged
+    /// over space.
+    fn forward_pooled(
+        &self,
+        activations: Tensor<4>,
+        context: &CutContext,
+        until: usize,
+    ) -> Result<Tensor<2>> {
+        let layer = context.layer;
+        let state = context.graph.as_deref().ok_or_else(|| {
+            Error::Invalid("this cut was not made by the ONNX model's body".to_string())
+        })?;
+        let split = self.split(layer)?;
+        let prefix = state.prefix.clone();
+        let value = self.cuts[layer].layout.graph_tensor(activations, prefix);
+        let target = self.cuts[until].tensor.as_str();
+        let pooled = |value, context| -> Result<Tensor<2>> {
+            let inner = split.head_to(vec![value], context, target)?;
+            let (map, _) = self.cuts[until].layout.to_map(&inner)?;
+            Ok(map.mean_dims(&[2, 3]).flatten(1, 3))
+        };
+        if !self.single_image {
+            return pooled(value, &state.contexts[0]);
+        }
+        let mut rows = vec![];
+        for (i, context) in state.contexts.iter().enumerate() {
+            let mut shape = value.shape().to_vec();
+            shape[0] = 1;
+            let one = value.padded().clone().narrow(value.padded_axis(0), i, 1);
+            rows.push(pooled(
+                Float::from_padded(one, shape).map_err(|e| invalid(e.0))?,
+                context,
+            )?);
+        }
+        Ok(Tensor::cat(rows, 0))
+    }
 }
 
 impl CamModel for OnnxModel {

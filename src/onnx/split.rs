@@ -184,6 +184,43 @@ impl Split {
         rows: Option<&[usize]>,
     ) -> Result<Vec<Float>> {
         let g = &self.graph;
+        let mut env = self.head_env(cuts, context, rows)?;
+        self.head.run(g, &mut env)?;
+        g.outputs.iter().map(|&o| output(g, &mut env, o)).collect()
+    }
+
+    /// Runs the part of the head that computes the inner tensor `name` (which must depend on
+    /// the cut), from the cut tensors' values and the context, and returns it: an embedding
+    /// read inside the graph.
+    pub fn head_to(&self, cuts: Vec<Float>, context: &Context, name: &str) -> Result<Float> {
+        let g = &self.graph;
+        let id = g.id(name)?;
+        let head: HashSet<usize> = self.head.nodes.iter().copied().collect();
+        let in_head = |n: &usize| head.contains(n);
+        if !g.producer[id].is_some_and(|p| in_head(&p)) {
+            return Err(OnnxError::Invalid(format!(
+                "tensor `{name}` is not computed from the cut at `{}`",
+                self.cut_names().join("`, `")
+            )));
+        }
+        let stop: HashSet<usize> = self.cuts.iter().copied().collect();
+        let nodes: Vec<usize> = ancestors(g, &[id], &stop)
+            .into_iter()
+            .filter(in_head)
+            .collect();
+        let mut env = self.head_env(cuts, context, None)?;
+        Plan::new(g, nodes, &HashSet::from([id])).run(g, &mut env)?;
+        output(g, &mut env, id)
+    }
+
+    /// The environment a head run starts from: the cut values, and the context's rows.
+    fn head_env(
+        &self,
+        cuts: Vec<Float>,
+        context: &Context,
+        rows: Option<&[usize]>,
+    ) -> Result<Vec<Option<Value>>> {
+        let g = &self.graph;
         if cuts.len() != self.cuts.len() {
             return Err(OnnxError::Invalid(format!(
                 "{} cut values for {} cut tensors",
@@ -226,8 +263,7 @@ impl Split {
                 (v, _) => v.clone(),
             });
         }
-        self.head.run(g, &mut env)?;
-        g.outputs.iter().map(|&o| output(g, &mut env, o)).collect()
+        Ok(env)
     }
 }
 
