@@ -778,10 +778,10 @@ def part5_issue16(w, shared, weights):
     for image in LITE0_IMAGES:
         print(f"== lite0 {image} (issue 16, part 5)")
         x = torch.from_numpy(np.load(w.out / "lite0" / f"{image}.input.npy"))
-        # blocks.15 and the head (both 7x7). Not an earlier layer: at the stem (112x112) our
-        # gradients differ from PyTorch's by more than float32 noise (Grad-CAM there: 1.4e-2
-        # from PyTorch in float64, which PyTorch in float32 is within 1.1e-3 of; reported),
-        # and at blocks.10 Grad-CAM++'s denominator 2g^2 + sum(A) g^3 nearly cancels.
+        # blocks.15 and the head (both 7x7). Not an earlier layer: before blocks.12 two ReLU6
+        # units within float32 rounding of zero (tools/make_lite0_gradient_fixtures.py) let
+        # float32 gradients (ours and PyTorch's) differ by 1e-2, and at blocks.10 Grad-CAM++'s
+        # denominator 2g^2 + sum(A) g^3 nearly cancels.
         m = refine_cam(model, [model._blocks[15], model.head], x)
         w.check_map("refinecam", m)
         w.npy(f"lite0/{image}.refinecam.npy", m)
