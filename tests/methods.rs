@@ -367,10 +367,16 @@ fn refinecam_lite0() {
     }
 }
 
-/// SESS with its defaults (Grad-CAM on 122 windows per 64x64 image); small models only.
+/// SESS with its defaults (Grad-CAM on 122 windows per 64x64 image).
 #[test]
 fn sess_small() {
     check_small("sess");
+}
+
+/// SESS on Lite0's `cat_dog` at the head: one image, as each costs a Grad-CAM per window.
+#[test]
+fn sess_lite0() {
+    check_lite0_on(&cam::Sess::default(), &["cat_dog"]);
 }
 
 /// FullGrad: one backward through the whole network, every bias probed.

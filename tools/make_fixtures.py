@@ -794,6 +794,15 @@ def part5_issue16(w, shared, weights):
         w.check_map("fullgrad", m)
         w.npy(f"lite0/{image}.fullgrad.npy", m)
         dff(w, f"lite0/{image}", model, model.head, x, model._fc)
+        if image == "cat_dog":
+            # SESS with its defaults at the head; one image (it runs Grad-CAM on every window).
+            sess = pytorch_grad_cam.SESS(model, [model.head])
+            try:
+                m = sess(input_tensor=x)
+            finally:
+                sess.base_cam.activations_and_grads.release()
+            w.check_map("sess", m)
+            w.npy(f"lite0/{image}.sess.npy", m)
 
 
 # --------------------------------------------------------------------------
