@@ -145,8 +145,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
 
     let outputs: Vec<usize> = graph.output.iter().map(|o| b.id(&o.name)).collect();
     let (runtime, folded) = fold(nodes, &mut b.constants, &b.names)?;
-    let runtime = fuse::pads_into_convs(runtime, &outputs, b.names.len());
-    let mut runtime = fuse::residual_adds_into_convs(runtime, &outputs, b.names.len());
+    let mut runtime = fuse::pads_into_convs(runtime, &outputs, b.names.len());
     for node in &mut runtime {
         let constants: Vec<Option<&Value>> = node
             .inputs

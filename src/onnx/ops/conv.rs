@@ -1,13 +1,9 @@
 //! `Conv` (two-dimensional) on the crate's fast kernels.
 
-use std::sync::Arc;
-
-use super::{Op, ResidualAdd, float_input, kernels, optional};
-use crate::kernels::Activation;
+use super::{Op, float_input, kernels, optional};
 use crate::onnx::attrs::Attributes;
 use crate::onnx::error::{OpResult, op_bail};
 use crate::onnx::value::{Float, Value};
-use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 
 /// How the padding is decided.
@@ -89,10 +85,7 @@ struct ConvOp {
     groups: usize,
     /// A constant-mode `Pad` absorbed at load (inputs 3.. are its pads, value, axes): zero
     /// padding of the spatial axes becomes the convolution's own, saving a padded copy.
-    pre_pad: Option<Arc<dyn Op>>,
-    /// An `Add` (and `Relu`) after the convolution absorbed at load: the sum is written in the
-    /// convolution's epilogue instead of in two more passes over the activations.
-    residual: Option<ResidualAdd>,
+    pre_pad: Option<Box<dyn Op>>,
 }
 
 impl ConvOp {
@@ -130,64 +123,17 @@ impl Op for ConvOp {
         if self.pre_pad.is_some() || self.auto_pad != AutoPad::NotSet {
             return Err(pad);
         }
-        if self.residual.is_some() {
-            return Err(pad);
-        }
         Ok(Box::new(ConvOp {
-            pre_pad: Some(Arc::from(pad)),
-            residual: None,
-            ..*self
-        }))
-    }
-
-    fn absorb_residual(&self, residual: ResidualAdd) -> Result<Box<dyn Op>, ResidualAdd> {
-        if self.residual.is_some() {
-            return Err(residual);
-        }
-        Ok(Box::new(ConvOp {
-            pre_pad: self.pre_pad.clone(),
-            residual: Some(residual),
-            ..*self
+            auto_pad: self.auto_pad,
+            pads: self.pads,
+            stride: self.stride,
+            dilation: self.dilation,
+            groups: self.groups,
+            pre_pad: Some(pad),
         }))
     }
 
     fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
-        let Some(residual) = &self.residual else {
-            let y = self.convolve(inputs, None)?;
-            return Ok(vec![Value::Float(Float::from_tensor(y))]);
-        };
-        let other = optional(inputs, residual.input);
-        if let Some(Value::Float(r)) = other
-            && r.rank() == 4
-        {
-            let act = match residual.relu {
-                Some(_) => Activation::Relu,
-                None => Activation::Identity,
-            };
-            let y = self.convolve(inputs, Some((r.to_tensor::<4>()?, act)))?;
-            return Ok(vec![Value::Float(Float::from_tensor(y))]);
-        }
-        // Another rank or type: the absorbed nodes as they were.
-        let y = Value::Float(Float::from_tensor(self.convolve(inputs, None)?));
-        let pair = match residual.conv_first {
-            true => [Some(&y), other],
-            false => [other, Some(&y)],
-        };
-        let sum = residual.add.run(&pair)?;
-        match &residual.relu {
-            Some(relu) => relu.run(&[sum.first()]),
-            None => Ok(sum),
-        }
-    }
-}
-
-impl ConvOp {
-    /// The convolution of the node's inputs, `act(conv + r)` with `residual = (r, act)`.
-    fn convolve(
-        &self,
-        inputs: &[Option<&Value>],
-        residual: Option<(Tensor<4>, Activation)>,
-    ) -> OpResult<Tensor<4>> {
         let (x, extra) = self.padded_input(inputs)?;
         let w = float_input(inputs, 1)?;
         if x.rank() != 4 || w.rank() != 4 {
@@ -226,11 +172,8 @@ impl ConvOp {
             .transpose()?;
         let options =
             ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
-        let (x, w) = (x.to_tensor::<4>()?, w.to_tensor::<4>()?);
-        Ok(match residual {
-            Some((r, act)) => kernels::conv2d_add_act(x, w, bias, r, options, act),
-            None => kernels::conv2d(x, w, bias, options),
-        })
+        let y = kernels::conv2d(x.to_tensor::<4>()?, w.to_tensor::<4>()?, bias, options);
+        Ok(vec![Value::Float(Float::from_tensor(y))])
     }
 }
 
@@ -251,7 +194,6 @@ pub(super) fn conv(a: &Attributes) -> OpResult<Box<dyn Op>> {
         dilation: pair(a, "dilations", 1)?,
         groups: groups as usize,
         pre_pad: None,
-        residual: None,
     }))
 }
 

@@ -5,8 +5,6 @@ use crate::kernels::{self as fast, LayerOps};
 use burn::backend::Dispatch;
 use burn::tensor::Tensor;
 
-/// `act(conv2d(x, weight, bias) + residual)`, the add and `act` in the convolution's epilogue.
-pub(super) use fast::conv2d_add_act_with as conv2d_add_act;
 /// `conv2d(x, weight, bias)` through the crate's im2col / gemm and depthwise kernels.
 pub(super) use fast::conv2d_with as conv2d;
 

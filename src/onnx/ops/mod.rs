@@ -47,25 +47,6 @@ pub(crate) trait Op: Send + Sync + std::fmt::Debug {
     fn is_constant_pad(&self) -> bool {
         false
     }
-
-    /// This convolution with the `Add` of its output and another tensor (and the `Relu` after
-    /// it) taken into its epilogue; `Err` if it cannot (the nodes handed back).
-    fn absorb_residual(&self, residual: ResidualAdd) -> Result<Box<dyn Op>, ResidualAdd> {
-        Err(residual)
-    }
-}
-
-/// An `Add` of a convolution's output and another tensor, maybe with a `Relu` after it, for
-/// [`Op::absorb_residual`].
-#[derive(Debug)]
-pub(crate) struct ResidualAdd {
-    /// Where the other tensor is among the fused node's inputs.
-    pub input: usize,
-    /// Whether the convolution's output was the `Add`'s first input.
-    pub conv_first: bool,
-    /// The `Add` and the `Relu`, run as they were where the fused epilogue does not apply.
-    pub add: Box<dyn Op>,
-    pub relu: Option<Box<dyn Op>>,
 }
 
 /// Builds an operator from a node's attributes; an error names an unsupported attribute value.
