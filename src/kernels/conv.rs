@@ -16,8 +16,9 @@ use super::scratch::with_tile;
 /// 1 is one product with the input as it is. Images go to threads; a single image splits each
 /// tile's im2col and product instead (flex's reorders both operands on every call). `act`
 /// runs on each tile of output positions as soon as its product is done, while it is in cache.
-/// With a `residual` (the output's values in row-major order) the output is that buffer, the
-/// bias added to it, and the products add to the sum: `act(conv(x) + bias + residual)`.
+/// With a `residual` (the output's values in row-major order) the output is that buffer, which
+/// the products add to: `act(conv(x) + residual + bias)`, the bias added with the activation
+/// (pointwise) or before the products (im2col tiles).
 pub(super) fn dense_conv2d_f32(
     geometry: &ConvGeometry,
     x: FlexTensor,
@@ -35,12 +36,13 @@ pub(super) fn dense_conv2d_f32(
     let bias = bias.map(|b| b.to_contiguous());
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
     let bias_of = |row: usize| bias.map_or(0.0, |b| b[row % g.out_channels]);
-    let accumulate = bias.is_some() || residual.is_some();
+    let has_residual = residual.is_some();
+    let accumulate = bias.is_some() || has_residual;
     let mut output = match residual {
+        // A pointwise convolution adds its bias after the product, with the activation.
+        Some(residual) if g.is_pointwise() => residual,
         Some(mut residual) => {
-            if bias.is_some() {
-                add_to_rows(&mut residual, positions, bias_of);
-            }
+            add_to_rows(&mut residual, positions, bias_of);
             residual
         }
         // Written once: every channel starts as its bias, which the products add to.
@@ -50,6 +52,9 @@ pub(super) fn dense_conv2d_f32(
         if g.is_pointwise() {
             let input = Matrix::new(input, [patch, positions], [positions, 1]);
             matmul(out, positions, weight, input, accumulate, split);
+            if has_residual && bias.is_some() {
+                return act.apply_biased(out, positions, bias_of, split);
+            }
             return act.apply(out);
         }
         let tile_len = patch * g.tile_rows() * ow;
