@@ -10,6 +10,8 @@
 //! - head backward: at the default layer (Lite0 `head`, ResNet-50 `layer4`), the head with
 //!   autodiff from a leaf that requires grad, and its backward pass to the leaf (the body runs
 //!   once, outside the timing);
+//! - conv3x3 and residual: single convolutions at batch 1 (Winograd; a residual block's last
+//!   convolution with its add and ReLU fused into the epilogue, and without);
 //! - post-processing: `resize_map` 7x7 -> 224x224, `resize_bilinear` 640x480 -> 224x224,
 //!   `overlay` at 640x480 and `localize` on a 640x480 map.
 
@@ -100,6 +102,41 @@ fn main() {
             bench(&id, || {
                 let y =
                     gradcam::kernels::conv2d_with(x.clone(), w.clone(), b.clone(), options.clone());
+                black_box(y.into_data());
+            });
+        }
+    }
+
+    // A residual block's last convolution at batch 1: the add and ReLU in its epilogue
+    // against the same convolution, burn's add and ReLU; each iteration makes its own
+    // residual (owned, as in a model), the same in both.
+    for (c, k, kernel, size) in [
+        (64, 256, 1, 56),
+        (256, 1024, 1, 14),
+        (512, 2048, 1, 7),
+        (64, 64, 3, 56),
+    ] {
+        for fused in [true, false] {
+            let how = if fused { "fused" } else { "unfused" };
+            let id = format!("residual/{c}->{k}/k{kernel}/{size}x{size}/{how}");
+            if !selected(&id) {
+                continue;
+            }
+            let x = Tensor::<4>::random([1, c, size, size], Normal(0.0, 1.0), &device);
+            let w = Tensor::<4>::random([k, c, kernel, kernel], Normal(0.0, 0.05), &device);
+            let b = Some(Tensor::<1>::random([k], Normal(0.0, 1.0), &device));
+            let r = Tensor::<4>::random([1, k, size, size], Normal(0.0, 1.0), &device).into_data();
+            let pad = kernel / 2;
+            let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+            let relu = gradcam::kernels::Activation::Relu;
+            bench(&id, || {
+                let r = Tensor::<4>::from_data(r.clone(), &device);
+                let (x, w, b, o) = (x.clone(), w.clone(), b.clone(), options.clone());
+                let y = if fused {
+                    gradcam::kernels::conv2d_add_act_with(x, w, b, r, o, relu)
+                } else {
+                    burn::tensor::activation::relu(gradcam::kernels::conv2d_with(x, w, b, o) + r)
+                };
                 black_box(y.into_data());
             });
         }

@@ -524,3 +524,124 @@ fn winograd_conv3x3_matches_burn_over_a_grid_of_shapes() {
         _ => 5e-7,
     });
 }
+
+/// The residual add fused into the convolution's epilogue (`conv2d_add_act_with`, a ResNet
+/// block's last convolution) over the grid of shapes, the Winograd shapes and shapes of
+/// several im2col tiles, every activation: within rounding of burn's whole chain
+/// `act(conv2d(x, w, b) + r)` (the dense kernel adds the residual before the products, so its
+/// sums round in another order; Winograd's output transform adds it after, as the unfused
+/// chain does). A residual the caller still holds is left as it was; one broadcast over the
+/// output goes through burn's add; on autodiff tensors the value and the gradients of `x` and
+/// of the residual equal those of the unfused chain.
+#[test]
+fn fused_residual_add_matches_the_unfused_chain() {
+    use kernels::Activation;
+    let mut cases = Vec::new();
+    for (kind, cin, cout, groups) in KINDS {
+        for (k, stride, pad, dilation, batch, [h, w]) in grid() {
+            if let Some(padding) = grid_padding(pad, [h, w], k, stride, dilation) {
+                let options =
+                    ConvOptions::new_with_padding([stride; 2], padding, [dilation; 2], groups);
+                cases.push((kind, [cin, cout, k, batch, h, w], options));
+            }
+        }
+    }
+    for (cin, cout, k, stride, pad, [h, w], batch) in [
+        (16, 16, 3, 1, 1, [7, 9], 1),
+        (24, 40, 3, 1, 0, [13, 11], 3),
+        (64, 64, 3, 1, 1, [58, 58], 1),
+        (64, 64, 3, 1, 1, [100, 100], 2),
+        (32, 48, 3, 2, 1, [40, 40], 1),
+        (64, 256, 1, 1, 0, [56, 56], 1),
+        (64, 256, 1, 1, 0, [56, 56], 2),
+        (512, 2048, 1, 1, 0, [7, 7], 2),
+    ] {
+        let options = ConvOptions::new_with_padding([stride; 2], [(pad, pad); 2], [1, 1], 1);
+        cases.push(("wide", [cin, cout, k, batch, h, w], options));
+    }
+    let mut worst = Worst::default();
+    for (i, (kind, [cin, cout, k, batch, h, w], options)) in cases.into_iter().enumerate() {
+        let act = [Activation::Identity, Activation::Relu, Activation::Relu6][i % 3];
+        let groups = options.groups;
+        let case = format!("{kind} {cin}->{cout} k{k} {options:?} batch {batch} {h}x{w} {act:?}");
+        let x = random([batch, cin, h, w]) * 3.0;
+        let weight =
+            random([cout, cin / groups, k, k]) * (1.0 / ((cin / groups * k * k) as f32).sqrt());
+        let b = Some(random([cout]));
+        let apply = |y: Tensor<4>| match act {
+            Activation::Identity => y,
+            Activation::Relu => relu(y),
+            Activation::Relu6 => y.clamp(0.0, 6.0),
+        };
+        let raw = burn_conv2d(x.clone(), weight.clone(), b.clone(), options.clone());
+        let r = random(raw.dims()) * 3.0;
+        let sum = raw + r.clone();
+        let scalar = |t: Tensor<1>| t.into_data().iter::<f32>().next().unwrap();
+        let scale = scalar(sum.clone().abs().max()).max(1.0);
+        let want = apply(sum);
+        // The residual is still held here (`r`): the kernel must copy it, not write over it.
+        let kept = r.clone().into_data();
+        let fused = |x, w, b, r| kernels::conv2d_add_act_with(x, w, b, r, options.clone(), act);
+        let got = fused(x.clone(), weight.clone(), b.clone(), r.clone());
+        worst.record(
+            "y against burn",
+            scalar((got - want.clone()).abs().max()) / scale,
+            &case,
+        );
+        assert_eq!(
+            r.clone().into_data(),
+            kept,
+            "{case}: the held residual changed"
+        );
+        // Given away (the model's case), the residual's buffer may become the output.
+        let copy = Tensor::<4>::from_data(kept.clone(), &Device::flex());
+        let got = fused(x.clone(), weight.clone(), b.clone(), copy);
+        worst.record(
+            "y, residual given away",
+            scalar((got - want).abs().max()) / scale,
+            &case,
+        );
+        if i % 7 == 0 {
+            // Broadcast over the batch and the positions: burn's add after our convolution.
+            let r1 = random([1, cout, 1, 1]);
+            let got = fused(x.clone(), weight.clone(), b.clone(), r1.clone());
+            let unfused = apply(
+                kernels::conv2d_with(x.clone(), weight.clone(), b.clone(), options.clone()) + r1,
+            );
+            worst.record("broadcast residual", max_diff(got, unfused), &case);
+        }
+        if i % 5 == 0 {
+            let grads_of = |fuse: bool| {
+                let xa = x.clone().autodiff().require_grad();
+                let ra = r.clone().autodiff().require_grad();
+                let (wa, ba) = (weight.clone().autodiff(), b.clone().map(|b| b.autodiff()));
+                let y = if fuse {
+                    fused(xa.clone(), wa, ba, ra.clone())
+                } else {
+                    let y = kernels::conv2d_with(xa.clone(), wa, ba, options.clone()) + ra.clone();
+                    match act {
+                        Activation::Identity => y,
+                        Activation::Relu => relu(y),
+                        Activation::Relu6 => kernels::relu6(y),
+                    }
+                };
+                let c = Tensor::<4>::ones(y.dims(), &Device::flex()).autodiff();
+                let grads = (y.clone() * c).sum().backward();
+                (
+                    y.inner(),
+                    xa.grad(&grads).unwrap(),
+                    ra.grad(&grads).unwrap(),
+                )
+            };
+            let ((y, dx, dr), (y_, dx_, dr_)) = (grads_of(true), grads_of(false));
+            worst.record("autodiff y, dx, dr", max_diff(y, y_), &case);
+            worst.record("autodiff y, dx, dr", max_diff(dx, dx_), &case);
+            worst.record("autodiff y, dx, dr", max_diff(dr, dr_), &case);
+        }
+    }
+    worst.check(|name| match name {
+        // Measured up to 5.6e-7; the bound of the convolution grid above.
+        "y against burn" | "y, residual given away" => 1.5e-6,
+        _ => 0.0,
+    });
+}

@@ -6,7 +6,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
-use burn::backend::ops::{ActivationOps, ConvOptions, ModuleOps};
+use burn::backend::ops::{ActivationOps, ConvOptions, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 
 use super::{Activation, LayerOps, relu6};
@@ -39,6 +39,23 @@ impl<B: LayerOps, C: CheckpointStrategy> LayerOps for Autodiff<B, C> {
     ) -> FloatTensor<Self> {
         // Two recorded operations, so that each keeps its own backward pass.
         let y = Self::layer_conv2d(x, weight, bias, options);
+        match act {
+            Activation::Identity => y,
+            Activation::Relu => Self::relu(y),
+            Activation::Relu6 => Self::layer_relu6(y),
+        }
+    }
+
+    fn layer_conv2d_add_act(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        act: Activation,
+    ) -> FloatTensor<Self> {
+        let y = Self::layer_conv2d(x, weight, bias, options);
+        let y = Self::float_add(y, residual);
         match act {
             Activation::Identity => y,
             Activation::Relu => Self::relu(y),

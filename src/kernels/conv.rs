@@ -7,7 +7,7 @@ use burn::backend::flex::FlexTensor;
 use super::epilogue::Activation;
 use super::im2col::ConvGeometry;
 use super::matmul::{Matrix, matmul};
-use super::parallel::{filled, for_each_chunk_pair};
+use super::parallel::{add_to_rows, filled, for_each_chunk_pair};
 use super::scratch::with_tile;
 
 /// A dense float32 convolution, image by image, as im2col (rows in the weight's own
@@ -16,11 +16,15 @@ use super::scratch::with_tile;
 /// 1 is one product with the input as it is. Images go to threads; a single image splits each
 /// tile's im2col and product instead (flex's reorders both operands on every call). `act`
 /// runs on each tile of output positions as soon as its product is done, while it is in cache.
+/// With a `residual` (the output's values in row-major order) the output is that buffer, which
+/// the products add to: `act(conv(x) + residual + bias)`, the bias added with the activation
+/// (pointwise) or before the products (im2col tiles).
 pub(super) fn dense_conv2d_f32(
     geometry: &ConvGeometry,
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
+    residual: Option<Vec<f32>>,
     act: Activation,
 ) -> FlexTensor {
     let g = *geometry;
@@ -31,14 +35,26 @@ pub(super) fn dense_conv2d_f32(
     let weight = Matrix::new(weight, [g.out_channels, patch], [patch, 1]);
     let bias = bias.map(|b| b.to_contiguous());
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
-    // Written once: every channel starts as its bias, which the products add to.
-    let mut output = filled(g.batch * g.out_channels, positions, |row| {
-        bias.map_or(0.0, |b| b[row % g.out_channels])
-    });
+    let bias_of = |row: usize| bias.map_or(0.0, |b| b[row % g.out_channels]);
+    let has_residual = residual.is_some();
+    let accumulate = bias.is_some() || has_residual;
+    let mut output = match residual {
+        // A pointwise convolution adds its bias after the product, with the activation.
+        Some(residual) if g.is_pointwise() => residual,
+        Some(mut residual) => {
+            add_to_rows(&mut residual, positions, bias_of);
+            residual
+        }
+        // Written once: every channel starts as its bias, which the products add to.
+        None => filled(g.batch * g.out_channels, positions, bias_of),
+    };
     let image = |input: &[f32], out: &mut [f32], split: bool| {
         if g.is_pointwise() {
             let input = Matrix::new(input, [patch, positions], [positions, 1]);
-            matmul(out, positions, weight, input, bias.is_some(), split);
+            matmul(out, positions, weight, input, accumulate, split);
+            if has_residual && bias.is_some() {
+                return act.apply_biased(out, positions, bias_of, split);
+            }
             return act.apply(out);
         }
         let tile_len = patch * g.tile_rows() * ow;

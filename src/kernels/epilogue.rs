@@ -35,6 +35,34 @@ impl Activation {
         }
     }
 
+    /// `self(v + bias(r))` on each value `v` of row `r` of `rows` (`row_len` values a row), on
+    /// rayon's threads when `parallel`: a pointwise convolution's bias, added after its product
+    /// when the output started as a residual, in the same pass as the activation.
+    pub(super) fn apply_biased(
+        self,
+        rows: &mut [f32],
+        row_len: usize,
+        bias: impl Fn(usize) -> f32 + Sync,
+        parallel: bool,
+    ) {
+        let row = |(r, values): (usize, &mut [f32])| {
+            let b = bias(r);
+            match self {
+                Activation::Identity => each(values, |v| v + b),
+                Activation::Relu => each(values, |v| relu(v + b)),
+                Activation::Relu6 => each(values, |v| Activation::Relu6.on(v + b)),
+            }
+        };
+        if parallel {
+            use rayon::prelude::*;
+            rows.par_chunks_mut(row_len.max(1))
+                .enumerate()
+                .for_each(row);
+        } else {
+            rows.chunks_mut(row_len.max(1)).enumerate().for_each(row);
+        }
+    }
+
     /// `self` on columns `columns` of each row of `rows` (`row_len` values a row): the tile of
     /// output positions a product has just written, in every output channel.
     pub(super) fn apply_columns(
@@ -97,6 +125,18 @@ mod tests {
         let mut v = [-1.0, 7.5];
         Activation::Identity.apply(&mut v);
         assert_eq!(v, [-1.0, 7.5]);
+    }
+
+    #[test]
+    fn biased_rows() {
+        for parallel in [false, true] {
+            let mut rows = [-1.0, 2.0, -3.0, 4.0, 5.0, 6.5];
+            Activation::Relu6.apply_biased(&mut rows, 2, |r| r as f32, parallel);
+            assert_eq!(rows, [0.0, 2.0, 0.0, 5.0, 6.0, 6.0]);
+            let mut rows = [-1.0, 2.0, -3.0];
+            Activation::Identity.apply_biased(&mut rows, 1, |r| r as f32 * 0.5, parallel);
+            assert_eq!(rows, [-1.0, 2.5, -2.0]);
+        }
     }
 
     #[test]

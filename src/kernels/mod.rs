@@ -20,11 +20,12 @@ mod parallel;
 mod pool;
 mod prepacked;
 mod relu6;
+mod residual;
 mod scratch;
 mod winograd;
 
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, ConvOptions, ModuleOps};
+use burn::backend::ops::{ActivationOps, ConvOptions, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, DType, Dispatch, Flex, backend_extension};
 use burn::nn::PaddingConfig2d;
@@ -53,6 +54,17 @@ pub trait LayerOps: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        act: Activation,
+    ) -> FloatTensor<Self>;
+    /// `act(conv2d(x, weight, bias) + residual)`: on flex, the residual add and the activation
+    /// run in the convolution's epilogue, the output written into the residual's buffer when
+    /// nothing else holds it; on autodiff tensors, as recorded operations after it.
+    fn layer_conv2d_add_act(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
         options: ConvOptions<2>,
         act: Activation,
     ) -> FloatTensor<Self>;
@@ -148,6 +160,59 @@ pub fn conv2d_act_with(
     }
 }
 
+/// `act(conv.forward(x) + residual)`, with the add and the activation fused into the
+/// convolution's epilogue where [`conv2d_add_act_with`] can (a ResNet block's last
+/// convolution, an inverted residual block's projection).
+pub fn conv2d_add_act(
+    conv: &Conv2d,
+    x: Tensor<4>,
+    residual: Tensor<4>,
+    act: Activation,
+) -> Tensor<4> {
+    match (fixed_padding(&conv.padding), &conv.bias) {
+        (Some(padding), Some(bias)) => {
+            let options =
+                ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+            conv2d_add_act_with(
+                x,
+                conv.weight.val(),
+                Some(bias.val()),
+                residual,
+                options,
+                act,
+            )
+        }
+        _ => activate(conv2d(conv, x) + residual, act),
+    }
+}
+
+/// `act(conv2d_with(x, weight, bias, options) + residual)`. Fused on plain tensors with a bias
+/// (the residual broadcast by burn's add when its shape is not the output's); autodiff tensors
+/// record the three operations, and while a [`GuidedReluGuard`] is on the rectifier is the
+/// guided one, unfused.
+pub fn conv2d_add_act_with(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    residual: Tensor<4>,
+    options: ConvOptions<2>,
+    act: Activation,
+) -> Tensor<4> {
+    match bias {
+        Some(bias) if !GuidedReluGuard::active() => {
+            Tensor::from_dispatch(<Dispatch as LayerOps>::layer_conv2d_add_act(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                bias.into_dispatch(),
+                residual.into_dispatch(),
+                options,
+                act,
+            ))
+        }
+        bias => activate(conv2d_with(x, weight, bias, options) + residual, act),
+    }
+}
+
 /// `act(x)` as its own operation (guided while a [`GuidedReluGuard`] is on).
 fn activate(x: Tensor<4>, act: Activation) -> Tensor<4> {
     match act {
@@ -215,6 +280,17 @@ impl LayerOps for Flex {
         flex_conv2d(x, weight, Some(bias), options, act)
     }
 
+    fn layer_conv2d_add_act(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        residual: FlexTensor,
+        options: ConvOptions<2>,
+        act: Activation,
+    ) -> FlexTensor {
+        flex_conv2d_add(x, weight, Some(bias), residual, options, act)
+    }
+
     fn layer_conv2d_unbiased(
         x: FlexTensor,
         weight: FlexTensor,
@@ -265,15 +341,43 @@ fn flex_conv2d(
 ) -> FlexTensor {
     if let Some(geometry) = ConvGeometry::of_dense_f32(&x, &weight, &options) {
         if winograd::applies(&geometry) {
-            return winograd::conv3x3_f32(&geometry, x, weight, bias, act);
+            return winograd::conv3x3_f32(&geometry, x, weight, bias, None, act);
         }
-        return conv::dense_conv2d_f32(&geometry, x, weight, bias, act);
+        return conv::dense_conv2d_f32(&geometry, x, weight, bias, None, act);
     }
     if depthwise::is_depthwise_f32(&x, &weight, &options) {
         let (padding, stride) = (options.padding, options.stride);
         return depthwise::depthwise_conv2d_f32(x, weight, bias, padding, stride, act);
     }
-    let y = Flex::conv2d(x, weight, bias, options);
+    flex_activate(Flex::conv2d(x, weight, bias, options), act)
+}
+
+/// `act(conv2d(x, weight, bias) + residual)`: the dense and Winograd kernels start their
+/// output from the residual's values ([`residual::into_output`]) when it has the output's
+/// shape; anything else is the convolution, flex's (broadcasting) add, then `act`.
+fn flex_conv2d_add(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    residual: FlexTensor,
+    options: ConvOptions<2>,
+    act: Activation,
+) -> FlexTensor {
+    if let Some(geometry) = ConvGeometry::of_dense_f32(&x, &weight, &options)
+        && residual::fits(&geometry, &residual)
+    {
+        let residual = Some(residual::into_output(residual));
+        if winograd::applies(&geometry) {
+            return winograd::conv3x3_f32(&geometry, x, weight, bias, residual, act);
+        }
+        return conv::dense_conv2d_f32(&geometry, x, weight, bias, residual, act);
+    }
+    let y = flex_conv2d(x, weight, bias, options, Activation::Identity);
+    flex_activate(Flex::float_add(y, residual), act)
+}
+
+/// `act(y)` as flex's own operation (our ReLU6).
+fn flex_activate(y: FlexTensor, act: Activation) -> FlexTensor {
     match act {
         Activation::Identity => y,
         Activation::Relu => Flex::relu(y),

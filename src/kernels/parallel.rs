@@ -19,6 +19,18 @@ pub(super) fn filled(rows: usize, row_len: usize, value: impl Fn(usize) -> f32 +
     out
 }
 
+/// `value(r)` added to each value of row `r` of `values` (rows of `row_len`), on rayon's threads.
+pub(super) fn add_to_rows(values: &mut [f32], row_len: usize, value: impl Fn(usize) -> f32 + Sync) {
+    values
+        .par_chunks_mut(row_len.max(1))
+        .with_min_len(16)
+        .enumerate()
+        .for_each(|(r, row)| {
+            let v = value(r);
+            row.iter_mut().for_each(|x| *x += v);
+        });
+}
+
 /// `f` on each pair of chunks of `dst` and `src` (of the lengths given), in order: on rayon's
 /// threads when `parallel`, else on this one. The dense kernels' images (parallel when there
 /// are several) and the channels of one image's im2col or col2im (parallel when the image is
@@ -51,6 +63,13 @@ mod tests {
         assert_eq!(filled(3, 2, |r| r as f32), [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]);
         assert_eq!(filled(0, 5, |_| 1.0), Vec::<f32>::new());
         assert_eq!(filled(100, 1, |r| r as f32).len(), 100);
+    }
+
+    #[test]
+    fn add_to_rows_adds_each_rows_value() {
+        let mut values = vec![1.0; 6];
+        add_to_rows(&mut values, 2, |r| r as f32 * 10.0);
+        assert_eq!(values, [1.0, 1.0, 11.0, 11.0, 21.0, 21.0]);
     }
 
     #[test]

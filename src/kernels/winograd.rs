@@ -30,12 +30,15 @@ pub(super) fn applies(g: &ConvGeometry) -> bool {
 }
 
 /// `act(conv2d(x, weight) + bias)` for a convolution [`applies`] takes: images go to threads;
-/// a single image splits each block's transforms and products instead.
+/// a single image splits each block's transforms and products instead. With a `residual`
+/// (the output's values in row-major order) the output is written over it,
+/// `act((conv2d(x, weight) + bias) + residual)`.
 pub(super) fn conv3x3_f32(
     geometry: &ConvGeometry,
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
+    residual: Option<Vec<f32>>,
     act: Activation,
 ) -> FlexTensor {
     let g = *geometry;
@@ -49,7 +52,8 @@ pub(super) fn conv3x3_f32(
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
     let [oh, ow] = g.out_size;
     let tiles = Tiles::of(&g);
-    let mut output = vec![0.0f32; g.batch * out_channels * oh * ow];
+    let add_residual = residual.is_some();
+    let mut output = residual.unwrap_or_else(|| vec![0.0f32; g.batch * out_channels * oh * ow]);
     let image = |input: &[f32], out: &mut [f32], split: bool| {
         let scratch = 16 * (channels + out_channels) * tiles.width * tiles.rows_per_block;
         with_tile(scratch, |scratch| {
@@ -87,7 +91,12 @@ pub(super) fn conv3x3_f32(
                 let plane = |k: usize, plane: &mut [f32]| {
                     let b = bias.map_or(0.0, |b| b[k]);
                     let m_k = |e: usize| &m[(e * out_channels + k) * n..][..n];
-                    transform_output(&g, &tiles, m_k, b, act, plane, rows.clone());
+                    let epilogue = Epilogue {
+                        bias: b,
+                        act,
+                        add_residual,
+                    };
+                    transform_output(&g, &tiles, m_k, epilogue, plane, rows.clone());
                 };
                 if split {
                     out.par_chunks_mut(oh * ow)
@@ -226,21 +235,38 @@ fn transform_input_rows(
     }
 }
 
-/// `act(A^T M A + bias)` of each tile in the tile rows `rows` into one output channel's
-/// `plane`, where `m(e)` is the channel's row of `M_e` and `A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]`;
-/// the right and bottom tiles drop what falls outside the output.
+/// What the output transform does to each value `v` of an output channel: `act(v + bias)`,
+/// or `act((v + bias) + r)` with `r` the value already there when `add_residual`.
+#[derive(Clone, Copy)]
+struct Epilogue {
+    bias: f32,
+    act: Activation,
+    add_residual: bool,
+}
+
+impl Epilogue {
+    #[inline(always)]
+    fn write(self, slot: &mut f32, v: f32) {
+        let v = v + self.bias;
+        *slot = self.act.on(if self.add_residual { v + *slot } else { v });
+    }
+}
+
+/// The [`Epilogue`] of `A^T M A` of each tile in the tile rows `rows` into one output
+/// channel's `plane`, where `m(e)` is the channel's row of `M_e` and
+/// `A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]`; the right and bottom tiles drop what falls outside
+/// the output.
 fn transform_output<'m>(
     g: &ConvGeometry,
     tiles: &Tiles,
     m: impl Fn(usize) -> &'m [f32],
-    bias: f32,
-    act: Activation,
+    epilogue: Epilogue,
     plane: &mut [f32],
     rows: std::ops::Range<usize>,
 ) {
     let [oh, ow] = g.out_size;
     let m: [&[f32]; 16] = std::array::from_fn(m);
-    let out = |v: f32| act.on(v + bias);
+    let out = |slot: &mut f32, v: f32| epilogue.write(slot, v);
     for (row_in_block, ty) in rows.enumerate() {
         let t = row_in_block * tiles.width..(row_in_block + 1) * tiles.width;
         let [
@@ -274,15 +300,15 @@ fn transform_output<'m>(
             let s12 = m12[tx] - m22[tx] - m32[tx];
             let s13 = m13[tx] - m23[tx] - m33[tx];
             let x = 2 * tx;
-            top[x] = out(s00 + s01 + s02);
+            out(&mut top[x], s00 + s01 + s02);
             if let Some(bottom) = bottom.as_deref_mut() {
-                bottom[x] = out(s10 + s11 + s12);
+                out(&mut bottom[x], s10 + s11 + s12);
             }
             // The right tile of an odd width drops its second column.
             if x + 1 < ow {
-                top[x + 1] = out(s01 - s02 - s03);
+                out(&mut top[x + 1], s01 - s02 - s03);
                 if let Some(bottom) = bottom.as_deref_mut() {
-                    bottom[x + 1] = out(s11 - s12 - s13);
+                    out(&mut bottom[x + 1], s11 - s12 - s13);
                 }
             }
         }

@@ -14,7 +14,8 @@ use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{
-    Activation, batch_norm, conv_bn, conv_bn_act, conv2d, fold_batch_norm, pad_same,
+    Activation, batch_norm, conv_bn, conv_bn_act, conv_bn_add_act, conv2d, fold_batch_norm,
+    pad_same,
 };
 use super::{CamModel, Layer, Preprocess, Rounding, Staged};
 use crate::error::Result;
@@ -127,8 +128,12 @@ impl MBConv {
             y = pad_same(y, self.kernel, self.stride);
         }
         let y = conv_bn_act(&self.depthwise_conv, &self.bn1, y, Activation::Relu6);
-        let y = conv_bn(&self.project_conv, &self.bn2, y);
-        if self.residual { y + x } else { y }
+        if self.residual {
+            // The sum in the projection's epilogue, written into `x`'s buffer when it is free.
+            conv_bn_add_act(&self.project_conv, &self.bn2, y, x, Activation::Identity)
+        } else {
+            conv_bn(&self.project_conv, &self.bn2, y)
+        }
     }
 
     fn fold_batch_norms(&mut self) {

@@ -62,6 +62,23 @@ pub(crate) fn conv_bn_act(
     }
 }
 
+/// `act(conv_bn(conv, bn, x) + residual)`, the add and the activation in the convolution's
+/// epilogue once the batch norm is folded (see [`kernels::conv2d_add_act`]).
+pub(crate) fn conv_bn_add_act(
+    conv: &Conv2d,
+    bn: &Option<BatchNorm>,
+    x: Tensor<4>,
+    residual: Tensor<4>,
+    act: Activation,
+) -> Tensor<4> {
+    match (bn, act) {
+        (None, act) => kernels::conv2d_add_act(conv, x, residual, act),
+        (Some(_), Activation::Identity) => conv_bn(conv, bn, x) + residual,
+        (Some(_), Activation::Relu) => relu(conv_bn(conv, bn, x) + residual),
+        (Some(_), Activation::Relu6) => relu6(conv_bn(conv, bn, x) + residual),
+    }
+}
+
 /// Folds an inference-mode batch norm into the convolution before it, in place: per output
 /// channel `s = gamma / sqrt(var + eps)`, `w' = w * s`, `b' = beta + (b - mean) * s`. The
 /// convolution then does the work of the pair, and the four elementwise passes of the batch

@@ -10,7 +10,9 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{Activation, batch_norm, conv_bn, conv_bn_act, conv2d, fold_batch_norm, relu};
+use super::layers::{
+    Activation, batch_norm, conv_bn, conv_bn_act, conv_bn_add_act, conv2d, fold_batch_norm, relu,
+};
 use super::{CamModel, Layer, Preprocess, Rounding, Staged};
 use crate::kernels as ops;
 
@@ -71,20 +73,23 @@ impl Block {
         }
     }
 
+    /// `relu(last(y) + skip)`, the sum and its ReLU in the last convolution's epilogue.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = conv_bn_act(&self.conv1, &self.bn1, x.clone(), Activation::Relu);
-        let y = match &self.conv3 {
+        let (last, last_bn, y) = match &self.conv3 {
             Some(conv3) => {
                 let y = conv_bn_act(&self.conv2, &self.bn2, y, Activation::Relu);
-                conv_bn(conv3, &self.bn3, y)
+                (conv3, &self.bn3, y)
             }
-            None => conv_bn(&self.conv2, &self.bn2, y),
+            None => (&self.conv2, &self.bn2, y),
         };
+        // Computed after conv1 has let go of its copy of `x`, so that the identity skip is the
+        // only holder of its buffer and the sum is written into it.
         let skip = match &self.downsample {
             Some(d) => conv_bn(&d.conv, &d.bn, x),
             None => x,
         };
-        relu(y + skip)
+        conv_bn_add_act(last, last_bn, y, skip, Activation::Relu)
     }
 
     fn fold_batch_norms(&mut self) {
