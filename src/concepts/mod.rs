@@ -1,7 +1,11 @@
 //! Deep Feature Factorization for one photo, as pytorch-grad-cam's DFF example shows it: the
 //! concepts NMF finds at a layer, each with its map on the photo and its top classes from the
 //! classifier. `gradcam explain --method deepfeaturefactorization`, `gradcam serve` and the
-//! pictures of [`crate::image::show_factorization`] use it.
+//! pictures of [`concept_pictures`] use it.
+
+mod pictures;
+
+pub use pictures::{ConceptPictures, concept_pictures, legend_text};
 
 use std::sync::Arc;
 use std::time::Instant;
