@@ -121,7 +121,8 @@ fn explain_one(
     let e = explainer.explain(&image)?;
     let base = args.out.join(&input.name);
     if let Some(parent) = base.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let path = |suffix: &str| PathBuf::from(format!("{}.{suffix}", base.display()));
     let mut files = ConceptFiles::default();
@@ -138,7 +139,11 @@ fn explain_one(
     }
     if formats.npy {
         let (h, w) = e.input_size;
-        let maps: Vec<f32> = e.concepts.iter().flat_map(|c| c.map.iter().copied()).collect();
+        let maps: Vec<f32> = e
+            .concepts
+            .iter()
+            .flat_map(|c| c.map.iter().copied())
+            .collect();
         let file = path("dff.npy");
         write_atomic(&file, &npy_bytes(&maps, &[e.concepts.len(), h, w]))?;
         files.maps = Some(file);
@@ -185,7 +190,10 @@ fn report(path: &Path, e: &ConceptExplanation, files: &ConceptFiles, json: bool,
             .concepts
             .get(i)
             .map_or(String::new(), |p| format!(" -> {}", p.display()));
-        println!("  {}{target}", gradcam::concepts::legend_text(c.index, &c.label));
+        println!(
+            "  {}{target}",
+            gradcam::concepts::legend_text(c.index, &c.label)
+        );
     }
     if let Some(combined) = &files.combined {
         println!("  all concepts -> {}", combined.display());

@@ -53,8 +53,16 @@ pub fn concept_pictures(
     let concepts = maps
         .iter()
         .zip(&entries)
-        .map(|(map, entry)| Ok(with_legend(&overlay(image, map, image_weight)?, std::slice::from_ref(entry))))
+        .map(|(map, entry)| {
+            Ok(with_legend(
+                &overlay(image, map, image_weight)?,
+                std::slice::from_ref(entry),
+            ))
+        })
         .collect::<Result<_>>()?;
-    let combined = with_legend(&show_factorization(image, &maps, &colors, image_weight)?, &entries);
+    let combined = with_legend(
+        &show_factorization(image, &maps, &colors, image_weight)?,
+        &entries,
+    );
     Ok(ConceptPictures { concepts, combined })
 }

@@ -39,9 +39,9 @@ pub fn concept_colors(k: usize) -> Vec<[u8; 3]> {
 }
 
 /// The concepts' `maps` (each `width * height`, row-major, in [0, 1], at the photo's size) on
-/// `image`: each pixel takes the colour of the concept whose map is largest there, scaled by
-/// that map's value (the HSV value pytorch-grad-cam sets), blended as
-/// `image * image_weight + colour * (1 - image_weight)`.
+/// `image`: each pixel takes the colour of the concept whose map is largest there at that map's
+/// brightness (pytorch-grad-cam sets the HSV value to `np.uint8(255 * map)` with OpenCV),
+/// blended as `image * image_weight + colour * (1 - image_weight)`.
 pub fn show_factorization(
     image: &RgbImage,
     maps: &[Vec<f32>],
@@ -58,6 +58,9 @@ pub fn show_factorization(
             colors.len()
         )));
     }
+    let shades: Vec<[[u8; 3]; 256]> = colors[..maps.len()].iter().map(|&c| shades(c)).collect();
+    // numpy's float32 arithmetic, the mask's weight rounded from a double as numpy does.
+    let mask_weight = (1.0 - image_weight as f64) as f32;
     let mut out = image.clone();
     for (p, pixel) in out.pixels_mut().enumerate() {
         // numpy's argmax: the first of equal maxima.
@@ -67,15 +70,76 @@ pub fn show_factorization(
                 .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, m)| {
                     if m[p] > bv { (i, m[p]) } else { (bi, bv) }
                 });
-        // pytorch-grad-cam puts `np.uint8(255 * explanation)` in the HSV value.
-        let v = (255.0 * value.clamp(0.0, 1.0)) as u8 as f32 / 255.0;
+        let shade = shades[best][(255.0 * value.clamp(0.0, 1.0)) as u8 as usize];
         for c in 0..3 {
             let photo = pixel.0[c] as f32 / 255.0;
-            let colour = colors[best][c] as f32 / 255.0 * v;
-            pixel.0[c] = ((photo * image_weight + colour * (1.0 - image_weight)) * 255.0) as u8;
+            let colour = shade[c] as f32 / 255.0;
+            pixel.0[c] = ((photo * image_weight + colour * mask_weight) * 255.0) as u8;
         }
     }
     Ok(out)
+}
+
+/// `color` at each HSV value `v` in 0..=255, as pytorch-grad-cam makes it: OpenCV's 8-bit
+/// `COLOR_RGB2HSV`, the value replaced by `v`, then `COLOR_HSV2RGB` (OpenCV's integer and
+/// float steps, so that the bytes agree).
+fn shades(color: [u8; 3]) -> [[u8; 3]; 256] {
+    const SHIFT: i32 = 12;
+    let [r, g, b] = color.map(i32::from);
+    let v = r.max(g).max(b);
+    let diff = v - r.min(g).min(b);
+    let round = |x: f64| x.round_ties_even() as i32;
+    let sdiv = if v == 0 {
+        0
+    } else {
+        round(f64::from(255 << SHIFT) / f64::from(v))
+    };
+    let hdiv = if diff == 0 {
+        0
+    } else {
+        round(f64::from(180 << SHIFT) / (6.0 * f64::from(diff)))
+    };
+    let s = (diff * sdiv + (1 << (SHIFT - 1))) >> SHIFT;
+    let hue = if v == r {
+        g - b
+    } else if v == g {
+        b - r + 2 * diff
+    } else {
+        r - g + 4 * diff
+    };
+    let mut hue = (hue * hdiv + (1 << (SHIFT - 1))) >> SHIFT;
+    if hue < 0 {
+        hue += 180;
+    }
+    let (h, s) = (hue as f32 * (6.0 / 180.0), s as f32 * (1.0 / 255.0));
+    std::array::from_fn(|value| {
+        let v = value as f32 * (1.0 / 255.0);
+        let [r, g, b] = if s == 0.0 {
+            [v; 3]
+        } else {
+            let h = h % 6.0;
+            let sector = h.floor() as usize % 6;
+            let f = h - h.floor();
+            let tab = [
+                v,
+                v * (1.0 - s),
+                v * (1.0 - s * f),
+                v * (1.0 - s * (1.0 - f)),
+            ];
+            // OpenCV's sector table gives (b, g, r) indices into `tab`.
+            const SECTORS: [[usize; 3]; 6] = [
+                [1, 3, 0],
+                [1, 0, 2],
+                [3, 0, 1],
+                [0, 2, 1],
+                [0, 1, 3],
+                [2, 1, 0],
+            ];
+            let [bi, gi, ri] = SECTORS[sector];
+            [tab[ri], tab[gi], tab[bi]]
+        };
+        [r, g, b].map(|c| (c * 255.0).round_ties_even().clamp(0.0, 255.0) as u8)
+    })
 }
 
 #[cfg(test)]
