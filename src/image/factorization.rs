@@ -71,10 +71,9 @@ pub fn show_factorization(
                     if m[p] > bv { (i, m[p]) } else { (bi, bv) }
                 });
         let shade = shades[best][(255.0 * value.clamp(0.0, 1.0)) as u8 as usize];
-        for c in 0..3 {
-            let photo = pixel.0[c] as f32 / 255.0;
-            let colour = shade[c] as f32 / 255.0;
-            pixel.0[c] = ((photo * image_weight + colour * mask_weight) * 255.0) as u8;
+        for (v, &s) in pixel.0.iter_mut().zip(&shade) {
+            let (photo, colour) = (*v as f32 / 255.0, s as f32 / 255.0);
+            *v = ((photo * image_weight + colour * mask_weight) * 255.0) as u8;
         }
     }
     Ok(out)
