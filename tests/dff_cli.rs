@@ -206,6 +206,11 @@ fn bad_options_are_clear_errors() {
         err.contains("not a map per class: leave out --class, --counterfactual"),
         "{err}"
     );
+    let err = run(&["--format", "raw"]);
+    assert!(
+        err.contains("deepfeaturefactorization writes its pictures"),
+        "{err}"
+    );
     let err = run(&["--layer", "nolayer"]);
     assert!(err.contains("nolayer") && err.contains("head"), "{err}");
     assert!(files_in(&dir).is_empty(), "nothing written");

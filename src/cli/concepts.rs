@@ -60,6 +60,13 @@ fn refuse_map_options(args: &ExplainArgs) -> anyhow::Result<()> {
 pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     refuse_map_options(args)?;
     let formats: gradcam::batch::FileFormats = args.format.parse()?;
+    if formats.overlay.is_none() && !formats.npy && !formats.json {
+        anyhow::bail!(
+            "--format `{}`: deepfeaturefactorization writes its pictures (jpg or png: PNG files), \
+             npy (the maps) and json; choose at least one",
+            args.format
+        );
+    }
     let model: Arc<dyn CamModel> = args
         .model
         .load()
