@@ -14,6 +14,7 @@ pub use error::{Error, Result};
 pub mod batch;
 pub mod bench;
 pub mod cam;
+pub mod concepts;
 pub mod eval;
 pub mod explain;
 pub mod image;

@@ -28,9 +28,14 @@ const SIZE: usize = 64;
 /// passes per image take 1.9 s here instead of 15.8 s at 64x64 (`-- --nocapture` prints each).
 const LITE0_SIZE: usize = 32;
 
-/// Every method of the library's table, the input-gradient ones included.
+/// Every method of the library's table that makes maps, the input-gradient ones included
+/// (DFF finds concepts instead: tests/dff_cli.rs and tests/methods.rs).
 fn methods() -> Vec<&'static str> {
-    gradcam::cam::method_names().collect()
+    gradcam::cam::METHODS
+        .iter()
+        .filter(|m| !m.finds_concepts())
+        .map(|m| m.name)
+        .collect()
 }
 
 /// The two test images, resized to the input size so that preprocessing only normalises.

@@ -31,6 +31,7 @@ def render(
     input: Tuple[int, int],
     image_weight: float,
     draw_box: bool,
+    region: Optional[Tuple[int, int, np.ndarray]] = ...,
 ) -> bytearray: ...
 def encode_png(pixels: np.ndarray) -> bytes: ...
 def run_cam(
@@ -41,6 +42,7 @@ def run_cam(
     targets: Optional[List[Tuple[str, Any]]],
     options: Dict[str, bool],
 ) -> Dict[str, Any]: ...
+def run_dff(model: Model, input: np.ndarray, layer: str, n_components: int) -> Dict[str, Any]: ...
 def run_guided(
     model: Model,
     input: np.ndarray,

@@ -22,6 +22,9 @@ class ClassMap:
         raw: ``{layer: float32 (h, w)}``, the signed maps at each layer's resolution.
         box: ``(x1, y1, x2, y2)`` in the photo's pixels (inclusive), or ``None`` for an empty map.
         guided: for the guided methods, float32 (H, W, 3), the raw input-gradient image.
+        region: for a segmentation model, bool (h, w) at the output's resolution: the pixels
+            whose logits were summed (the mask's, or those the model assigns to the class);
+            the overlay outlines them in white.
     """
 
     def __init__(self, data: Dict[str, Any], result: "Result") -> None:
@@ -38,13 +41,18 @@ class ClassMap:
         self.guided: Optional[np.ndarray] = (
             None if guided is None else floats(guided, (height, width, 3))
         )
+        region = data.get("region")
+        self.region: Optional[np.ndarray] = None
+        if region is not None:
+            width, height, inside = region
+            self.region = np.frombuffer(bytes(inside), dtype=np.uint8).reshape(height, width) != 0
         self._result = result
         self._overlay: Optional[np.ndarray] = None
 
     @property
     def overlay(self) -> np.ndarray:
-        """uint8 (H, W, 3): the map on the photo with its box, as ``gradcam explain`` draws it
-        (made on first use)."""
+        """uint8 (H, W, 3): the map on the photo with its box and a segmentation region's
+        outline, as ``gradcam explain`` draws it (made on first use)."""
         if self._overlay is None:
             r = self._result
             buffer = _gradcam.render(
@@ -55,10 +63,17 @@ class ClassMap:
                 r.input_size,
                 r.image_weight,
                 r.draw_box,
+                self._region_arg(),
             )
             height, width = r.image.shape[:2]
             self._overlay = pixels(buffer, height, width)
         return self._overlay
+
+    def _region_arg(self) -> Optional[Tuple[int, int, np.ndarray]]:
+        if self.region is None:
+            return None
+        height, width = self.region.shape
+        return (width, height, np.ascontiguousarray(self.region, dtype=np.uint8).ravel())
 
     def _repr_png_(self) -> bytes:
         return _gradcam.encode_png(self.overlay)

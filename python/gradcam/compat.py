@@ -244,6 +244,9 @@ def _spellings(row: Dict[str, Any]) -> set:
 def _make_classes() -> Dict[str, Type[BaseCAM]]:
     classes: Dict[str, Type[BaseCAM]] = {}
     for row in _gradcam.methods():
+        # Concept methods (DFF) have their own call shape: DeepFeatureFactorization below.
+        if row.get("concepts"):
+            continue
         name = _class_name(row)
         doc = (
             f"{row['summary']}.\n\nThe library's ``{row['name']}``, with pytorch-grad-cam's "
@@ -263,7 +266,71 @@ def _make_classes() -> Dict[str, Type[BaseCAM]]:
     return classes
 
 
+class DeepFeatureFactorization:
+    """pytorch-grad-cam's ``DeepFeatureFactorization`` (Collins et al., ECCV 2018): NMF of the
+    activations at ``target_layer`` into ``n_components`` concepts shared by the batch.
+
+    ``dff(input_tensor, n_components=16)`` returns ``(concepts, batch_explanations,
+    concept_scores)``: the concepts float32 (C, K) (NMF's ``W`` with each channel's minimum
+    added back), one float32 (K, H, W) array of min-max scaled maps per image, and the
+    concepts' class scores (K, classes). ``computation_on_concepts`` maps the concepts (K, C)
+    to those scores; by default (``None``) the model's own classifier does, when a global
+    average pooling and one linear layer follow ``target_layer`` (as the tutorial's
+    ``model.fc``), else the scores are ``None``. Softmax them for each concept's top classes.
+
+    NMF is scikit-learn's (coordinate descent, tol 1e-4, at most 200 iterations), started from
+    the library's seeded noise instead of NumPy's, so results repeat run to run.
+    """
+
+    method: str = "deepfeaturefactorization"
+
+    def __init__(
+        self,
+        model: Any,
+        target_layer: Any,
+        reshape_transform: Any = None,
+        computation_on_concepts: Any = None,
+    ) -> None:
+        if reshape_transform is not None:
+            raise GradcamError(
+                "reshape_transform is not supported: gradcam cuts models at layers whose output "
+                "is already (B, C, H, W)"
+            )
+        layers = _layer_names(target_layer)
+        if len(layers) != 1:
+            raise GradcamError(f"DeepFeatureFactorization takes one target_layer, got {layers!r}")
+        self.explainer = _explainer(model)
+        self.target_layer = layers[0]
+        self.computation_on_concepts = computation_on_concepts
+
+    def __call__(
+        self, input_tensor: Any, n_components: int = 16
+    ) -> Tuple[np.ndarray, List[np.ndarray], Optional[np.ndarray]]:
+        x = np.ascontiguousarray(np.asarray(input_tensor), dtype=np.float32)
+        if x.ndim != 4:
+            raise GradcamError(
+                f"input_tensor must have shape (batch, 3, height, width), got {x.shape}"
+            )
+        if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 1:
+            raise GradcamError(f"n_components must be a positive integer, got {n_components!r}")
+        out = _gradcam.run_dff(self.explainer._model, x, self.target_layer, int(n_components))
+        concepts = floats(out["concepts"], out["concepts_shape"])
+        maps = floats(out["maps"], out["maps_shape"])
+        if self.computation_on_concepts is not None:
+            scores = np.asarray(
+                self.computation_on_concepts(np.ascontiguousarray(concepts.T)), dtype=np.float32
+            )
+        elif out["scores"] is not None:
+            scores = floats(out["scores"], out["scores_shape"])
+        else:
+            scores = None
+        return concepts, list(maps), scores
+
+    forward = __call__
+
+
 _CLASSES = _make_classes()
+_CLASSES["DeepFeatureFactorization"] = DeepFeatureFactorization
 globals().update(_CLASSES)
 _GUIDED_BACKPROP = _CLASSES[_class_name({"name": "guided-backprop", "aliases": []})]
 

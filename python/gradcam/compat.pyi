@@ -1,7 +1,7 @@
 """Type stubs of gradcam.compat (its CAM classes are generated from the library's method table;
 python/tests/test_stubs.py checks that this file names each of them)."""
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -62,6 +62,25 @@ class GuidedBackpropReLUModel:
     def __init__(self, model: Model, device: Any = ...) -> None: ...
     def __call__(self, input_img: np.ndarray, target_category: Optional[int] = ...) -> np.ndarray: ...
     def forward(self, input_img: np.ndarray, target_category: Optional[int] = ...) -> np.ndarray: ...
+
+class DeepFeatureFactorization:
+    method: str
+    explainer: Explainer
+    target_layer: str
+    computation_on_concepts: Optional[Callable[[np.ndarray], Any]]
+    def __init__(
+        self,
+        model: Model,
+        target_layer: Union[str, Sequence[str]],
+        reshape_transform: None = ...,
+        computation_on_concepts: Optional[Callable[[np.ndarray], Any]] = ...,
+    ) -> None: ...
+    def __call__(
+        self, input_tensor: np.ndarray, n_components: int = ...
+    ) -> Tuple[np.ndarray, List[np.ndarray], Optional[np.ndarray]]: ...
+    def forward(
+        self, input_tensor: np.ndarray, n_components: int = ...
+    ) -> Tuple[np.ndarray, List[np.ndarray], Optional[np.ndarray]]: ...
 
 class GradCAM(BaseCAM): ...
 class GradCAMPlusPlus(BaseCAM): ...

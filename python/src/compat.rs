@@ -147,3 +147,44 @@ pub fn run_guided(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAn
     d.set_item("shape", (b, h, w, 3))?;
     Ok(d.into_any().unbind())
 }
+
+/// `run_dff(model, input, layer, n_components)`: pytorch-grad-cam's `DeepFeatureFactorization`
+/// on a preprocessed input `[B, 3, H, W]`: the concepts `(C, K)`, each image's concept maps
+/// `(B, K, H, W)` and, when a GAP + linear classifier follows the layer, each concept's logits
+/// `(K, classes)` (else `None`).
+pub fn run_dff(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    let model = model_of(&args.get_item(0)?)?;
+    let (data, shape) = buffer::<f32>(&args.get_item(1)?, "input_tensor must be float32")?;
+    let [b, 3, h, w] = shape[..] else {
+        return Err(invalid(
+            py,
+            format!("input_tensor must have shape (batch, 3, height, width), got {shape:?}"),
+        ));
+    };
+    if b == 0 || h == 0 || w == 0 {
+        return Err(invalid(
+            py,
+            format!("input_tensor must have shape (batch, 3, height, width), got {shape:?}"),
+        ));
+    }
+    let layer: String = arg(args, 2, "target_layer")?;
+    let k: usize = arg(args, 3, "n_components")?;
+    let input = Tensor::from_data(TensorData::new(data, [b, 3, h, w]), &Device::flex());
+    let out = py
+        .detach(|| cam::deep_feature_factorization(model.as_ref(), input, &layer, k))
+        .map_err(|e| error(py, e))?;
+    let d = PyDict::new(py);
+    d.set_item("concepts", floats(py, &out.concepts)?)?;
+    d.set_item("concepts_shape", (out.channels, out.k))?;
+    d.set_item("maps", floats(py, &out.maps.concat().concat())?)?;
+    d.set_item("maps_shape", (b, out.k, h, w))?;
+    if out.scores.is_empty() {
+        d.set_item("scores", py.None())?;
+    } else {
+        let classes = out.scores[0].len();
+        d.set_item("scores", floats(py, &out.scores.concat())?)?;
+        d.set_item("scores_shape", (out.k, classes))?;
+    }
+    d.set_item("iterations", out.iterations)?;
+    Ok(d.into_any().unbind())
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use gradcam::explain::{ClassMap, Explainer, Explanation};
-use gradcam::image::{self, MAX_PIXELS, RgbImage, RgbRows};
+use gradcam::image::{self, MAX_PIXELS, Region, RgbImage, RgbRows};
 use gradcam::localize::BBox;
 use gradcam::request::RequestSpec;
 use pyo3::prelude::*;
@@ -174,11 +174,42 @@ fn class_map<'py>(py: Python<'py>, m: &ClassMap) -> PyResult<Bound<'py, PyDict>>
         Some(g) => d.set_item("guided", floats(py, g)?)?,
         None => d.set_item("guided", py.None())?,
     }
+    // A segmentation map's region: (width, height, one byte per pixel, 1 inside).
+    let region = m.region.as_ref().map(|r| {
+        let inside: Vec<u8> = r.inside.iter().map(|&i| u8::from(i)).collect();
+        (r.width, r.height, bytes(py, &inside))
+    });
+    d.set_item("region", region)?;
     Ok(d)
 }
 
-/// `render(image, map, guided, box, input, image_weight, draw_box)`: the picture of one map on
-/// its photo (an `(H, W, 3)` uint8 array), as `gradcam explain` writes it: `(H, W, 3)` bytes.
+/// A region from its `(width, height, bytes)` (see [`class_map`]), checked.
+fn region_of(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Region>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    let (width, height, inside): (usize, usize, Bound<'_, PyAny>) = value.extract()?;
+    let (inside, _) = buffer::<u8>(&inside, "region must be uint8")?;
+    if width == 0 || height == 0 || inside.len() != width * height {
+        return Err(error(
+            py,
+            gradcam::Error::Invalid(format!(
+                "a region of {width}x{height} needs {} values, got {}",
+                width * height,
+                inside.len()
+            )),
+        ));
+    }
+    Ok(Some(Region {
+        width,
+        height,
+        inside: inside.into_iter().map(|v| v != 0).collect(),
+    }))
+}
+
+/// `render(image, map, guided, box, input, image_weight, draw_box, region)`: the picture of one
+/// map on its photo (an `(H, W, 3)` uint8 array), as `gradcam explain` writes it, with a
+/// segmentation map's region outlined: `(H, W, 3)` bytes.
 pub fn render(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
     let photo = image_of(&args.get_item(0)?)?;
     let (map, _) = buffer::<f32>(&args.get_item(1)?, "map")?;
@@ -197,6 +228,10 @@ pub fn render(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> 
     let input: (usize, usize) = arg(args, 4, "input")?;
     let image_weight: f32 = arg(args, 5, "image_weight")?;
     let draw_box: bool = arg(args, 6, "draw_box")?;
+    let region = match args.get_item(7) {
+        Ok(value) => region_of(py, &value)?,
+        Err(_) => None,
+    };
     let pixels = input.0 * input.1;
     if guided.as_ref().is_some_and(|g| g.len() != 3 * pixels) {
         return Err(error(
@@ -231,7 +266,7 @@ pub fn render(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> 
                 image_weight,
                 draw_box,
             )
-            .map(|p| p.to_image().into_raw())
+            .map(|p| p.with_region(region.as_ref()).to_image().into_raw())
         })
         .map_err(|e| error(py, e))?;
     Ok(bytes(py, &pixels).into_any().unbind())

@@ -66,6 +66,11 @@ const FUNCTIONS: &[(&CStr, &CStr, Function)] = &[
         compat::run_cam,
     ),
     (
+        c"run_dff",
+        c"run_dff(model, input, layer, n_components) -> dict",
+        compat::run_dff,
+    ),
+    (
         c"run_guided",
         c"run_guided(model, input, method, layers, targets, options) -> dict",
         compat::run_guided,

@@ -77,6 +77,7 @@ pub fn methods(py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>
         row.set_item("summary", m.summary)?;
         row.set_item("uses_gradients", m.uses_gradients())?;
         row.set_item("input_gradient", m.input_gradient.is_some())?;
+        row.set_item("concepts", m.finds_concepts())?;
         rows.append(row)?;
     }
     Ok(rows.into_any().unbind())

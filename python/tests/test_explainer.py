@@ -105,6 +105,8 @@ def test_every_method_of_the_table_runs(lite0, photo):
     for row in gradcam.methods():
         if row["name"] in ("scorecam", "sscam", "iscam"):
             continue  # 1280 to 44,800 passes on Lite0; their parity tests run them
+        if row["concepts"]:
+            continue  # no map per class: compat.DeepFeatureFactorization (test_dff.py)
         r = lite0.explain(small, method=row["name"])[0]
         assert r.method == row["name"]
         assert np.isfinite(r.map).all() and 0 <= r.map.min() and r.map.max() <= 1

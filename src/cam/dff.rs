@@ -5,7 +5,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::nmf::{self, Factors};
 use super::normalize::min_max;
-use super::{flat, rows};
+use super::{CamInput, Method, Targets, flat, rows};
 use crate::error::{Error, Result};
 use crate::image::resize_map;
 use crate::model::CamModel;
@@ -27,8 +27,55 @@ pub struct Concepts {
     /// `computation_on_concepts` in its examples: the head on a 1x1 map holding the concept);
     /// empty for other layers and heads. Softmax them for the "top classes" of each concept.
     pub scores: Vec<Vec<f32>>,
+    /// `logits[image]`: the model's output for each image (from the same forward pass).
+    pub logits: Vec<Vec<f32>>,
     /// NMF iterations run.
     pub iterations: usize,
+}
+
+/// The row of DFF in [`super::METHODS`], so that every list of methods offers it. DFF finds
+/// concepts shared by the images, not a map per class: the map pipeline ([`super::Cam`])
+/// refuses it with this error, and [`deep_feature_factorization`] (`gradcam explain`,
+/// `gradcam serve`, Python's `DeepFeatureFactorization`) runs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeepFeatureFactorization;
+
+impl DeepFeatureFactorization {
+    fn not_a_map() -> Error {
+        Error::Invalid(
+            "deepfeaturefactorization finds concepts shared by the images, not a map per class: \
+             `gradcam explain --method deepfeaturefactorization`, `gradcam serve` and Python's \
+             DeepFeatureFactorization give its concepts"
+                .to_string(),
+        )
+    }
+}
+
+impl Method for DeepFeatureFactorization {
+    fn name(&self) -> &'static str {
+        "deepfeaturefactorization"
+    }
+
+    fn uses_gradients(&self) -> bool {
+        false
+    }
+
+    fn finds_concepts(&self) -> bool {
+        true
+    }
+
+    fn raw_map(&self, _cam: &CamInput, _eigen_smooth: bool) -> Result<Tensor<3>> {
+        Err(Self::not_a_map())
+    }
+
+    fn run_whole(
+        &self,
+        _runner: &super::Cam,
+        _input: Tensor<4>,
+        _sets: &[Targets],
+    ) -> Option<Result<Vec<super::CamOutput>>> {
+        Some(Err(Self::not_a_map()))
+    }
 }
 
 /// DFF of `input` at `layer` into `k` concepts (pytorch-grad-cam's default: 16; its
@@ -52,6 +99,7 @@ pub fn deep_feature_factorization(
     let [_, _, height, width] = input.dims();
     let index = model.layer_index(layer)?;
     let cut = model.forward_to(input.without_autodiff(), index)?;
+    let logits = rows(model.forward_from(cut.activations.clone(), &cut.context, None)?);
     let [batch, channels, h, w] = cut.activations.dims();
     let values = flat(cut.activations.clone());
     // Channels as rows: X[c, (b, p)], NaNs to 0, each row shifted by its minimum.
@@ -104,6 +152,7 @@ pub fn deep_feature_factorization(
         k,
         maps,
         scores,
+        logits,
         iterations,
     })
 }

@@ -59,6 +59,12 @@ pub trait Method: Send + Sync {
     fn uses_gradients(&self) -> bool {
         true
     }
+    /// Whether the method finds concepts shared by the images instead of a map per target
+    /// (Deep Feature Factorization): the map pipeline refuses it, and the CLI, the server and
+    /// Python run [`super::deep_feature_factorization`] instead.
+    fn finds_concepts(&self) -> bool {
+        false
+    }
     /// The raw, signed map `[batch, h, w]` at the layer's resolution. With `eigen_smooth`,
     /// the first principal component of the weighted activations replaces their channel sum.
     fn raw_map(&self, cam: &CamInput, eigen_smooth: bool) -> Result<Tensor<3>>;

@@ -50,7 +50,7 @@ use burn::tensor::Tensor;
 pub use ablation_cam::AblationCam;
 pub use cancel::{Cancel, CancelOnDrop};
 pub use class_activation_map::ClassActivationMap;
-pub use dff::{Concepts, deep_feature_factorization};
+pub use dff::{Concepts, DeepFeatureFactorization, deep_feature_factorization};
 pub use eigen::first_component;
 pub use eigen_cam::EigenCam;
 pub use eigen_grad_cam::EigenGradCam;

@@ -3,9 +3,10 @@
 //! one row here and one file beside this one.
 
 use super::{
-    AblationCam, ClassActivationMap, EigenCam, EigenGradCam, Fem, FinerCam, FullGrad, GradCam,
-    GradCamElementWise, GradCamPlusPlus, HiResCam, IsCam, KpcaCam, LayerCam, Method, RandomCam,
-    RefineCam, ScoreCam, SegEigenCam, Sess, ShapleyCam, SmoothGradCamPlusPlus, SsCam, XGradCam,
+    AblationCam, ClassActivationMap, DeepFeatureFactorization, EigenCam, EigenGradCam, Fem,
+    FinerCam, FullGrad, GradCam, GradCamElementWise, GradCamPlusPlus, HiResCam, IsCam, KpcaCam,
+    LayerCam, Method, RandomCam, RefineCam, ScoreCam, SegEigenCam, Sess, ShapleyCam,
+    SmoothGradCamPlusPlus, SsCam, XGradCam,
 };
 use crate::error::{Error, Result};
 
@@ -42,6 +43,12 @@ impl MethodInfo {
         self.input_gradient.is_some() || self.build().uses_gradients()
     }
 
+    /// Whether the method finds concepts instead of a map per class (DFF): run it with
+    /// [`super::deep_feature_factorization`], not [`super::Cam`].
+    pub fn finds_concepts(&self) -> bool {
+        self.build().finds_concepts()
+    }
+
     /// Whether `name` is this method's name or one of its aliases (case-insensitive).
     pub fn is_called(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name)
@@ -65,12 +72,13 @@ impl std::fmt::Debug for MethodInfo {
 impl serde::Serialize for MethodInfo {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("MethodInfo", 5)?;
+        let mut s = serializer.serialize_struct("MethodInfo", 6)?;
         s.serialize_field("name", self.name)?;
         s.serialize_field("aliases", self.aliases)?;
         s.serialize_field("summary", self.summary)?;
         s.serialize_field("uses_gradients", &self.uses_gradients())?;
         s.serialize_field("input_gradient", &self.input_gradient.is_some())?;
+        s.serialize_field("concepts", &self.finds_concepts())?;
         s.end()
     }
 }
@@ -105,6 +113,7 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo { name: "refinecam", aliases: &["refine-cam"], summary: "RefineCAM: product of the Grad-CAM++ maps of several layers (give --layer more than once)", input_gradient: None, build: boxed::<RefineCam> },
     MethodInfo { name: "sess", aliases: &["sess-gradcam"], summary: "SESS: Grad-CAM of windows slid over 12 enlarged copies of the input, fused and smoothed (a forward and a base pass per window: 122 at 224x224)", input_gradient: None, build: boxed::<Sess> },
     MethodInfo { name: "fullgrad", aliases: &["full-grad"], summary: "FullGrad: input gradient times input plus the bias gradients of every layer (one backward through the whole network; built-in models only)", input_gradient: None, build: boxed::<FullGrad> },
+    MethodInfo { name: "deepfeaturefactorization", aliases: &["dff", "deep-feature-factorization"], summary: "Deep Feature Factorization: NMF of the activations into --concepts concepts (default 4), each with its map and top classes (no gradient)", input_gradient: None, build: boxed::<DeepFeatureFactorization> },
     MethodInfo { name: "guided-backprop", aliases: &["guidedbackprop"], summary: "guided backpropagation: the input gradient through ReLUs that pass only positive signal", input_gradient: Some(InputGradient::GuidedBackprop), build: boxed::<GradCam> },
     MethodInfo { name: "guided-gradcam", aliases: &["guidedgradcam"], summary: "Guided Grad-CAM: guided backpropagation times the Grad-CAM map", input_gradient: Some(InputGradient::GuidedGradCam), build: boxed::<GradCam> },
 ];

@@ -71,6 +71,11 @@ pub struct ExplainArgs {
     /// model assigns to the class (pytorch-grad-cam's SemanticSegmentationTarget).
     #[arg(long, value_name = "FILE.png")]
     pub mask: Option<PathBuf>,
+    /// deepfeaturefactorization: the number of concepts each image is split into (1 to 16;
+    /// default 4, as pytorch-grad-cam's tutorial). Writes one PNG overlay per concept and one
+    /// of all of them, each with its concepts' top classes.
+    #[arg(long, value_name = "K")]
+    pub concepts: Option<usize>,
     /// Counterfactual explanation: regions that argue against the class.
     #[arg(long)]
     pub counterfactual: bool,
@@ -167,6 +172,18 @@ impl ExplainArgs {
 }
 
 pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    // DFF makes concepts, not a map per class: its own path (an unknown method falls through
+    // to the request's check and its error).
+    let finds_concepts = gradcam::cam::method_info(&args.method).is_ok_and(|m| m.finds_concepts());
+    if finds_concepts {
+        return super::concepts::run(&args);
+    }
+    if args.concepts.is_some() {
+        anyhow::bail!(
+            "--concepts is the number of concepts of --method deepfeaturefactorization; {} makes a map per class",
+            args.method
+        );
+    }
     let mut spec = args.model.spec()?;
     // An ONNX model's embedding is one of its outputs (the one the model is then read at) or
     // else one of its layers, average-pooled as for the built-in models.

@@ -2,6 +2,7 @@
 //! some images failed, 2 on a fatal error.
 
 mod bench;
+mod concepts;
 mod eval;
 mod explain;
 mod merge;

@@ -102,6 +102,12 @@ pub fn run(
                      methods (its localization is gradcam's)"
                 )));
             }
+            if info.finds_concepts() {
+                return Err(Error::Invalid(format!(
+                    "{name} finds concepts, not a map per class; eval measures the CAM methods \
+                     (see its concepts with `gradcam explain --method {name}`)"
+                )));
+            }
             Ok(info.build())
         })
         .collect::<Result<_>>()?;

@@ -6,7 +6,9 @@
 //! Images are [`RgbImage`]s of the `image` crate (re-exported here); maps are row-major `f32`
 //! slices.
 
+mod factorization;
 mod jet;
+mod legend;
 mod load;
 mod map_resize;
 mod overlay;
@@ -17,7 +19,9 @@ mod resize;
 mod rows;
 
 pub use ::image::RgbImage;
+pub use factorization::{concept_colors, show_factorization};
 pub use jet::JET;
+pub use legend::{LegendEntry, draw_text, with_legend};
 pub use load::{MAX_PIXELS, UPLOAD_PATH, decode, load};
 pub use map_resize::{MapResizer, resize_map, resize_map_generic};
 pub use overlay::{Outline, Overlay, colorize, draw_box, overlay};

@@ -53,6 +53,7 @@ const PARAMETERS: &[&str] = &[
     "overlay",
     "heatmap",
     "map",
+    "concepts",
 ];
 
 /// How the normalised map (at network input size) is returned.
@@ -76,6 +77,8 @@ pub struct Params {
     /// Return the heat map alone (JET colours, PNG, base64), for blending client-side.
     pub heatmap: bool,
     pub map: MapFormat,
+    /// For `method=deepfeaturefactorization`: the number of concepts (default 4).
+    pub concepts: Option<usize>,
 }
 
 impl Params {
@@ -94,6 +97,7 @@ impl Params {
             ..RequestSpec::default()
         };
         let (mut overlay, mut heatmap, mut map) = (true, true, MapFormat::None);
+        let mut concepts = None;
         for (name, value) in pairs {
             let value = value.trim();
             match name.as_str() {
@@ -110,6 +114,7 @@ impl Params {
                 "box" => spec.draw_box = Some(boolean(name, value)?),
                 "box_threshold" => spec.box_threshold = Some(number(name, value)?),
                 "overlay" => overlay = boolean(name, value)?,
+                "concepts" => concepts = Some(number(name, value)?),
                 "heatmap" => heatmap = boolean(name, value)?,
                 "map" => {
                     map = match value {
@@ -148,11 +153,21 @@ impl Params {
         }
         let request = spec.check(model.class_names(), MAX_CLASSES)?;
         request.check_layers(model)?;
+        if request.method.finds_concepts() {
+            super::concepts::refuse_map_options(&spec)?;
+        } else if concepts.is_some() {
+            return Err(bad(format!(
+                "`concepts` is the number of concepts of method=deepfeaturefactorization; {} \
+                 makes a map per class",
+                request.method.name
+            )));
+        }
         Ok(Params {
             request,
             overlay,
             heatmap,
             map,
+            concepts,
         })
     }
 }
@@ -352,8 +367,15 @@ struct ExplainResponse {
     /// Network input (height, width): the shape of `map`.
     input_size: [usize; 2],
     top5: Vec<Prediction>,
-    /// One per explained class, in the order asked (or of rank for `top_k`).
+    /// One per explained class, in the order asked (or of rank for `top_k`); none for
+    /// deepfeaturefactorization.
     explanations: Vec<MapOut>,
+    /// deepfeaturefactorization's concepts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    concepts: Vec<super::concepts::ConceptOut>,
+    /// deepfeaturefactorization's picture of every concept in its colour, with the legend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    combined_png: Option<Base64>,
     timings: ServeTimings,
 }
 
@@ -421,7 +443,7 @@ struct RawMap {
 
 /// Bytes serialised as base64 text, written straight into the JSON (no base64 copy).
 #[derive(Debug)]
-struct Base64(Vec<u8>);
+pub(super) struct Base64(pub(super) Vec<u8>);
 
 impl Serialize for Base64 {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -446,6 +468,9 @@ fn run(
         drop(bytes);
     }
     let decode = ms(start);
+    if p.request.method.finds_concepts() {
+        return run_concepts(state, p, &image, decode);
+    }
 
     let mut explainer = Explainer::from_request(state.model().clone(), &p.request)?;
     explainer.cancel = cancel.clone();
@@ -475,12 +500,54 @@ fn run(
         input_size: [explanation.input_size.0, explanation.input_size.1],
         top5: explanation.top5,
         explanations,
+        concepts: Vec::new(),
+        combined_png: None,
         timings: ServeTimings {
             decode,
             forward: t.forward,
             backward: t.backward,
             postprocess: t.postprocess,
             encode: ms(start),
+            ..Default::default()
+        },
+    })
+}
+
+/// [`run`] for deepfeaturefactorization: the concepts instead of maps.
+fn run_concepts(
+    state: &AppState,
+    p: &Params,
+    image: &RgbImage,
+    decode: f64,
+) -> Result<ExplainResponse, ApiError> {
+    let start = Instant::now();
+    let answer = super::concepts::run(
+        state.model().clone(),
+        &p.request,
+        p.concepts,
+        image,
+        p.overlay,
+        p.map != MapFormat::None,
+    )?;
+    let e = answer.explanation;
+    Ok(ExplainResponse {
+        model: e.model,
+        method: e.method.to_string(),
+        layers: vec![e.layer],
+        counterfactual: false,
+        image: ImageSize {
+            width: image.width(),
+            height: image.height(),
+        },
+        input_size: [e.input_size.0, e.input_size.1],
+        top5: e.top5,
+        explanations: Vec::new(),
+        concepts: answer.concepts,
+        combined_png: answer.combined_png,
+        timings: ServeTimings {
+            decode,
+            forward: e.factorize_ms,
+            encode: ms(start) - e.factorize_ms,
             ..Default::default()
         },
     })
@@ -561,7 +628,7 @@ fn render(
 }
 
 /// A failure to encode is the server's, not the request's.
-fn png(image: &impl RgbRows) -> Result<Vec<u8>, ApiError> {
+pub(super) fn png(image: &impl RgbRows) -> Result<Vec<u8>, ApiError> {
     encode_png(image).map_err(|e| {
         eprintln!("gradcam serve: {e}");
         ApiError::Internal

@@ -30,6 +30,7 @@
 //! ```
 
 mod body;
+mod concepts;
 mod connections;
 mod error;
 mod handlers;

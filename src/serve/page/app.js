@@ -11,7 +11,7 @@ const ui = {
   replace: $("replace"), download: $("download"), status: $("status"), modelInfo: $("model-info"),
   top5: $("top5"), extra: $("extra"), search: $("class-search"), suggestions: $("suggestions"),
   method: $("method"), layer: $("layer"), target: $("target"), counterfactual: $("counterfactual"),
-  details: $("details"),
+  details: $("details"), concepts: $("concepts"),
 };
 
 const state = {
@@ -29,6 +29,7 @@ const state = {
   fileId: 0,           // which upload (cache keys and stale answers)
   gen: 0,              // bumped by each new analysis; older answers are not shown
   pending: 0,          // requests in flight (the spinner)
+  combined: null,      // deepfeaturefactorization's picture of all concepts (base64 PNG)
 };
 
 const fmt = (x, d = 1) => Number(x).toFixed(d);
@@ -48,11 +49,17 @@ function prefix() {
   return [state.fileId, ui.method.value, ui.layer.value, ui.target.value, ui.counterfactual.checked].join("|");
 }
 
+// Methods that find concepts (deepfeaturefactorization) instead of a map per class.
+function findsConcepts() {
+  const row = state.info && state.info.method_details.find((m) => m.name === ui.method.value);
+  return Boolean(row && row.concepts);
+}
+
 async function explain(extra) {
   const query = new URLSearchParams({ method: ui.method.value });
   if (ui.layer.value) query.set("layer", ui.layer.value);
-  if (ui.target.value !== "logit") query.set("target", ui.target.value);
-  if (ui.counterfactual.checked) query.set("counterfactual", "true");
+  if (!findsConcepts() && ui.target.value !== "logit") query.set("target", ui.target.value);
+  if (!findsConcepts() && ui.counterfactual.checked) query.set("counterfactual", "true");
   for (const [k, v] of Object.entries(extra)) query.set(k, String(v));
   const form = new FormData();
   form.append("image", state.file, state.stem);
@@ -72,6 +79,7 @@ function remember(response, pre) {
 // Explain the top-5 at once (one forward pass, five backward passes); clicks are then instant.
 async function analyze() {
   if (!state.file) return;
+  if (findsConcepts()) return analyzeConcepts();
   const gen = ++state.gen;
   const pre = prefix();
   setBusy(1);
@@ -97,7 +105,55 @@ async function analyze() {
   }
 }
 
+// The concepts of the photo: one labelled overlay each and all of them in their colours.
+async function analyzeConcepts() {
+  const gen = ++state.gen;
+  setBusy(1);
+  setStatus("Finding concepts…");
+  try {
+    const r = await explain({ concepts: 4, image_weight: fmt(1 - ui.opacity.value / 100, 2) });
+    if (gen !== state.gen) return;
+    state.image = r.image;
+    state.top5 = r.top5;
+    state.selected = null;
+    state.shown = null;
+    state.combined = r.combined_png;
+    ui.heat.removeAttribute("src");
+    ui.box.hidden = true;
+    renderClasses();
+    const figure = (png, caption) => {
+      const f = document.createElement("figure");
+      const img = document.createElement("img");
+      img.src = "data:image/png;base64," + png;
+      img.alt = caption;
+      const c = document.createElement("figcaption");
+      c.textContent = caption;
+      f.append(img, c);
+      return f;
+    };
+    ui.concepts.replaceChildren(
+      figure(r.combined_png, `${r.concepts.length} concepts at ${r.layers[0]}`),
+      ...r.concepts.map((c) => figure(c.overlay_png, `concept ${c.index}: ${c.label}`)),
+    );
+    ui.concepts.hidden = false;
+    const rows = [["Method", `${r.method} at ${r.layers[0]}`], ["Time", `${fmt(r.timings.total, 0)} ms`]];
+    ui.details.replaceChildren(...rows.flatMap(([k, v]) => {
+      const dt = document.createElement("dt"); dt.textContent = k;
+      const dd = document.createElement("dd"); dd.textContent = v;
+      return [dt, dd];
+    }));
+    ui.download.disabled = false;
+    setStatus("");
+  } catch (err) {
+    if (gen === state.gen) setStatus(err.message, true);
+  } finally {
+    setBusy(-1);
+  }
+}
+
 async function select(cls) {
+  // A concept method explains no class: its concepts name their own.
+  if (findsConcepts()) return;
   state.selected = cls;
   renderClasses();
   const gen = state.gen;
@@ -122,6 +178,7 @@ async function select(cls) {
 
 function show(e) {
   state.shown = e;
+  ui.concepts.hidden = true;
   ui.heat.src = "data:image/png;base64," + e.heatmap_png;
   const extra = state.extra.find((p) => p.class === e.class);
   if (extra) extra.score = e.score;
@@ -258,7 +315,17 @@ for (const el of [ui.method, ui.layer, ui.target, ui.counterfactual]) {
   el.addEventListener("change", () => { renderDetails(); analyze(); });
 }
 
+function download(png, name) {
+  const a = document.createElement("a");
+  a.href = "data:image/png;base64," + png;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
 ui.download.addEventListener("click", async () => {
+  if (findsConcepts() && state.combined) return download(state.combined, `${state.stem}.dff.png`);
   if (!state.shown) return;
   const cls = state.selected;
   ui.download.disabled = true;
@@ -268,12 +335,7 @@ ui.download.addEventListener("click", async () => {
       class: cls, heatmap: false, overlay: true,
       image_weight: fmt(1 - ui.opacity.value / 100, 2), box: ui.showBox.checked,
     });
-    const a = document.createElement("a");
-    a.href = "data:image/png;base64," + r.explanations[0].overlay_png;
-    a.download = `${state.stem}.${r.method}.c${cls}.png`;
-    document.body.append(a);
-    a.click();
-    a.remove();
+    download(r.explanations[0].overlay_png, `${state.stem}.${r.method}.c${cls}.png`);
   } catch (err) {
     setStatus(err.message, true);
   } finally {
