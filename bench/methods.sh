@@ -1,26 +1,25 @@
 #!/usr/bin/env bash
 # Cost of every --method on EfficientNet-Lite0 at its default layer, relative to Grad-CAM:
-# ms per map (the fastest of REPS runs after a warm-up, bench_cam's min_ms_per_image) on
-# tests/fixtures/lite0/cat_dog.input.npy, methods alternated round by round so that load on
+# ms per map, the fastest of REPS runs of `gradcam bench --method M --iters 1` (each after
+# its warm-up; guided methods included), methods alternated round by round so that load on
 # the machine falls on all of them alike. Prints a markdown table for README.md.
 #
-#   bench/methods.sh [REPS]        (default 5; builds the release example first)
+#   bench/methods.sh [REPS]        (default 5; builds the release binary first)
 #
 # sscam and iscam are left out: 35 and 10 times Score-CAM's 1280 forward passes per image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-5}
-cargo build --release --bin gradcam --example bench_cam >&2
-bin=target/release/examples/bench_cam
-input=tests/fixtures/lite0/cat_dog.input.npy
-methods=$(target/release/gradcam models | awk '/^methods:/{on=1; next} on && NF {print $1}')
+cargo build --release --bin gradcam >&2
+bin=target/release/gradcam
+methods=$("$bin" models | awk '/^methods:/{on=1; next} on && NF {print $1}')
 declare -A best
 for round in $(seq "$reps"); do
   for m in $methods; do
     case $m in sscam|iscam) continue ;; esac
     # One timed run per round (sess: its 122 windows make one run take seconds).
-    ms=$("$bin" efficientnet_lite0 - - "$m" 1 1 --input "$input" \
-      | python3 -c 'import json,sys; print(json.load(sys.stdin)["min_ms_per_image"])')
+    ms=$("$bin" bench --method "$m" --iters 1 --json \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["explain_min_ms_per_image"])')
     prev=${best[$m]:-}
     if [[ -z $prev ]] || python3 -c "import sys; sys.exit(not $ms < $prev)"; then best[$m]=$ms; fi
   done
