@@ -25,6 +25,7 @@ mod hires_cam;
 mod is_cam;
 mod kpca_cam;
 mod layer_cam;
+mod legrad;
 mod method;
 mod nmf;
 mod noise;
@@ -66,6 +67,7 @@ pub use hires_cam::HiResCam;
 pub use is_cam::IsCam;
 pub use kpca_cam::{Kernel, KpcaCam};
 pub use layer_cam::LayerCam;
+pub use legrad::LeGrad;
 pub use method::{CamInput, ChannelWeights, Method, channel_sum_or_projection};
 pub use normalize::{fuse_layers, scale_map};
 pub use random_cam::RandomCam;
@@ -253,6 +255,8 @@ pub struct Cam<'a> {
     model: &'a dyn CamModel,
     method: &'a dyn Method,
     layers: Vec<usize>,
+    /// Whether the caller named the layers (LeGrad's default is its own: the last blocks).
+    layers_given: bool,
     options: CamOptions,
     cancel: Cancel,
 }
@@ -264,7 +268,7 @@ impl<'a> Cam<'a> {
         method: &'a dyn Method,
         layers: &[S],
     ) -> Result<Self> {
-        let layers = if layers.is_empty() {
+        let indices = if layers.is_empty() {
             vec![model.layer_index(model.default_layer())?]
         } else {
             layers
@@ -275,7 +279,8 @@ impl<'a> Cam<'a> {
         Ok(Cam {
             model,
             method,
-            layers,
+            layers: indices,
+            layers_given: !layers.is_empty(),
             options: CamOptions::default(),
             cancel: Cancel::default(),
         })

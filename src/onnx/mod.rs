@@ -22,6 +22,7 @@
 //! convolution's padding. Shape arithmetic that reads the input's shape (`Shape(x)` with a
 //! dynamic batch) runs on the first pass at each input size and is reused after.
 
+mod attention;
 mod attrs;
 mod classifier;
 mod error;
@@ -39,6 +40,7 @@ mod split;
 mod tensor_proto;
 mod value;
 
+pub use attention::{Attention, AttentionBlock, AttentionPass};
 pub use error::{OnnxError, Result};
 pub(crate) use graph::close_matches;
 pub use graph::{Graph, Input, Node};
@@ -59,10 +61,7 @@ impl Graph {
     /// Runs the graph on its one input and returns its outputs.
     pub fn run(&self, input: Float) -> Result<Vec<Float>> {
         split::single_input(self)?;
-        let plan = self.full_plan.get_or_init(|| {
-            let nodes = split::ancestors(self, &self.outputs, &HashSet::new());
-            exec::Plan::new(self, nodes, &self.outputs.iter().copied().collect())
-        });
+        let plan = self.full_plan();
         let mut env = vec![None; self.names.len()];
         env[self.inputs[0].id] = Some(Value::Float(input));
         plan.run(self, &mut env)?;
