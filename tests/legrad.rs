@@ -102,3 +102,116 @@ fn normalized(map: &[f32]) -> Vec<f32> {
         .fold(f32::NEG_INFINITY, f32::max);
     map.iter().map(|v| (v - min) / (max + 1e-8)).collect()
 }
+
+fn class(c: usize) -> Targets {
+    Targets::All(Arc::new(ClassLogit(c)))
+}
+
+/// One backward serves every block: block 0's map among three equals torchcam's map of block 0
+/// alone (its gradient holds none of the later blocks' scores), and without `--layer` the
+/// default (the last 4 blocks, here all 3) is torchcam's three-block map.
+#[test]
+fn each_block_sees_only_its_own_score_and_the_default_is_every_block_here() {
+    let model = load("legacy");
+    let all = legrad_on(&model, &encoder_layers(0..3), class(3));
+    let (first, _) = npy("onnx/legrad/first_class3.raw.npy");
+    let block0: Vec<f32> = all.layers[0].maps.concat();
+    let diff = max_abs_diff(&block0, &first);
+    assert!(diff < 2e-7, "block 0 within three: {diff:e}");
+    // ... and the blocks differ, so the check has teeth.
+    assert!(max_abs_diff(&all.layers[2].maps.concat(), &first) > 1e-3);
+
+    let cam = Cam::new(&model, &LeGrad, &[] as &[&str]).unwrap();
+    assert_eq!(cam.layers().len(), 3);
+    let out = cam.run(input(), &Targets::Rank(0)).unwrap();
+    let (top, _) = npy("onnx/legrad/all_top.raw.npy");
+    assert!(max_abs_diff(&raw_mean(&out), &top) < 2e-7);
+    // The final map: the normalised 4x4 map enlarged to the 32x32 input, in [0, 1].
+    assert_eq!(out.maps[0].len(), 32 * 32);
+    let (lo, hi) = out.maps[0]
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    assert!(lo >= 0.0 && hi <= 1.0 && hi > 0.9, "{lo} {hi}");
+}
+
+fn legrad_on(model: &OnnxModel, layers: &[String], targets: Targets) -> gradcam::cam::CamOutput {
+    Cam::new(model, &LeGrad, layers)
+        .unwrap()
+        .run(input(), &targets)
+        .unwrap()
+}
+
+fn encoder_layers(range: std::ops::Range<usize>) -> Vec<String> {
+    range
+        .map(|i| format!("encoder.layers.encoder_layer_{i}"))
+        .collect()
+}
+
+/// A CNN (built-in or ONNX) and a layer that is no block: clear errors, no panic.
+#[test]
+fn models_without_attention_and_layers_that_are_no_blocks_are_refused() {
+    let resnet = gradcam::model::build("resnet18", 10, &Device::flex()).unwrap();
+    let err = Cam::new(resnet.as_ref(), &LeGrad, &[] as &[&str])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("LeGrad needs the attention of a vision transformer"),
+        "{err}"
+    );
+    assert!(err.contains("resnet18 is a CNN"), "{err}");
+
+    let path = fixtures().join("onnx/resnet_like.legacy.onnx");
+    let cnn = OnnxModel::load(&path, &OnnxOptions::default()).unwrap();
+    let err = Cam::new(&cnn, &LeGrad, &[] as &[&str])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("LeGrad cannot run on this graph")
+            && err.contains("none inside an attention module"),
+        "{err}"
+    );
+    // A named layer gets the same error when the run starts.
+    let cam = Cam::new(&cnn, &LeGrad, &["layer2"]).unwrap();
+    let err = cam.run(input(), &class(1)).unwrap_err().to_string();
+    assert!(err.contains("none inside an attention module"), "{err}");
+
+    let vit = load("dynamo");
+    let cam = Cam::new(&vit, &LeGrad, &["encoder.layers.encoder_layer_1.ln_1"]).unwrap();
+    let err = cam.run(input(), &class(1)).unwrap_err().to_string();
+    assert!(
+        err.contains("LeGrad explains transformer blocks")
+            && err.contains("encoder.layers.encoder_layer_0, encoder.layers.encoder_layer_1, encoder.layers.encoder_layer_2"),
+        "{err}"
+    );
+}
+
+/// `gradcam explain --method legrad` on the ONNX ViT writes its overlay and names the blocks.
+#[test]
+fn the_cli_explains_a_vit_with_legrad() {
+    use common::run::{gradcam, root, scratch, stderr};
+    let dir = scratch("legrad-cli");
+    let model = fixtures().join("onnx/legrad/vit.legacy.onnx");
+    let photo = root().join("assets/cat_dog.jpg");
+    let out = gradcam(&[
+        "explain",
+        photo.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--method",
+        "legrad",
+        "--layer",
+        "encoder.layers.encoder_layer_1",
+        "--layer",
+        "encoder.layers.encoder_layer_2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let overlay = image::open(dir.join("cat_dog.legrad.jpg")).unwrap();
+    assert_eq!((overlay.width(), overlay.height()), (640, 480));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cat_dog.json")).unwrap()).unwrap();
+    assert_eq!(json["explanation"]["method"], "legrad", "{json}");
+}

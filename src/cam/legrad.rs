@@ -47,6 +47,13 @@ impl Method for LeGrad {
         ))
     }
 
+    fn default_layers(&self, model: &dyn CamModel) -> Option<Result<Vec<String>>> {
+        Some(model.attention_blocks().map(|blocks| {
+            let skip = blocks.len().saturating_sub(DEFAULT_BLOCKS);
+            blocks.into_iter().skip(skip).collect()
+        }))
+    }
+
     fn run_whole(
         &self,
         runner: &Cam,
@@ -70,10 +77,6 @@ fn selected_blocks(runner: &Cam) -> Result<Vec<(usize, String)>> {
     }
     let model = runner.model;
     let blocks = model.attention_blocks()?;
-    if !runner.layers_given {
-        let skip = blocks.len().saturating_sub(DEFAULT_BLOCKS);
-        return Ok(blocks.into_iter().enumerate().skip(skip).collect());
-    }
     runner
         .layers
         .iter()

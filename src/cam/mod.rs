@@ -255,21 +255,26 @@ pub struct Cam<'a> {
     model: &'a dyn CamModel,
     method: &'a dyn Method,
     layers: Vec<usize>,
-    /// Whether the caller named the layers (LeGrad's default is its own: the last blocks).
-    layers_given: bool,
     options: CamOptions,
     cancel: Cancel,
 }
 
 impl<'a> Cam<'a> {
-    /// A runner for `layers` (names or aliases; none means the model's default layer).
+    /// A runner for `layers` (names or aliases; none means the method's default layers, or
+    /// the model's default layer).
     pub fn new<S: AsRef<str>>(
         model: &'a dyn CamModel,
         method: &'a dyn Method,
         layers: &[S],
     ) -> Result<Self> {
         let indices = if layers.is_empty() {
-            vec![model.layer_index(model.default_layer())?]
+            match method.default_layers(model) {
+                Some(names) => names?
+                    .iter()
+                    .map(|l| model.layer_index(l))
+                    .collect::<Result<_>>()?,
+                None => vec![model.layer_index(model.default_layer())?],
+            }
         } else {
             layers
                 .iter()
@@ -280,7 +285,6 @@ impl<'a> Cam<'a> {
             model,
             method,
             layers: indices,
-            layers_given: !layers.is_empty(),
             options: CamOptions::default(),
             cancel: Cancel::default(),
         })

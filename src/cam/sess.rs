@@ -88,7 +88,6 @@ impl Sess {
             model: runner.model,
             method: &self.base,
             layers: runner.layers.clone(),
-            layers_given: runner.layers_given,
             options: CamOptions {
                 aug_smooth: false,
                 ..runner.options
