@@ -215,3 +215,50 @@ fn the_cli_explains_a_vit_with_legrad() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("cat_dog.json")).unwrap()).unwrap();
     assert_eq!(json["explanation"]["method"], "legrad", "{json}");
 }
+
+/// On a CNN the CLI fails before writing anything (exit 2), naming what is missing; without
+/// `--layer` on the ViT it says which blocks it explains.
+#[test]
+fn the_cli_refuses_a_cnn_and_names_the_default_blocks() {
+    use common::run::{gradcam, root, scratch, stderr};
+    let dir = scratch("legrad-cli-errors");
+    let photo = root().join("assets/cat_dog.jpg");
+    let cnn = fixtures().join("onnx/resnet_like.legacy.onnx");
+    let out = gradcam(&[
+        "explain",
+        photo.to_str().unwrap(),
+        "--model",
+        cnn.to_str().unwrap(),
+        "--input-size",
+        "32x32",
+        "--method",
+        "legrad",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("LeGrad cannot run on this graph"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+
+    let vit = fixtures().join("onnx/legrad/vit.dynamo.onnx");
+    let out = gradcam(&[
+        "explain",
+        photo.to_str().unwrap(),
+        "--model",
+        vit.to_str().unwrap(),
+        "--method",
+        "legrad",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("explaining encoder.layers.encoder_layer_0, encoder.layers.encoder_layer_1, encoder.layers.encoder_layer_2 (the method's default"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -54,6 +54,14 @@ impl Method for LeGrad {
         }))
     }
 
+    fn check(&self, model: &dyn CamModel, layers: &[String]) -> Result<()> {
+        let indices: Vec<usize> = layers
+            .iter()
+            .map(|l| model.layer_index(l))
+            .collect::<Result<_>>()?;
+        blocks_of(model, &indices).map(drop)
+    }
+
     fn run_whole(
         &self,
         runner: &Cam,
@@ -68,17 +76,21 @@ impl Method for LeGrad {
     }
 }
 
-/// The blocks to explain, as indices into the model's attention blocks, with their names.
+/// The blocks to explain: the runner's layers as indices into the model's attention blocks,
+/// with their names.
 fn selected_blocks(runner: &Cam) -> Result<Vec<(usize, String)>> {
     if runner.options.eigen_smooth {
         return Err(Error::Invalid(
             "LeGrad does not support eigen_smooth".to_string(),
         ));
     }
-    let model = runner.model;
+    blocks_of(runner.model, &runner.layers)
+}
+
+/// Layers `layers` (indices into the model's layers) as blocks: each must be one.
+fn blocks_of(model: &dyn CamModel, layers: &[usize]) -> Result<Vec<(usize, String)>> {
     let blocks = model.attention_blocks()?;
-    runner
-        .layers
+    layers
         .iter()
         .map(|&l| {
             let layer = &model.layers()[l];

@@ -72,6 +72,11 @@ pub trait Method: Send + Sync {
     fn default_layers(&self, _model: &dyn CamModel) -> Option<Result<Vec<String>>> {
         None
     }
+    /// Whether the method can explain `layers` (names; none: its default) of `model`, checked
+    /// before any image is read (default: every layer of every model can be).
+    fn check(&self, _model: &dyn CamModel, _layers: &[String]) -> Result<()> {
+        Ok(())
+    }
     /// For a meta-method that runs the whole pipeline its own way (SESS, on windows of the
     /// input): the outputs for `sets`; `None` (the default) lets `runner` do it.
     fn run_whole(

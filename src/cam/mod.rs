@@ -498,6 +498,14 @@ impl<'a> Cam<'a> {
     }
 }
 
+/// The layers `method` explains on `model` when the caller names none: the method's own
+/// choice (LeGrad's last blocks) or the model's default layer.
+pub fn default_layer_names(model: &dyn CamModel, method: &dyn Method) -> Result<Vec<String>> {
+    method
+        .default_layers(model)
+        .unwrap_or_else(|| Ok(vec![model.default_layer().to_string()]))
+}
+
 /// The target score of each output row `[n, classes]`, row `i` scored by the target of
 /// image `image_of(i)`: shape `[n]`.
 pub fn batch_scores(
