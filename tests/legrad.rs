@@ -177,6 +177,18 @@ fn models_without_attention_and_layers_that_are_no_blocks_are_refused() {
     let err = cam.run(input(), &class(1)).unwrap_err().to_string();
     assert!(err.contains("none inside an attention module"), "{err}");
 
+    // Swin's windowed attention has blocks, but over 4 keys, not the tokens.
+    let path = fixtures().join("onnx/tiny_swin.legacy.onnx");
+    let swin = OnnxModel::load(&path, &OnnxOptions::default()).unwrap();
+    let err = Cam::new(&swin, &LeGrad, &[] as &[&str])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("block `stage.0` attends over 4 keys") && err.contains("windowed attention"),
+        "{err}"
+    );
+
     let vit = load("dynamo");
     let cam = Cam::new(&vit, &LeGrad, &["encoder.layers.encoder_layer_1.ln_1"]).unwrap();
     let err = cam.run(input(), &class(1)).unwrap_err().to_string();

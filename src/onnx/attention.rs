@@ -91,9 +91,10 @@ impl Attention {
                 .filter(|t| matches!(t.shape[..], [1, n, _] if Some(n) == keys))
                 .ok_or_else(|| {
                     OnnxError::Invalid(format!(
-                        "block `{module}` has attention but no output of shape (batch, {}, \
-                         channels)",
-                        keys.map_or("tokens".into(), |k| k.to_string())
+                        "block `{module}` attends over {} keys but has no output of shape \
+                         (batch, {0}, channels): LeGrad needs global attention over all the \
+                         tokens (windowed attention, as Swin's, is not supported)",
+                        keys.map_or("?".into(), |k| k.to_string())
                     ))
                 })?;
             blocks.push(AttentionBlock {
@@ -217,7 +218,7 @@ fn is_attention(module: &str) -> bool {
 }
 
 /// The float value of tensor `id` in `env`.
-fn float<'a>(env: &'a [Option<Value>], id: usize, graph: &Graph) -> Result<Float> {
+fn float(env: &[Option<Value>], id: usize, graph: &Graph) -> Result<Float> {
     match env[id].as_ref() {
         Some(Value::Float(f)) => Ok(f.clone()),
         _ => Err(OnnxError::Invalid(format!(
@@ -241,7 +242,7 @@ fn attention_leaf(probabilities: &Float, batch: usize) -> Result<Tensor<4>> {
         }
     };
     let heads = probabilities.len() / (batch * q * k).max(1);
-    if heads * batch * q * k != probabilities.len() || shape[0] % batch != 0 {
+    if heads * batch * q * k != probabilities.len() || !shape[0].is_multiple_of(batch) {
         return Err(OnnxError::Invalid(format!(
             "attention probabilities of shape {shape:?} for a batch of {batch}"
         )));

@@ -8,6 +8,9 @@ use super::value::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// What [`Plan::run_observed`] calls after each node: its index and the environment.
+pub(crate) type Observer<'a> = dyn FnMut(usize, &mut [Option<Value>]) -> Result<()> + 'a;
+
 /// Nodes to run, and after each the tensors no later node (nor the caller) needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
@@ -76,7 +79,7 @@ impl Plan {
         &self,
         graph: &Graph,
         env: &mut [Option<Value>],
-        after: &mut dyn FnMut(usize, &mut [Option<Value>]) -> Result<()>,
+        after: &mut Observer,
     ) -> Result<()> {
         let key = shape_cache::key(env);
         let cached = self.cache.get(&key);
