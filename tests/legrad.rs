@@ -1,4 +1,4 @@
-//! LeGrad on a small torchvision VisionTransformer exported both ways, against torchcam 0.5.0's
+//! LeGrad on a small torchvision VisionTransformer exported both ways (and with a fixed batch), against torchcam 0.5.0's
 //! maps on the PyTorch original (tests/fixtures/onnx/legrad, made by
 //! tools/make_legrad_fixtures.py), and its errors on models without attention.
 
@@ -10,7 +10,8 @@ use gradcam::cam::{Cam, ClassLogit, LeGrad, Target, Targets};
 use gradcam::model::{OnnxModel, OnnxOptions};
 use std::sync::Arc;
 
-const EXPORTS: [&str; 2] = ["dynamo", "legacy"];
+/// Both exporters, and the legacy one with a fixed batch of one (run image by image).
+const EXPORTS: [&str; 3] = ["dynamo", "legacy", "batch1"];
 
 fn manifest() -> serde_json::Value {
     let text = std::fs::read_to_string(fixtures().join("onnx/legrad/manifest.json")).unwrap();

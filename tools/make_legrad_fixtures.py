@@ -8,7 +8,9 @@ Writes:
 - `vit.dynamo.onnx` (+ `vit.dynamo.onnx.data`) and `vit.legacy.onnx`: torchvision's
   `VisionTransformer(image_size=32, patch_size=8, num_layers=3, num_heads=2, hidden_dim=32,
   mlp_dim=64, num_classes=10)` with seeded random weights (its zero-initialised head and unit
-  layer norms re-drawn so that every block matters), dynamic batch;
+  layer norms re-drawn so that every block matters), dynamic batch (the dynamo file without its
+  `pkg.torch.onnx.stack_trace` metadata, which only names lines of this script);
+- `vit.batch1.onnx`: the legacy export with a fixed batch of one (run image by image);
 - `input.npy`: a batch of 2 images (2, 3, 32, 32), float32;
 - `logits.npy`: torch's logits for it;
 - `<case>.raw.npy` and `<case>.norm.npy`: torchcam's `LeGrad(model, layers)(class_idx, scores,
@@ -60,7 +62,7 @@ def make_model():
     return model.eval()
 
 
-def export(model, x, path, dynamo):
+def export(model, x, path, dynamo, dynamic=True):
     for f in (path, path + ".data"):
         if os.path.exists(f):
             os.remove(f)
@@ -71,9 +73,16 @@ def export(model, x, path, dynamo):
         prog = torch.onnx.export(model, (x,), dynamo=True, input_names=["input"], output_names=["logits"],
                                  dynamic_shapes={"x": {0: batch}}, optimize=True)
         prog.save(path, external_data=True)
+        proto = onnx.load(path, load_external_data=False)
+        for node in proto.graph.node:
+            kept = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
+        onnx.save(proto, path)
     else:
+        axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None
         torch.onnx.export(model, (x,), path, dynamo=False, opset_version=17, input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+                          output_names=["logits"], dynamic_axes=axes)
 
 
 def run_ort(path, x):
@@ -129,6 +138,9 @@ def main():
             "ort_vs_torch": float(np.abs(ort_logits - logits).max()),
         }
         print(exporter, manifest["exports"][exporter])
+    export(model, x[:1], f"{OUT}/vit.batch1.onnx", dynamo=False, dynamic=False)
+    one = np.concatenate([run_ort(f"{OUT}/vit.batch1.onnx", x[i : i + 1].numpy()) for i in range(2)])
+    manifest["exports"]["batch1"] = {"file": "vit.batch1.onnx", "ort_vs_torch": float(np.abs(one - logits).max())}
     with open(f"{OUT}/manifest.json", "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
