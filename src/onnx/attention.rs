@@ -61,6 +61,7 @@ impl Attention {
         let mut seen = HashSet::new();
         let mut blocks: Vec<AttentionBlock> = vec![];
         let mut softmaxes = 0;
+        let mut rejected = None;
         for node in graph.nodes() {
             // Every node's legacy scope, in order, so that call counts (`_1`) resolve.
             let scope = scopes::from_metadata(node)
@@ -88,15 +89,18 @@ impl Attention {
             let output = tensors
                 .iter()
                 .find(|t| t.modules.contains(&module))
-                .filter(|t| matches!(t.shape[..], [1, n, _] if Some(n) == keys))
-                .ok_or_else(|| {
-                    OnnxError::Invalid(format!(
-                        "block `{module}` attends over {} keys but has no output of shape \
-                         (batch, {0}, channels): LeGrad needs global attention over all the \
-                         tokens (windowed attention, as Swin's, is not supported)",
-                        keys.map_or("?".into(), |k| k.to_string())
-                    ))
-                })?;
+                .filter(|t| matches!(t.shape[..], [1, n, _] if Some(n) == keys));
+            // Attention over some of the tokens only (Swin's windows, a pooling head's
+            // queries) is no block; said when no block is found.
+            let Some(output) = output else {
+                rejected.get_or_insert(format!(
+                    "block `{module}` attends over {} keys but has no output of shape (batch, \
+                     {0}, channels): LeGrad needs global attention over all the tokens \
+                     (windowed attention, as Swin's, is not supported)",
+                    keys.map_or("?".into(), |k| k.to_string())
+                ));
+                continue;
+            };
             blocks.push(AttentionBlock {
                 module,
                 output: output.tensor.clone(),
@@ -105,11 +109,13 @@ impl Attention {
             });
         }
         let Some(last) = blocks.last() else {
-            return Err(OnnxError::Invalid(format!(
-                "LeGrad needs a vision transformer: the graph has {softmaxes} Softmax node(s), \
-                 none inside an attention module (a module named `self_attention`, `attn` or \
-                 `attention` in the exporter's scopes)"
-            )));
+            return Err(OnnxError::Invalid(rejected.unwrap_or_else(|| {
+                format!(
+                    "LeGrad needs a vision transformer: the graph has {softmaxes} Softmax \
+                     node(s), none inside an attention module (a module named \
+                     `self_attention`, `attn` or `attention` in the exporter's scopes)"
+                )
+            })));
         };
         let projection = graph.split(&[last.output.as_str()])?;
         if !projection.context_names().is_empty() {

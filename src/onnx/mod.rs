@@ -5,9 +5,10 @@
 //! constant. [`Graph::run`] evaluates the graph; [`Graph::split`] cuts it at any tensors into
 //! a body that runs without autodiff and a head that runs only the nodes depending on the cut
 //! (see [`Split`]); [`layers`] lists the tensors to cut at, with their PyTorch module paths
-//! and shapes. Float tensors live on burn's flex backend (with autodiff when the head's
-//! inputs carry it); shape arithmetic (Shape, Gather, Slice, Concat, Cast, ...) runs on host
-//! integers.
+//! and shapes; [`Attention`] finds a vision transformer's blocks and runs the graph with their
+//! attention as autodiff leaves (LeGrad). Float tensors live on burn's flex backend (with
+//! autodiff when the head's inputs carry it); shape arithmetic (Shape, Gather, Slice, Concat,
+//! Cast, ...) runs on host integers.
 //!
 //! Supported: default-domain opsets 13 to 21; float32 / float16 / float64 weights (computed in
 //! float32); 2-D convolutions and pooling; tensors up to rank 6; one image input. The
