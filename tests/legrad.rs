@@ -275,3 +275,41 @@ fn the_cli_refuses_a_cnn_and_names_the_default_blocks() {
         stderr(&out)
     );
 }
+
+/// `POST /v1/explain?method=legrad` on a server of the ONNX ViT explains with the blocks; on a
+/// CNN it answers 4xx with LeGrad's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_explains_a_vit_with_legrad() {
+    use axum::http::StatusCode;
+    use gradcam::model::CamModel;
+    use gradcam::serve::{AppState, Config, app};
+    use tower::ServiceExt;
+    let photo = std::fs::read(common::run::root().join("assets/cat_dog.jpg")).unwrap();
+    let post = |model: Arc<dyn CamModel>| {
+        let request = common::multipart::multipart_request(
+            "/v1/explain?method=legrad",
+            &[("image", &photo, Some("cat_dog.jpg"))],
+        );
+        app(AppState::from_shared(model, Config::default())).oneshot(request)
+    };
+    let response = post(Arc::new(load("dynamo"))).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["method"], "legrad", "{json}");
+    assert_eq!(json["layers"].as_array().unwrap().len(), 3, "{json}");
+
+    let path = fixtures().join("onnx/resnet_like.legacy.onnx");
+    let cnn = OnnxModel::load(&path, &OnnxOptions::default()).unwrap();
+    let response = post(Arc::new(cnn)).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert!(status.is_client_error(), "{status}: {text}");
+    assert!(text.contains("LeGrad cannot run on this graph"), "{text}");
+}

@@ -237,8 +237,9 @@ impl OnnxModel {
 
     /// The transformer blocks, or an error saying why the graph has none.
     fn attention(&self) -> Result<&onnx::Attention> {
+        // The request's fault (a method the model cannot take), not the interpreter's.
         self.attention.as_ref().map_err(|m| {
-            invalid(format!(
+            Error::Invalid(format!(
                 "{}: LeGrad cannot run on this graph: {m}",
                 self.name
             ))
