@@ -127,7 +127,7 @@ pub fn bench(model: Arc<dyn CamModel>, options: &BenchOptions) -> Result<BenchRe
         CamOptions::default(),
     )?;
     let layers = match explainer.layers.is_empty() {
-        true => vec![model.default_layer().to_string()],
+        true => crate::cam::default_layer_names(model.as_ref(), explainer.method.build().as_ref())?,
         false => explainer.layers.clone(),
     };
 

@@ -153,6 +153,7 @@ impl Explainer {
         request.check_layers(model.as_ref())?;
         let segmentation = segmentation(model.as_ref(), request)?;
         let rule = request.method.build();
+        rule.check(model.as_ref(), &request.layers)?;
         Ok(Explainer {
             model,
             method: request.method,

@@ -211,6 +211,7 @@ _UPSTREAM_NAMES = (
     "ShapleyCAM",
     "RefineCAM",
     "SESS",
+    "LeGrad",  # torchcam's
     "FullGrad",
 )
 

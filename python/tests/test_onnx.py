@@ -135,3 +135,16 @@ def test_onnx_maps_equal_pytorch_grad_cams(name, file, layer, method, target):
     assert maps.shape == expected.shape
     tolerance = 1e-5 * np.abs(expected).max() if method == "guided-backprop" else MAP_TOLERANCE
     assert np.abs(maps - expected).max() <= tolerance
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "legacy"])
+def test_legrad_on_the_onnx_vit_equals_torchcam(exporter):
+    """tests/fixtures/onnx/legrad (tools/make_legrad_fixtures.py, the files tests/legrad.rs
+    reads): torchcam 0.5.0's LeGrad over the ViT's three blocks (the default: the last 4) for
+    class 3, its normalised 4x4 maps enlarged as cv2 does."""
+    x = np.load(ONNX / "legrad" / "input.npy")
+    expected = np.stack([_cv2_linear(m, 32, 32) for m in np.load(ONNX / "legrad" / "all_class3.norm.npy")])
+    maps = compat.LeGrad(str(ONNX / "legrad" / f"vit.{exporter}.onnx"))(input_tensor=x, targets=[3, 3])
+    assert maps.shape == expected.shape and expected.max() > 0.99
+    # Measured: 2.8e-7 for both exports.
+    assert np.abs(maps - expected).max() <= 1e-6

@@ -45,3 +45,4 @@ def test_upstream_spellings_are_the_same_classes():
     assert (compat.SSCAM.method, compat.ISCAM.method) == ("sscam", "iscam")
     assert compat.SESS.method == "sess" and compat.FullGrad.method == "fullgrad"
     assert compat.RefineCAM.method == "refinecam"
+    assert compat.LeGrad.method == "legrad"

@@ -73,6 +73,16 @@ pub trait Method: Send + Sync {
     fn fuse(&self, layers: &[&[f32]]) -> Vec<f32> {
         super::fuse_layers(layers.iter().copied())
     }
+    /// The layers explained when the caller names none, for a method with its own choice
+    /// (LeGrad: the last transformer blocks); `None` (the default): the model's default layer.
+    fn default_layers(&self, _model: &dyn CamModel) -> Option<Result<Vec<String>>> {
+        None
+    }
+    /// Whether the method can explain `layers` (names; none: its default) of `model`, checked
+    /// before any image is read (default: every layer of every model can be).
+    fn check(&self, _model: &dyn CamModel, _layers: &[String]) -> Result<()> {
+        Ok(())
+    }
     /// For a meta-method that runs the whole pipeline its own way (SESS, on windows of the
     /// input): the outputs for `sets`; `None` (the default) lets `runner` do it.
     fn run_whole(

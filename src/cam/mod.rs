@@ -25,6 +25,7 @@ mod hires_cam;
 mod is_cam;
 mod kpca_cam;
 mod layer_cam;
+mod legrad;
 mod method;
 mod nmf;
 mod noise;
@@ -66,6 +67,7 @@ pub use hires_cam::HiResCam;
 pub use is_cam::IsCam;
 pub use kpca_cam::{Kernel, KpcaCam};
 pub use layer_cam::LayerCam;
+pub use legrad::LeGrad;
 pub use method::{CamInput, ChannelWeights, Method, channel_sum_or_projection};
 pub use normalize::{fuse_layers, scale_map};
 pub use random_cam::RandomCam;
@@ -265,14 +267,21 @@ pub struct Cam<'a> {
 }
 
 impl<'a> Cam<'a> {
-    /// A runner for `layers` (names or aliases; none means the model's default layer).
+    /// A runner for `layers` (names or aliases; none means the method's default layers, or
+    /// the model's default layer).
     pub fn new<S: AsRef<str>>(
         model: &'a dyn CamModel,
         method: &'a dyn Method,
         layers: &[S],
     ) -> Result<Self> {
-        let layers = if layers.is_empty() {
-            vec![model.layer_index(model.default_layer())?]
+        let indices = if layers.is_empty() {
+            match method.default_layers(model) {
+                Some(names) => names?
+                    .iter()
+                    .map(|l| model.layer_index(l))
+                    .collect::<Result<_>>()?,
+                None => vec![model.layer_index(model.default_layer())?],
+            }
         } else {
             layers
                 .iter()
@@ -282,7 +291,7 @@ impl<'a> Cam<'a> {
         Ok(Cam {
             model,
             method,
-            layers,
+            layers: indices,
             options: CamOptions::default(),
             cancel: Cancel::default(),
         })
@@ -494,6 +503,14 @@ impl<'a> Cam<'a> {
         out.timings.postprocess += ms(start);
         Ok(())
     }
+}
+
+/// The layers `method` explains on `model` when the caller names none: the method's own
+/// choice (LeGrad's last blocks) or the model's default layer.
+pub fn default_layer_names(model: &dyn CamModel, method: &dyn Method) -> Result<Vec<String>> {
+    method
+        .default_layers(model)
+        .unwrap_or_else(|| Ok(vec![model.default_layer().to_string()]))
 }
 
 /// The target score of each output row `[n, classes]`, row `i` scored by the target of

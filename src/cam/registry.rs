@@ -5,7 +5,7 @@
 use super::{
     AblationCam, ClassActivationMap, DeepFeatureFactorization, EigenCam, EigenGradCam, Fem,
     FinerCam, FullGrad, GradCam, GradCamElementWise, GradCamPlusPlus, HiResCam, IsCam, KpcaCam,
-    LayerCam, Method, RandomCam, RefineCam, ScoreCam, SegEigenCam, Sess, ShapleyCam,
+    LayerCam, LeGrad, Method, RandomCam, RefineCam, ScoreCam, SegEigenCam, Sess, ShapleyCam,
     SmoothGradCamPlusPlus, SsCam, XGradCam,
 };
 use crate::error::{Error, Result};
@@ -114,6 +114,7 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo { name: "sess", aliases: &["sess-gradcam"], summary: "SESS: Grad-CAM of windows slid over 12 enlarged copies of the input, fused and smoothed (a forward and a base pass per window: 122 at 224x224)", input_gradient: None, build: boxed::<Sess> },
     MethodInfo { name: "fullgrad", aliases: &["full-grad"], summary: "FullGrad: input gradient times input plus the bias gradients of every layer (one backward through the whole network; built-in models only)", input_gradient: None, build: boxed::<FullGrad> },
     MethodInfo { name: "deepfeaturefactorization", aliases: &["dff", "deep-feature-factorization"], summary: "Deep Feature Factorization: NMF of the activations into --concepts concepts (default 4), each with its map and top classes (no gradient)", input_gradient: None, build: boxed::<DeepFeatureFactorization> },
+    MethodInfo { name: "legrad", aliases: &["le-grad"], summary: "LeGrad (torchcam): positive gradients of each transformer block's own class score w.r.t. its attention, averaged (ONNX vision transformers; --layer picks blocks, default the last 4; one forward and one backward)", input_gradient: None, build: boxed::<LeGrad> },
     MethodInfo { name: "guided-backprop", aliases: &["guidedbackprop"], summary: "guided backpropagation: the input gradient through ReLUs that pass only positive signal", input_gradient: Some(InputGradient::GuidedBackprop), build: boxed::<GradCam> },
     MethodInfo { name: "guided-gradcam", aliases: &["guidedgradcam"], summary: "Guided Grad-CAM: guided backpropagation times the Grad-CAM map", input_gradient: Some(InputGradient::GuidedGradCam), build: boxed::<GradCam> },
 ];

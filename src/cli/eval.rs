@@ -24,7 +24,7 @@ pub struct EvalArgs {
     pub methods: Vec<String>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Layer to explain (repeat for several, fused by their mean; refinecam: their product). Default: the model's.
+    /// Layer to explain (repeat for several, fused by their mean; refinecam: their product; legrad: transformer blocks, default the last 4). Default: the model's.
     #[arg(long = "layer", short)]
     pub layers: Vec<String>,
     /// Evaluate only the first N images (in file name order).

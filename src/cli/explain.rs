@@ -41,7 +41,7 @@ pub struct ExplainArgs {
     pub model: ModelArgs,
     #[arg(long, default_value = "gradcam", help = super::methods_help())]
     pub method: String,
-    /// Layer to explain (repeat for several, fused by their mean; refinecam: their product). Default: the model's.
+    /// Layer to explain (repeat for several, fused by their mean; refinecam: their product; legrad: transformer blocks, default the last 4). Default: the model's.
     #[arg(long = "layer", short)]
     pub layers: Vec<String>,
     /// Class to explain, by index or ImageNet name (repeatable). Default: the top-1 (segmentation
@@ -226,13 +226,26 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             .load(&Device::flex())
             .with_context(|| format!("loading {}", spec.name))?
             .into();
+        let method_default = gradcam::cam::method(&args.method)
+            .ok()
+            .and_then(|m| gradcam::cam::Method::default_layers(m.as_ref(), model.as_ref()))
+            .and_then(|names| names.ok());
         if args.layers.is_empty() && !args.quiet {
-            eprintln!(
-                "gradcam: {}: explaining layer {} (the default: the last feature map; choose with --layer, list with `gradcam models {}`)",
-                spec.name,
-                model.default_layer(),
-                spec.name
-            );
+            match method_default {
+                // LeGrad's blocks.
+                Some(names) => eprintln!(
+                    "gradcam: {}: explaining {} (the method's default; choose with --layer, list with `gradcam models {}`)",
+                    spec.name,
+                    names.join(", "),
+                    spec.name
+                ),
+                None => eprintln!(
+                    "gradcam: {}: explaining layer {} (the default: the last feature map; choose with --layer, list with `gradcam models {}`)",
+                    spec.name,
+                    model.default_layer(),
+                    spec.name
+                ),
+            }
         }
         Some(model)
     } else {

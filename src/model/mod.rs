@@ -5,6 +5,7 @@
 //! replaces pytorch-grad-cam's hooks: the body runs up to the stage, the rest runs from its
 //! output, and only that rest needs autodiff.
 
+mod attention;
 mod bias_probe;
 pub mod efficientnet_lite;
 mod embedding;
@@ -22,6 +23,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::error::{Error, Result};
 use crate::labels::ClassNames;
 
+pub use attention::AttentionForward;
 pub use bias_probe::BiasProbe;
 pub use efficientnet_lite::EfficientNetLite;
 pub use embedding::PooledEmbedding;
@@ -180,6 +182,16 @@ pub trait CamModel: Forward {
              ResNet, VGG and EfficientNet-Lite models do)",
             self.name()
         )))
+    }
+    /// The transformer blocks LeGrad can explain, by module path, in forward order (they are
+    /// layers too). Default: an error, for models without attention (the built-in CNNs).
+    fn attention_blocks(&self) -> Result<Vec<String>> {
+        Err(attention::no_attention(self.name()))
+    }
+    /// LeGrad's forward pass of `x` for `blocks` (indices into
+    /// [`attention_blocks`](CamModel::attention_blocks)). Default: the same error.
+    fn forward_with_attention(&self, _x: Tensor<4>, _blocks: &[usize]) -> Result<AttentionForward> {
+        Err(attention::no_attention(self.name()))
     }
     /// Other names users give a layer (`layer4` for `layer4.2`); `None` if `name` is no alias.
     fn alias(&self, _name: &str) -> Option<&str> {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use burn::tensor::{Tensor, TensorData};
 
-use super::{CamModel, Cut, CutContext, Forward, Grid, Layer, Preprocess};
+use super::{AttentionForward, CamModel, Cut, CutContext, Forward, Grid, Layer, Preprocess};
 use crate::error::{Error, Result};
 use crate::onnx::{self, Float, Graph, OnnxError, Split};
 
@@ -115,6 +115,8 @@ pub struct OnnxModel {
     num_classes: usize,
     labels: Option<Vec<String>>,
     splits: Mutex<HashMap<usize, Arc<Split>>>,
+    /// The transformer blocks for LeGrad, or why the graph has none.
+    attention: std::result::Result<onnx::Attention, String>,
 }
 
 /// The body's side of a cut of an ONNX model: the tensors crossing it, per run of the body.
@@ -204,6 +206,7 @@ impl OnnxModel {
             .map(|p| read_labels(p, num_classes))
             .transpose()?;
         let grouped_convolutions = has_grouped_convolutions(&graph, &tensors);
+        let attention = onnx::Attention::find(&graph, &tensors).map_err(|e| e.to_string());
         let mut model = OnnxModel {
             name: path
                 .file_stem()
@@ -226,9 +229,21 @@ impl OnnxModel {
             num_classes,
             labels,
             splits: Mutex::new(HashMap::new()),
+            attention,
         };
         model.default_layer = model.layers[model.find_default_layer()?].name.clone();
         Ok(model)
+    }
+
+    /// The transformer blocks, or an error saying why the graph has none.
+    fn attention(&self) -> Result<&onnx::Attention> {
+        // The request's fault (a method the model cannot take), not the interpreter's.
+        self.attention.as_ref().map_err(|m| {
+            Error::Invalid(format!(
+                "{}: LeGrad cannot run on this graph: {m}",
+                self.name
+            ))
+        })
     }
 
     /// The ONNX tensor behind layer `layer`.
@@ -752,6 +767,64 @@ impl CamModel for OnnxModel {
             .linear_head(&cut.tensor, output, channel_last)?
             .to_tensor::<2>()
             .ok()
+    }
+
+    fn attention_blocks(&self) -> Result<Vec<String>> {
+        Ok(self
+            .attention()?
+            .blocks()
+            .iter()
+            .map(|b| b.module.clone())
+            .collect())
+    }
+
+    /// The blocks' token grid is the layout of their output tensors (as a layer: `--reshape`
+    /// applies); the graph runs once per batch the graph takes.
+    fn forward_with_attention(&self, x: Tensor<4>, blocks: &[usize]) -> Result<AttentionForward> {
+        let attention = self.attention()?;
+        let first = blocks
+            .first()
+            .and_then(|&b| attention.blocks().get(b))
+            .ok_or_else(|| Error::Invalid("LeGrad needs at least one block".to_string()))?;
+        let (prefix, grid) = match self.cuts.iter().find(|c| c.tensor == first.output) {
+            Some(CutPoint {
+                layout:
+                    Layout::Tokens {
+                        prefix,
+                        height,
+                        width,
+                    },
+                ..
+            }) => (*prefix, (*height, *width)),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "the output of block `{}` does not read as tokens on a patch grid (try \
+                     --reshape vit)",
+                    first.module
+                )));
+            }
+        };
+        let mut logits = vec![];
+        let mut block_logits = vec![vec![]; blocks.len()];
+        let mut leaves = vec![vec![]; blocks.len()];
+        for batch in self.batches(x) {
+            let pass = attention.run(self.graph_input(batch), blocks)?;
+            logits.push(self.logits(pass.outputs)?.detach());
+            for (k, (scores, leaf)) in pass.scores.into_iter().zip(pass.attention).enumerate() {
+                block_logits[k].push(self.logits(scores)?);
+                leaves[k].push(leaf);
+            }
+        }
+        Ok(AttentionForward {
+            logits: Tensor::cat(logits, 0),
+            block_logits: block_logits
+                .into_iter()
+                .map(|l| Tensor::cat(l, 0))
+                .collect(),
+            attention: leaves,
+            prefix,
+            grid,
+        })
     }
 
     fn alias(&self, name: &str) -> Option<&str> {

@@ -8,6 +8,9 @@ use super::value::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// What [`Plan::run_observed`] calls after each node: its index and the environment.
+pub(crate) type Observer<'a> = dyn FnMut(usize, &mut [Option<Value>]) -> Result<()> + 'a;
+
 /// Nodes to run, and after each the tensors no later node (nor the caller) needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
@@ -66,6 +69,18 @@ impl Plan {
 
     /// Runs the plan over `env` (one slot per tensor id).
     pub(crate) fn run(&self, graph: &Graph, env: &mut [Option<Value>]) -> Result<()> {
+        self.run_observed(graph, env, &mut |_, _| Ok(()))
+    }
+
+    /// [`Plan::run`], calling `after(node, env)` once each node's outputs are stored (before
+    /// the tensors it last read are freed), so a caller can read or replace them (LeGrad's
+    /// attention leaves).
+    pub(crate) fn run_observed(
+        &self,
+        graph: &Graph,
+        env: &mut [Option<Value>],
+        after: &mut Observer,
+    ) -> Result<()> {
         let key = shape_cache::key(env);
         let cached = self.cache.get(&key);
         if let Some(c) = &cached {
@@ -112,6 +127,7 @@ impl Plan {
                 })?
             };
             store(&graph.names, node, outputs, env)?;
+            after(n, env)?;
             if shape_only {
                 for &id in node.outputs.iter().flatten() {
                     if self.frontier.contains(&id) {

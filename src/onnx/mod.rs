@@ -5,9 +5,10 @@
 //! constant. [`Graph::run`] evaluates the graph; [`Graph::split`] cuts it at any tensors into
 //! a body that runs without autodiff and a head that runs only the nodes depending on the cut
 //! (see [`Split`]); [`layers`] lists the tensors to cut at, with their PyTorch module paths
-//! and shapes. Float tensors live on burn's flex backend (with autodiff when the head's
-//! inputs carry it); shape arithmetic (Shape, Gather, Slice, Concat, Cast, ...) runs on host
-//! integers.
+//! and shapes; [`Attention`] finds a vision transformer's blocks and runs the graph with their
+//! attention as autodiff leaves (LeGrad). Float tensors live on burn's flex backend (with
+//! autodiff when the head's inputs carry it); shape arithmetic (Shape, Gather, Slice, Concat,
+//! Cast, ...) runs on host integers.
 //!
 //! Supported: default-domain opsets 13 to 21; float32 / float16 / float64 weights (computed in
 //! float32); 2-D convolutions and pooling; tensors up to rank 6; one image input. The
@@ -22,6 +23,7 @@
 //! convolution's padding. Shape arithmetic that reads the input's shape (`Shape(x)` with a
 //! dynamic batch) runs on the first pass at each input size and is reused after.
 
+mod attention;
 mod attrs;
 mod classifier;
 mod error;
@@ -39,6 +41,7 @@ mod split;
 mod tensor_proto;
 mod value;
 
+pub use attention::{Attention, AttentionBlock, AttentionPass};
 pub use error::{OnnxError, Result};
 pub(crate) use graph::close_matches;
 pub use graph::{Graph, Input, Node};
@@ -59,10 +62,7 @@ impl Graph {
     /// Runs the graph on its one input and returns its outputs.
     pub fn run(&self, input: Float) -> Result<Vec<Float>> {
         split::single_input(self)?;
-        let plan = self.full_plan.get_or_init(|| {
-            let nodes = split::ancestors(self, &self.outputs, &HashSet::new());
-            exec::Plan::new(self, nodes, &self.outputs.iter().copied().collect())
-        });
+        let plan = self.full_plan();
         let mut env = vec![None; self.names.len()];
         env[self.inputs[0].id] = Some(Value::Float(input));
         plan.run(self, &mut env)?;

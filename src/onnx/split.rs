@@ -137,6 +137,15 @@ impl Split {
         self.context.iter().map(|&c| self.graph.name(c)).collect()
     }
 
+    /// The context of a batch of `batch` for a split whose head reads nothing but the cut
+    /// tensors and constants (`None` for any other).
+    pub(crate) fn empty_context(&self, batch: usize) -> Option<Context> {
+        self.context.is_empty().then_some(Context {
+            values: vec![],
+            batch,
+        })
+    }
+
     /// How many nodes the head runs.
     pub fn head_len(&self) -> usize {
         self.head.nodes.len()
