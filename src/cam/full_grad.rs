@@ -22,8 +22,8 @@ use crate::timefmt::ms;
 /// It ignores the runner's layers: one backward pass runs through the whole network (not only
 /// the head, as the other gradient methods do), and the model must expose its biases
 /// ([`CamModel::forward_with_bias_probes`](crate::model::CamModel::forward_with_bias_probes):
-/// the built-in models do, ONNX graphs do not). `eigen_smooth` is not supported. The output
-/// has no raw per-layer maps.
+/// the built-in models and ONNX graphs do). `eigen_smooth` is not supported. The output has no
+/// raw per-layer maps.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FullGrad;
 

@@ -175,11 +175,11 @@ pub trait CamModel: Forward {
     /// The logits of a full forward pass of `x` (with autodiff) in which every layer that adds
     /// a per-channel bias also adds a zero probe that requires grad, and those probes in
     /// forward order: FullGrad's bias-gradient terms. Default: an error, for models that do
-    /// not expose their biases (ONNX graphs).
+    /// not expose their biases.
     fn forward_with_bias_probes(&self, _x: Tensor<4>) -> Result<(Tensor<2>, Vec<BiasProbe>)> {
         Err(Error::Invalid(format!(
             "FullGrad needs the bias of every layer, which {} does not expose (the built-in \
-             ResNet, VGG and EfficientNet-Lite models do)",
+             models and ONNX graphs do)",
             self.name()
         )))
     }

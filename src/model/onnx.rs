@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use burn::tensor::{Tensor, TensorData};
 
-use super::{AttentionForward, CamModel, Cut, CutContext, Forward, Grid, Layer, Preprocess};
+use super::{
+    AttentionForward, BiasProbe, CamModel, Cut, CutContext, Forward, Grid, Layer, Preprocess,
+};
 use crate::error::{Error, Result};
 use crate::onnx::{self, Float, Graph, OnnxError, Split};
 
@@ -751,6 +753,26 @@ impl CamModel for OnnxModel {
 
     fn labels(&self) -> Option<&[String]> {
         self.labels.as_deref()
+    }
+
+    /// Every 2-D `Conv` with a bias and every `BatchNormalization` of the graph. The legacy
+    /// exporter folds a batch norm into the convolution before it: for the usual convolution
+    /// without a bias the folded bias is the batch norm's, the same term; a convolution with a
+    /// bias and a batch norm gives one term instead of pytorch-grad-cam's two.
+    fn forward_with_bias_probes(&self, x: Tensor<4>) -> Result<(Tensor<2>, Vec<BiasProbe>)> {
+        if self.single_image && x.dims()[0] > 1 {
+            return Err(Error::Invalid(format!(
+                "{} takes one image per pass, and FullGrad runs the batch in one: use a batch \
+                 size of 1",
+                self.name
+            )));
+        }
+        let (outputs, probes) = self.graph.run_with_bias_probes(self.graph_input(x))?;
+        let probes = probes
+            .into_iter()
+            .map(|(bias, probe)| BiasProbe { bias, probe })
+            .collect();
+        Ok((self.logits(outputs)?, probes))
     }
 
     /// Found in the graph: the layer's only reader is global average pooling, then one linear

@@ -25,6 +25,7 @@
 
 mod attention;
 mod attrs;
+mod bias_probes;
 mod classifier;
 mod error;
 mod exec;
@@ -42,6 +43,7 @@ mod tensor_proto;
 mod value;
 
 pub use attention::{Attention, AttentionBlock, AttentionPass};
+pub use bias_probes::BiasProbe;
 pub use error::{OnnxError, Result};
 pub(crate) use graph::close_matches;
 pub use graph::{Graph, Input, Node};
