@@ -266,7 +266,11 @@ fn fullgrad_matches_pytorch_grad_cam() {
         for export in EXPORTS {
             let model = load(name, export, None);
             let cam = Cam::new(&model, &gradcam::cam::FullGrad, &[] as &[&str]).unwrap();
-            let got = cam.run(input(name), &Targets::Rank(0)).unwrap().maps.concat();
+            let got = cam
+                .run(input(name), &Targets::Rank(0))
+                .unwrap()
+                .maps
+                .concat();
             let diff = max_abs_diff(&got, &want);
             println!("{name} {export} fullgrad: max abs diff {diff:.2e}");
             assert!(diff < 1e-6, "{name} {export}: FullGrad differs by {diff}");
