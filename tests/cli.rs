@@ -5,20 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::run::{command, gradcam, root, scratch, stderr};
-
-fn cat_dog() -> String {
-    root().join("assets/cat_dog.jpg").display().to_string()
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use common::run::{cat_dog, command, files_in, gradcam, root, scratch, stderr};
 
 #[test]
 fn explain_writes_overlay_maps_and_json() {

@@ -7,23 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use burn::tensor::Device;
-use common::run::{gradcam, root, scratch, stderr};
+use common::run::{cat_dog, files_in, gradcam, root, scratch, stderr};
 use gradcam::concepts::ConceptExplainer;
 use gradcam::image::{MAX_PIXELS, concept_colors, overlay, resize_map, show_factorization};
 use gradcam::model::{CamModel, ModelSpec};
-
-fn cat_dog() -> String {
-    root().join("assets/cat_dog.jpg").display().to_string()
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

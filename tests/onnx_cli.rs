@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::run::{gradcam, root, scratch, stderr};
+use common::run::{cat_dog, gradcam, root, scratch, stderr};
 
 fn model(name: &str) -> String {
     root()
@@ -13,10 +13,6 @@ fn model(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-fn cat_dog() -> String {
-    root().join("assets/cat_dog.jpg").display().to_string()
 }
 
 fn json(path: PathBuf) -> serde_json::Value {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ::image::RgbImage;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::run::{gradcam, root, scratch, stderr};
+use common::run::{cat_dog, gradcam, root, scratch, stderr};
 use common::{MAP_TOLERANCE, fixture_path, fixtures, max_abs_diff, npy};
 use gradcam::cam::ClassTarget;
 use gradcam::explain::{Classes, Explainer, Explanation};
@@ -150,10 +150,6 @@ fn ranked_targets_follow_their_kind() {
         (request.target, request.classes),
         (ClassTarget::Binary, Classes::Top(1))
     );
-}
-
-fn cat_dog() -> String {
-    root().join("assets/cat_dog.jpg").display().to_string()
 }
 
 #[test]

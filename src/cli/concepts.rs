@@ -183,15 +183,7 @@ fn report(path: &Path, e: &ConceptExplanation, files: &ConceptFiles, json: bool,
         e.layer,
         e.model
     );
-    for p in &e.top5 {
-        println!(
-            "  {:>5.1}%  {:>4}  {}  (logit {:.3})",
-            100.0 * p.probability,
-            p.class,
-            p.label,
-            p.logit
-        );
-    }
+    super::explain::print_top5(&e.top5);
     for (i, c) in e.concepts.iter().enumerate() {
         let target = files
             .concepts

@@ -424,6 +424,19 @@ fn report(done: &[Done], args: &ExplainArgs, timings: bool) {
     }
 }
 
+/// One line per class of an image's top 5: probability, index, label and logit.
+pub(super) fn print_top5(top5: &[gradcam::explain::Prediction]) {
+    for p in top5 {
+        println!(
+            "  {:>5.1}%  {:>4}  {}  (logit {:.3})",
+            100.0 * p.probability,
+            p.class,
+            p.label,
+            p.logit
+        );
+    }
+}
+
 fn print_summary(path: &Path, e: &Explanation, files: &OutputFiles) {
     println!(
         "{} ({}x{}): {} at {}, {}",
@@ -434,15 +447,7 @@ fn print_summary(path: &Path, e: &Explanation, files: &OutputFiles) {
         e.layers.join("+"),
         e.model
     );
-    for p in &e.top5 {
-        println!(
-            "  {:>5.1}%  {:>4}  {}  (logit {:.3})",
-            100.0 * p.probability,
-            p.class,
-            p.label,
-            p.logit
-        );
-    }
+    print_top5(&e.top5);
     for (i, m) in e.explanations.iter().enumerate() {
         let what = match (&m.class, &m.label) {
             (Some(c), Some(l)) => format!("{c} {l}"),
