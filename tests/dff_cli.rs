@@ -190,7 +190,14 @@ fn bad_options_are_clear_errors() {
     }
     let err = run(&["--class", "tabby", "--counterfactual"]);
     assert!(
-        err.contains("not a map per class: leave out --class, --counterfactual"),
+        err.contains(
+            "not a map per class, and runs image by image: leave out --class, --counterfactual ("
+        ),
+        "{err}"
+    );
+    let err = run(&["--batch-size", "4", "--overwrite"]);
+    assert!(
+        err.contains("leave out --batch-size, --overwrite ("),
         "{err}"
     );
     let err = run(&["--format", "raw"]);

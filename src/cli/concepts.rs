@@ -29,7 +29,8 @@ struct ConceptFiles {
     json: Option<PathBuf>,
 }
 
-/// The options of `explain` that ask for a map per class, which DFF does not make.
+/// The options of `explain` that ask for a map per class, which DFF does not make, or that
+/// steer the batch pipeline, which DFF does not go through (it runs image by image).
 fn refuse_map_options(args: &ExplainArgs) -> anyhow::Result<()> {
     let given: Vec<&str> = [
         (!args.classes.is_empty(), "--class"),
@@ -43,14 +44,19 @@ fn refuse_map_options(args: &ExplainArgs) -> anyhow::Result<()> {
         (args.html, "--html"),
         (args.shard.is_some() || args.shards.is_some(), "--shard"),
         (args.layers.len() > 1, "--layer more than once"),
+        (args.batch_size.is_some(), "--batch-size"),
+        (args.jobs.is_some(), "--jobs"),
+        (args.overwrite, "--overwrite"),
+        (args.wait_lock, "--wait-lock"),
     ]
     .into_iter()
     .filter_map(|(on, flag)| on.then_some(flag))
     .collect();
     if !given.is_empty() {
         anyhow::bail!(
-            "deepfeaturefactorization finds the concepts of each image, not a map per class: \
-             leave out {} (it takes --concepts, one --layer, --image-weight and --format)",
+            "deepfeaturefactorization finds the concepts of each image, not a map per class, \
+             and runs image by image: leave out {} (it takes --concepts, one --layer, \
+             --image-weight and --format)",
             given.join(", ")
         );
     }
