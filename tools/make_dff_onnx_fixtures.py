@@ -12,8 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import make_fixtures  # noqa: E402  (its DFF runner and seeded NMF start)
@@ -26,20 +24,9 @@ DFF = {"resnet_like": ("layer2", "fc"), "depthwise_se": ("dw2", "head")}
 
 def main() -> None:
     w = make_fixtures.Writer(OUT)
-    # The same calls, in the same order, as make_onnx_fixtures.main() makes before each export.
-    for name, (make, size, _module, _opset) in fx.MODELS.items():
-        model = make()
-        fx.randomize_norms(model)
-        model.eval()
-        x = torch.randn(2, 3, size, size)
-        stored = np.load(f"{fx.OUT}/{name}.input.npy")
-        assert np.array_equal(stored, x.numpy()), f"{name}: not the fixture's input"
+    for name, model, x in fx.originals():
         if name not in DFF:
             continue
-        with torch.no_grad():
-            logits = model(x).numpy()
-        ort_logits = np.load(f"{fx.OUT}/{name}.dynamo.logits.npy")
-        assert np.abs(logits - ort_logits).max() < 1e-5, f"{name}: not the exported weights"
         layer, fc = DFF[name]
         print(f"== {name} at {layer}, concepts scored by {fc}")
         make_fixtures.dff(w, name, model, model.get_submodule(layer), x, model.get_submodule(fc))

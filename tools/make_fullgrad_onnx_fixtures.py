@@ -16,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -56,20 +55,9 @@ def fold_biased_conv_bn(model):
 
 def main() -> None:
     w = make_fixtures.Writer(OUT)
-    # The same calls, in the same order, as make_onnx_fixtures.main() makes before each export.
-    for name, (make, size, _module, _opset) in fx.MODELS.items():
-        model = make()
-        fx.randomize_norms(model)
-        model.eval()
-        x = torch.randn(2, 3, size, size)
-        stored = np.load(f"{fx.OUT}/{name}.input.npy")
-        assert np.array_equal(stored, x.numpy()), f"{name}: not the fixture's input"
+    for name, model, x in fx.originals():
         if name not in MODELS:
             continue
-        with torch.no_grad():
-            logits = model(x).numpy()
-        ort_logits = np.load(f"{fx.OUT}/{name}.dynamo.logits.npy")
-        assert np.abs(logits - ort_logits).max() < 1e-5, f"{name}: not the exported weights"
         biased = [n for n, m in model.named_modules() if layer_with_2d_bias(m)]
         print(f"== {name}: bias terms from {', '.join(biased)}")
         w.npy(f"{name}.fullgrad.npy", make_fixtures.full_grad(model, x))

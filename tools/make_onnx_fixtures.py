@@ -355,6 +355,24 @@ def export(model, x, path, dynamo, opset):
     return base
 
 
+def originals():
+    """Yields (name, model, x) for every model: the PyTorch original and its fixture input,
+    made by the same calls, in the same order, as main() makes before each export (torch is
+    seeded on import), and checked against the stored input and logits."""
+    for name, (make, size, _module, _opset) in MODELS.items():
+        model = make()
+        randomize_norms(model)
+        model.eval()
+        x = torch.randn(2, 3, size, size)
+        stored = np.load(f"{OUT}/{name}.input.npy")
+        assert np.array_equal(stored, x.numpy()), f"{name}: not the fixture's input"
+        with torch.no_grad():
+            logits = model(x).numpy()
+        ort_logits = np.load(f"{OUT}/{name}.dynamo.logits.npy")
+        assert np.abs(logits - ort_logits).max() < 1e-5, f"{name}: not the exported weights"
+        yield name, model, x
+
+
 def main(only=None):
     """Makes every model (or those in `only`, keeping the manifest's other entries)."""
     os.makedirs(OUT, exist_ok=True)
