@@ -15,6 +15,7 @@ use crate::cam::{
 };
 use crate::error::Result;
 use crate::image::{MapResizer, Region, resize_bilinear, to_input};
+use crate::kernels;
 use crate::labels::ClassNames;
 use crate::localize::{BBox, localize_rows};
 use crate::model::{CamModel, PooledEmbedding, Preprocess};
@@ -182,6 +183,16 @@ impl Explainer {
     /// Explains `images` from their network inputs, [`Explainer::preprocess`]ed and laid end
     /// to end in `data` (the batch pipeline preprocesses on its worker threads).
     pub fn explain_inputs(
+        &self,
+        data: Vec<f32>,
+        images: &[RgbImage],
+        classes: &Classes,
+    ) -> Result<Vec<Explanation>> {
+        kernels::on_worker(|| self.explain_inputs_here(data, images, classes))
+    }
+
+    /// [`Explainer::explain_inputs`] on this thread.
+    fn explain_inputs_here(
         &self,
         data: Vec<f32>,
         images: &[RgbImage],

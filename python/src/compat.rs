@@ -8,6 +8,7 @@ use gradcam::cam::{
     self, Cam, CamOptions, ClassLogit, ClassSoftmax, CosineSimilarity, InputGradient, Target,
     Targets,
 };
+use gradcam::kernels::on_worker;
 use gradcam::model::CamModel;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -104,10 +105,12 @@ pub fn run_cam(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>>
     let [b, _, h, w] = call.input.dims();
     let out = py
         .detach(|| {
-            let rule = call.method.build();
-            Cam::new(call.model.as_ref(), rule.as_ref(), &call.layers)?
-                .with_options(call.options)
-                .run(call.input, &call.targets)
+            on_worker(|| {
+                let rule = call.method.build();
+                Cam::new(call.model.as_ref(), rule.as_ref(), &call.layers)?
+                    .with_options(call.options)
+                    .run(call.input, &call.targets)
+            })
         })
         .map_err(|e| error(py, e))?;
     let d = PyDict::new(py);
@@ -130,16 +133,18 @@ pub fn run_guided(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAn
         ));
     };
     let guided = py
-        .detach(|| match kind {
-            InputGradient::GuidedBackprop => {
-                cam::guided_backprop(call.model.as_ref(), call.input, &call.targets)
-            }
-            InputGradient::GuidedGradCam => {
-                let rule = call.method.build();
-                let runner = Cam::new(call.model.as_ref(), rule.as_ref(), &call.layers)?
-                    .with_options(call.options);
-                cam::guided_gradcam(&runner, call.input, &call.targets)
-            }
+        .detach(|| {
+            on_worker(|| match kind {
+                InputGradient::GuidedBackprop => {
+                    cam::guided_backprop(call.model.as_ref(), call.input, &call.targets)
+                }
+                InputGradient::GuidedGradCam => {
+                    let rule = call.method.build();
+                    let runner = Cam::new(call.model.as_ref(), rule.as_ref(), &call.layers)?
+                        .with_options(call.options);
+                    cam::guided_gradcam(&runner, call.input, &call.targets)
+                }
+            })
         })
         .map_err(|e| error(py, e))?;
     let d = PyDict::new(py);
@@ -171,7 +176,7 @@ pub fn run_dff(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>>
     let k: usize = arg(args, 3, "n_components")?;
     let input = Tensor::from_data(TensorData::new(data, [b, 3, h, w]), &Device::flex());
     let out = py
-        .detach(|| cam::deep_feature_factorization(model.as_ref(), input, &layer, k))
+        .detach(|| on_worker(|| cam::deep_feature_factorization(model.as_ref(), input, &layer, k)))
         .map_err(|e| error(py, e))?;
     let d = PyDict::new(py);
     d.set_item("concepts", floats(py, &out.concepts)?)?;

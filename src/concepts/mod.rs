@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::cam::{self, Concepts};
 use crate::error::{Error, Result};
 use crate::explain::{Prediction, preprocess_with, top_k};
+use crate::kernels;
 use crate::model::CamModel;
 use crate::request::invalid;
 use crate::timefmt::ms;
@@ -107,8 +108,9 @@ impl ConceptExplainer {
         let p = self.model.preprocess();
         let input = p.tensor(preprocess_with(&p, image));
         let start = Instant::now();
-        let found =
-            cam::deep_feature_factorization(self.model.as_ref(), input, &self.layer, self.k)?;
+        let found = kernels::on_worker(|| {
+            cam::deep_feature_factorization(self.model.as_ref(), input, &self.layer, self.k)
+        })?;
         let factorize_ms = ms(start);
         let names = self.model.class_names();
         let Concepts {

@@ -45,6 +45,7 @@ pub use report::{MethodSummary, Report};
 use crate::cam::{self, Cam};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+use crate::kernels;
 use crate::model::CamModel;
 
 /// Where a run stands, for a progress bar.
@@ -181,7 +182,8 @@ pub fn run(
         if pending.is_empty() {
             continue;
         }
-        let prepared = match evaluator.prepare(sample, faithful(i)) {
+        // On a worker, as explanations run (see `kernels::on_worker`).
+        let prepared = match kernels::on_worker(|| evaluator.prepare(sample, faithful(i))) {
             Ok(p) => p,
             Err(e) => {
                 failures.push(Failure {
@@ -195,7 +197,7 @@ pub fn run(
         };
         for method in pending {
             let t = Instant::now();
-            match evaluator.evaluate(sample, &prepared, method.as_ref()) {
+            match kernels::on_worker(|| evaluator.evaluate(sample, &prepared, method.as_ref())) {
                 Ok(record) => {
                     store.append(std::slice::from_ref(&record))?;
                     records.insert((record.image.clone(), record.method.clone()), record);

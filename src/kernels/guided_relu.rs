@@ -47,8 +47,13 @@ pub struct GuidedReluGuard {
 impl GuidedReluGuard {
     /// Turns the guided rectifiers on for the current thread.
     pub fn enable() -> Self {
+        Self::set(true)
+    }
+
+    /// Turns the guided rectifiers on or off for the current thread.
+    pub(crate) fn set(on: bool) -> Self {
         GuidedReluGuard {
-            previous: GUIDED.with(|g| g.replace(true)),
+            previous: GUIDED.with(|g| g.replace(on)),
         }
     }
 

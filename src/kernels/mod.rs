@@ -35,6 +35,7 @@ use burn::tensor::Tensor;
 
 pub use epilogue::Activation;
 pub use guided_relu::{GuidedOps, GuidedReluGuard};
+pub use parallel::on_worker;
 
 use im2col::ConvGeometry;
 

@@ -1,8 +1,33 @@
-//! The kernels' one parallel-or-serial loop over matching chunks of two slices.
+//! The kernels' one parallel-or-serial loop over matching chunks of two slices, and where a
+//! pass runs so that those loops fork cheaply.
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
+
+use super::GuidedReluGuard;
+
+/// Runs `f` on one of rayon's threads (on this one when it is one) and returns its result.
+///
+/// A pass's parallel loops then fork from a worker, which shares them through its own queue;
+/// from any other thread every loop is sent to the pool and waited for, two thread wake-ups
+/// per loop (docs/benchmarks.md, section 10). The guided rectifiers are on in `f` when they
+/// are on here, also when a waiting worker runs `f` between the steps of another pass.
+///
+/// ```
+/// let on_a_worker = gradcam::kernels::on_worker(|| rayon::current_thread_index().is_some());
+/// assert!(on_a_worker);
+/// ```
+pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    let guided = GuidedReluGuard::active();
+    rayon::scope(|_| {
+        let _guided = GuidedReluGuard::set(guided);
+        f()
+    })
+}
 
 /// `rows` rows of `row_len` floats, row `r` filled with `value(r)`, written once (no zeroing
 /// first) and on rayon's threads.
@@ -57,6 +82,16 @@ pub(super) fn for_each_chunk_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_worker_carries_the_guided_rectifiers_over() {
+        for guided in [false, true] {
+            let _guard = GuidedReluGuard::set(guided);
+            let seen = on_worker(|| (rayon::current_thread_index(), GuidedReluGuard::active()));
+            assert!(seen.0.is_some());
+            assert_eq!(seen.1, guided);
+        }
+    }
 
     #[test]
     fn filled_writes_every_row() {
