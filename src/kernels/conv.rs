@@ -7,7 +7,7 @@ use burn::backend::flex::FlexTensor;
 use super::epilogue::Activation;
 use super::im2col::ConvGeometry;
 use super::matmul::{Matrix, matmul};
-use super::parallel::{add_to_rows, filled, for_each_chunk_pair};
+use super::parallel::{add_to_rows, filled, for_each_chunk, for_each_chunk_pair};
 use super::scratch::with_tile;
 
 /// A dense float32 convolution, image by image, as im2col (rows in the weight's own
@@ -62,13 +62,12 @@ pub(super) fn dense_conv2d_f32(
             for ys in g.tiles() {
                 let n = ys.len() * ow;
                 let columns = &mut tile[..patch * n];
-                let rows_per_channel = g.kernel[0] * g.kernel[1] * n;
-                for_each_chunk_pair(
-                    (columns, rows_per_channel),
-                    (input, plane_len),
-                    split,
-                    |rows, plane| g.im2col_channel(plane, rows, ys.clone()),
-                );
+                // By kernel row, so that a stem of 3 channels splits evenly too.
+                let kh = g.kernel[0];
+                for_each_chunk(columns, g.kernel[1] * n, split, |index, rows| {
+                    let plane = &input[index / kh * plane_len..][..plane_len];
+                    g.im2col_kernel_row(plane, rows, ys.clone(), index % kh)
+                });
                 let columns = Matrix::new(columns, [patch, n], [n, 1]);
                 let dst = &mut out[ys.start * ow..];
                 matmul(dst, positions, weight, columns, true, split);

@@ -7,7 +7,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ConvOptions;
 use burn::backend::{DType, Shape, TensorMetadata};
 
-use super::scratch::TILE_FLOATS;
+use super::scratch::{TILE_FLOATS, with_lines};
 
 /// The sizes of a dense convolution, for the float32 kernels below.
 #[derive(Debug, Clone, Copy)]
@@ -89,37 +89,77 @@ impl ConvGeometry {
 
     /// Fills the `kh * kw` im2col rows of one input channel for the output rows `ys`: row
     /// `(i, j)` holds, for each of their positions, the input at offset `(i, j)` of its window
-    /// (zero in the padding).
+    /// (zero in the padding). The kernel fills them by kernel row instead.
+    #[cfg(test)]
     pub(super) fn im2col_channel(&self, plane: &[f32], rows: &mut [f32], ys: Range<usize>) {
-        let (kw, [sh, sw], [pt, pl]) = (self.kernel[1], self.stride, self.padding);
-        let [oh, ow] = self.out_size;
-        for (offset, row) in rows.chunks_mut(ys.len() * ow).enumerate() {
-            let (i, j) = (offset / kw, offset % kw);
-            let rows_in = Self::inside(oh, sh, pt, i, self.height);
-            let cols_in = Self::inside(ow, sw, pl, j, self.width);
-            for (y, out_row) in ys.clone().zip(row.chunks_mut(ow)) {
-                if !rows_in.contains(&y) || cols_in.is_empty() {
-                    out_row.fill(0.0);
-                    continue;
-                }
-                let input_row = &plane[(y * sh + i - pt) * self.width..][..self.width];
-                out_row[..cols_in.start].fill(0.0);
-                out_row[cols_in.end..].fill(0.0);
-                let first = cols_in.start * sw + j - pl;
-                let out = &mut out_row[cols_in.clone()];
-                if sw == 1 {
-                    out.copy_from_slice(&input_row[first..first + out.len()]);
-                } else {
-                    for (o, &v) in out.iter_mut().zip(input_row[first..].iter().step_by(sw)) {
-                        *o = v;
-                    }
-                }
-            }
+        let kernel_row = self.kernel[1] * ys.len() * self.out_size[1];
+        for (i, rows) in rows.chunks_mut(kernel_row.max(1)).enumerate() {
+            self.im2col_kernel_row(plane, rows, ys.clone(), i);
         }
     }
 
-    /// The transpose of [`im2col_channel`](Self::im2col_channel): adds each row's values back to
-    /// the input positions they came from.
+    /// The `kw` im2col rows `(i, 0..kw)` of one input channel for the output rows `ys`: row
+    /// `(i, j)` holds, for each of their positions, the input at offset `(i, j)` of its window
+    /// (zero in the padding). With a column stride below the kernel's width (ResNet's 7x7 stem,
+    /// stride 2), the input rows are first split into the stride's phases (the columns `c` with
+    /// the same `c % stride`, one phase after the other), so that each offset's columns are one
+    /// contiguous copy instead of a strided gather (45% of the stem's time before).
+    pub(super) fn im2col_kernel_row(
+        &self,
+        plane: &[f32],
+        rows: &mut [f32],
+        ys: Range<usize>,
+        i: usize,
+    ) {
+        let (width, kw, [sh, sw], [pt, pl]) =
+            (self.width, self.kernel[1], self.stride, self.padding);
+        let [oh, ow] = self.out_size;
+        let rows_in = Self::inside(oh, sh, pt, i, self.height);
+        let input_row = |y: usize| &plane[(y * sh + i - pt) * width..][..width];
+        let split = sw > 1 && kw > sw;
+        // Where phase `p` starts in a split row: after the columns of the phases before it.
+        let phase_start =
+            |p: usize| -> usize { (0..p).map(|q| width.saturating_sub(q).div_ceil(sw)).sum() };
+        with_lines(if split { ys.len() * width } else { 0 }, |phases| {
+            if split {
+                for (dy, y) in ys.clone().enumerate().filter(|(_, y)| rows_in.contains(y)) {
+                    let row = input_row(y);
+                    let in_phases = (0..sw.min(width)).flat_map(|p| row[p..].iter().step_by(sw));
+                    for (slot, &v) in phases[dy * width..][..width].iter_mut().zip(in_phases) {
+                        *slot = v;
+                    }
+                }
+            }
+            for j in 0..kw {
+                let cols_in = Self::inside(ow, sw, pl, j, width);
+                // Saturating: an offset with no column inside has nothing to copy.
+                let first = (cols_in.start * sw + j).saturating_sub(pl);
+                let at = phase_start(first % sw) + first / sw;
+                for (dy, y) in ys.clone().enumerate() {
+                    let out_row = &mut rows[(j * ys.len() + dy) * ow..][..ow];
+                    if !rows_in.contains(&y) || cols_in.is_empty() {
+                        out_row.fill(0.0);
+                        continue;
+                    }
+                    out_row[..cols_in.start].fill(0.0);
+                    out_row[cols_in.end..].fill(0.0);
+                    let out = &mut out_row[cols_in.clone()];
+                    if split {
+                        out.copy_from_slice(&phases[dy * width + at..][..out.len()]);
+                    } else if sw == 1 {
+                        out.copy_from_slice(&input_row(y)[first..first + out.len()]);
+                    } else {
+                        let values = input_row(y)[first..].iter().step_by(sw);
+                        out.iter_mut().zip(values).for_each(|(o, &v)| *o = v);
+                    }
+                }
+            }
+        })
+    }
+
+    /// The transpose of im2col over a whole channel (the `kh` calls of
+    /// [`im2col_kernel_row`](Self::im2col_kernel_row)): adds each row's values back to the
+    /// input positions they came from.
     pub(super) fn col2im_channel(&self, rows: &[f32], plane: &mut [f32], ys: Range<usize>) {
         let (kw, [sh, sw], [pt, pl]) = (self.kernel[1], self.stride, self.padding);
         let [oh, ow] = self.out_size;
@@ -199,6 +239,48 @@ mod tests {
             rows,
             [0.0, 1.0, 2.0, 1.0, 2.0, 3.0, 0.0, 4.0, 5.0, 4.0, 5.0, 6.0]
         );
+    }
+
+    /// Every im2col entry is the input at its window offset, or zero in the padding (the
+    /// definition, entry by entry), over strides 1 to 3, paddings wider than the kernel
+    /// reaches, odd sizes and tiles of part of the output.
+    #[test]
+    fn im2col_entries_are_the_inputs_at_their_offsets() {
+        let cases = [
+            ([7, 9], [3, 3], [1, 1], [(1, 1), (1, 1)]),
+            ([13, 11], [5, 3], [2, 2], [(2, 2), (0, 1)]),
+            ([9, 10], [7, 7], [2, 2], [(3, 3), (3, 3)]),
+            ([11, 8], [3, 5], [3, 3], [(1, 0), (4, 2)]),
+            ([4, 5], [1, 1], [2, 2], [(0, 0), (0, 0)]),
+            ([3, 2], [3, 3], [1, 2], [(4, 4), (4, 4)]),
+        ];
+        for (size, kernel, stride, pad) in cases {
+            let g = geometry(size, kernel, stride, pad);
+            let plane: Vec<f32> = (0..size[0] * size[1]).map(|v| v as f32 + 1.0).collect();
+            let [oh, ow] = g.out_size;
+            for ys in [0..oh, oh / 2..oh] {
+                let mut rows = vec![f32::NAN; kernel[0] * kernel[1] * ys.len() * ow];
+                g.im2col_channel(&plane, &mut rows, ys.clone());
+                let mut at = 0;
+                for (i, j) in (0..kernel[0]).flat_map(|i| (0..kernel[1]).map(move |j| (i, j))) {
+                    for (y, x) in ys.clone().flat_map(|y| (0..ow).map(move |x| (y, x))) {
+                        let row = (y * stride[0] + i).checked_sub(pad[0].0);
+                        let col = (x * stride[1] + j).checked_sub(pad[1].0);
+                        let want = match (row, col) {
+                            (Some(r), Some(c)) if r < size[0] && c < size[1] => {
+                                plane[r * size[1] + c]
+                            }
+                            _ => 0.0,
+                        };
+                        assert_eq!(
+                            rows[at], want,
+                            "{size:?} {kernel:?} {stride:?} {pad:?} ({i}, {j}) at ({y}, {x})"
+                        );
+                        at += 1;
+                    }
+                }
+            }
+        }
     }
 
     /// col2im is im2col's transpose: `<im2col(x), c> = <x, col2im(c)>`, over strides, paddings

@@ -56,6 +56,24 @@ pub(super) fn add_to_rows(values: &mut [f32], row_len: usize, value: impl Fn(usi
         });
 }
 
+/// `f(index, chunk)` on each chunk of `dst` of `len` values, on rayon's threads when
+/// `parallel`, else on this one.
+pub(super) fn for_each_chunk(
+    dst: &mut [f32],
+    len: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    let len = len.max(1);
+    if parallel {
+        dst.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(i, d)| f(i, d));
+    } else {
+        dst.chunks_mut(len).enumerate().for_each(|(i, d)| f(i, d));
+    }
+}
+
 /// `f` on each pair of chunks of `dst` and `src` (of the lengths given), in order: on rayon's
 /// threads when `parallel`, else on this one. The dense kernels' images (parallel when there
 /// are several) and the channels of one image's im2col or col2im (parallel when the image is
