@@ -2,6 +2,7 @@
 //! freed after its last use.
 
 use super::error::{OnnxError, Result};
+use super::fuse::{self, Epilogue};
 use super::graph::Graph;
 use super::shape_cache::{self, ShapeCache};
 use super::value::Value;
@@ -16,6 +17,10 @@ pub(crate) type Observer<'a> = dyn FnMut(usize, &mut [Option<Value>]) -> Result<
 pub(crate) struct Plan {
     pub(crate) nodes: Vec<usize>,
     frees: Vec<Vec<usize>>,
+    /// Convolutions run with the nodes after them in their epilogue (in [`Plan::run`]).
+    epilogues: Vec<Epilogue>,
+    /// For each step, the epilogue group it belongs to, if any.
+    group_of: Vec<Option<usize>>,
     /// Outputs of shape-only nodes that other nodes (or the caller) read: all a run needs
     /// from the shape cache.
     frontier: Vec<usize>,
@@ -25,6 +30,15 @@ pub(crate) struct Plan {
 impl Plan {
     /// A plan for `nodes` (in graph order) that keeps the tensors in `keep`.
     pub(crate) fn new(graph: &Graph, nodes: Vec<usize>, keep: &HashSet<usize>) -> Plan {
+        let epilogues = fuse::epilogues(graph, &nodes, keep);
+        let mut group_of = vec![None; nodes.len()];
+        for (g, group) in epilogues.iter().enumerate() {
+            for &step in &group.steps {
+                group_of[step] = Some(g);
+            }
+        }
+        // A group's nodes read their inputs when its last node runs.
+        let runs_at = |step: usize| group_of[step].map_or(step, |g: usize| last(&epilogues[g]));
         let mut last_use = vec![None; graph.names.len()];
         for (step, &n) in nodes.iter().enumerate() {
             let node = &graph.nodes[n];
@@ -34,7 +48,7 @@ impl Plan {
                 .flatten()
                 .chain(node.outputs.iter().flatten())
             {
-                last_use[id] = Some(step);
+                last_use[id] = last_use[id].max(Some(runs_at(step)));
             }
         }
         let mut frees = vec![vec![]; nodes.len()];
@@ -62,24 +76,35 @@ impl Plan {
         Plan {
             nodes,
             frees,
+            epilogues,
+            group_of,
             frontier: frontier.into_iter().collect(),
             cache: Arc::default(),
         }
     }
 
-    /// Runs the plan over `env` (one slot per tensor id).
+    /// Runs the plan over `env` (one slot per tensor id), each epilogue group as one kernel.
     pub(crate) fn run(&self, graph: &Graph, env: &mut [Option<Value>]) -> Result<()> {
-        self.run_observed(graph, env, &mut |_, _| Ok(()))
+        self.run_steps(graph, env, None)
     }
 
-    /// [`Plan::run`], calling `after(node, env)` once each node's outputs are stored (before
-    /// the tensors it last read are freed), so a caller can read or replace them (LeGrad's
-    /// attention leaves).
+    /// [`Plan::run`] node by node, calling `after(node, env)` once each node's outputs are
+    /// stored (before the tensors it last read are freed), so a caller can read or replace
+    /// them (LeGrad's attention leaves, FullGrad's bias probes).
     pub(crate) fn run_observed(
         &self,
         graph: &Graph,
         env: &mut [Option<Value>],
         after: &mut Observer,
+    ) -> Result<()> {
+        self.run_steps(graph, env, Some(after))
+    }
+
+    fn run_steps(
+        &self,
+        graph: &Graph,
+        env: &mut [Option<Value>],
+        mut after: Option<&mut Observer>,
     ) -> Result<()> {
         let key = shape_cache::key(env);
         let cached = self.cache.get(&key);
@@ -99,35 +124,23 @@ impl Plan {
                 }
                 continue;
             }
-            let outputs = {
-                let inputs: Vec<Option<&Value>> = node
-                    .inputs
-                    .iter()
-                    .map(|id| {
-                        id.map(|id| {
-                            graph.constants[id]
-                                .as_ref()
-                                .or(env[id].as_ref())
-                                .ok_or_else(|| OnnxError::Node {
-                                    node: node.name.clone(),
-                                    op_type: node.op_type.clone(),
-                                    message: format!(
-                                        "input `{}` has no value here",
-                                        graph.name(id)
-                                    ),
-                                })
-                        })
-                        .transpose()
-                    })
-                    .collect::<Result<_>>()?;
-                node.op.run(&inputs).map_err(|e| OnnxError::Node {
-                    node: node.name.clone(),
-                    op_type: node.op_type.clone(),
-                    message: e.0,
-                })?
-            };
-            store(&graph.names, node, outputs, env)?;
-            after(n, env)?;
+            let group = self.group_of[step].map(|g| &self.epilogues[g]);
+            match (&mut after, group) {
+                (Some(after), _) => {
+                    run_node(graph, node, env)?;
+                    after(n, env)?;
+                }
+                // Its group runs at its last node.
+                (None, Some(group)) if last(group) != step => {}
+                (None, Some(group)) => {
+                    if !self.run_fused(graph, group, step, env)? {
+                        for &s in &group.steps {
+                            run_node(graph, &graph.nodes[self.nodes[s]], env)?;
+                        }
+                    }
+                }
+                (None, None) => run_node(graph, node, env)?,
+            }
             if shape_only {
                 for &id in node.outputs.iter().flatten() {
                     if self.frontier.contains(&id) {
@@ -143,6 +156,97 @@ impl Plan {
             self.cache.insert(key, fresh);
         }
         Ok(())
+    }
+
+    /// Runs an epilogue group as one kernel at its last step; `false` (nothing done) when its
+    /// residual is not a 4-D float tensor, and the nodes then run one by one.
+    fn run_fused(
+        &self,
+        graph: &Graph,
+        group: &Epilogue,
+        step: usize,
+        env: &mut [Option<Value>],
+    ) -> Result<bool> {
+        let conv = &graph.nodes[self.nodes[group.steps[0]]];
+        let residual = match group.residual {
+            None => None,
+            Some(id) => {
+                let value = graph.constants[id].as_ref().or(env[id].as_ref());
+                if !matches!(value, Some(Value::Float(f)) if f.rank() == 4) {
+                    return Ok(false);
+                }
+                // Moved out when this is its last use, so the kernel can add into its buffer.
+                let movable = graph.constants[id].is_none()
+                    && self.frees[step].contains(&id)
+                    && !conv.inputs.contains(&Some(id));
+                let value = match movable {
+                    true => env[id].take(),
+                    false => value.cloned(),
+                };
+                let Some(Value::Float(f)) = value else {
+                    unreachable!("checked above")
+                };
+                Some(f.into_tensor::<4>().map_err(|e| node_error(conv, e.0))?)
+            }
+        };
+        let inputs = node_inputs(graph, conv, env)?;
+        let outputs = conv
+            .op
+            .run_with_epilogue(&inputs, residual, group.act)
+            .expect("epilogue groups start with a Conv")
+            .map_err(|e| node_error(conv, e.0))?;
+        let [value] = <[Value; 1]>::try_from(outputs)
+            .map_err(|_| node_error(conv, "a fused convolution gives one output".to_string()))?;
+        env[group.output] = Some(value);
+        Ok(true)
+    }
+}
+
+/// The last step of an epilogue group, where it runs.
+fn last(group: &Epilogue) -> usize {
+    *group.steps.last().expect("a group has nodes")
+}
+
+/// Runs one node on its inputs in `env` and stores its outputs there.
+fn run_node(graph: &Graph, node: &super::graph::Node, env: &mut [Option<Value>]) -> Result<()> {
+    let outputs = {
+        let inputs = node_inputs(graph, node, env)?;
+        node.op.run(&inputs).map_err(|e| node_error(node, e.0))?
+    };
+    store(&graph.names, node, outputs, env)
+}
+
+/// A node's input values: constants, or tensors computed earlier in `env`.
+fn node_inputs<'a>(
+    graph: &'a Graph,
+    node: &super::graph::Node,
+    env: &'a [Option<Value>],
+) -> Result<Vec<Option<&'a Value>>> {
+    node.inputs
+        .iter()
+        .map(|id| {
+            id.map(|id| {
+                graph.constants[id]
+                    .as_ref()
+                    .or(env[id].as_ref())
+                    .ok_or_else(|| {
+                        node_error(
+                            node,
+                            format!("input `{}` has no value here", graph.name(id)),
+                        )
+                    })
+            })
+            .transpose()
+        })
+        .collect()
+}
+
+/// An error of `node`.
+fn node_error(node: &super::graph::Node, message: String) -> OnnxError {
+    OnnxError::Node {
+        node: node.name.clone(),
+        op_type: node.op_type.clone(),
+        message,
     }
 }
 

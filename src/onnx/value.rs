@@ -97,6 +97,15 @@ impl Float {
         Ok(self.tensor.clone().reshape(dims))
     }
 
+    /// [`Float::to_tensor`] by value: the tensor's buffer stays unshared when it was.
+    pub fn into_tensor<const D: usize>(self) -> OpResult<Tensor<D>> {
+        if self.rank() != D {
+            op_bail!("expected a rank-{D} tensor, got shape {:?}", self.shape);
+        }
+        let dims: [usize; D] = self.shape.try_into().expect("length checked");
+        Ok(self.tensor.reshape(dims))
+    }
+
     /// The same values with another shape of as many elements.
     pub fn reshape(&self, shape: Vec<usize>) -> OpResult<Float> {
         if shape.iter().product::<usize>() != self.len() {

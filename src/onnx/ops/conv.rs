@@ -1,9 +1,10 @@
 //! `Conv` (two-dimensional) on the crate's fast kernels.
 
-use super::{Op, float_input, kernels, optional};
+use super::{Activation, Op, float_input, kernels, optional};
 use crate::onnx::attrs::Attributes;
 use crate::onnx::error::{OpResult, op_bail};
 use crate::onnx::value::{Float, Value};
+use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 
 /// How the padding is decided.
@@ -76,6 +77,9 @@ pub(super) fn pads4(a: &Attributes) -> OpResult<[usize; 4]> {
     }
 }
 
+/// A convolution's input, weight, bias and options.
+type Operands = (Tensor<4>, Tensor<4>, Option<Tensor<1>>, ConvOptions<2>);
+
 #[derive(Debug)]
 struct ConvOp {
     auto_pad: AutoPad,
@@ -116,24 +120,9 @@ impl ConvOp {
             .collect();
         Ok((pad.run(&pad_inputs)?.remove(0).to_float()?, [(0, 0); 2]))
     }
-}
 
-impl Op for ConvOp {
-    fn absorb_pad(&self, pad: Box<dyn Op>) -> Result<Box<dyn Op>, Box<dyn Op>> {
-        if self.pre_pad.is_some() || self.auto_pad != AutoPad::NotSet {
-            return Err(pad);
-        }
-        Ok(Box::new(ConvOp {
-            auto_pad: self.auto_pad,
-            pads: self.pads,
-            stride: self.stride,
-            dilation: self.dilation,
-            groups: self.groups,
-            pre_pad: Some(pad),
-        }))
-    }
-
-    fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
+    /// The input, weight and bias as tensors, and the options, checked against each other.
+    fn operands(&self, inputs: &[Option<&Value>]) -> OpResult<Operands> {
         let (x, extra) = self.padded_input(inputs)?;
         let w = float_input(inputs, 1)?;
         if x.rank() != 4 || w.rank() != 4 {
@@ -172,8 +161,44 @@ impl Op for ConvOp {
             .transpose()?;
         let options =
             ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
-        let y = kernels::conv2d(x.to_tensor::<4>()?, w.to_tensor::<4>()?, bias, options);
+        Ok((x.to_tensor::<4>()?, w.to_tensor::<4>()?, bias, options))
+    }
+}
+
+impl Op for ConvOp {
+    fn absorb_pad(&self, pad: Box<dyn Op>) -> Result<Box<dyn Op>, Box<dyn Op>> {
+        if self.pre_pad.is_some() || self.auto_pad != AutoPad::NotSet {
+            return Err(pad);
+        }
+        Ok(Box::new(ConvOp {
+            auto_pad: self.auto_pad,
+            pads: self.pads,
+            stride: self.stride,
+            dilation: self.dilation,
+            groups: self.groups,
+            pre_pad: Some(pad),
+        }))
+    }
+
+    fn run(&self, inputs: &[Option<&Value>]) -> OpResult<Vec<Value>> {
+        let (x, w, bias, options) = self.operands(inputs)?;
+        let y = kernels::conv2d(x, w, bias, options);
         Ok(vec![Value::Float(Float::from_tensor(y))])
+    }
+
+    fn run_with_epilogue(
+        &self,
+        inputs: &[Option<&Value>],
+        residual: Option<Tensor<4>>,
+        act: Activation,
+    ) -> Option<OpResult<Vec<Value>>> {
+        Some(self.operands(inputs).map(|(x, w, bias, options)| {
+            let y = match residual {
+                Some(residual) => kernels::conv2d_add_act(x, w, bias, residual, options, act),
+                None => kernels::conv2d_act(x, w, bias, options, act),
+            };
+            vec![Value::Float(Float::from_tensor(y))]
+        }))
     }
 }
 

@@ -7,6 +7,8 @@ use burn::tensor::Tensor;
 
 /// `conv2d(x, weight, bias)` through the crate's im2col / gemm and depthwise kernels.
 pub(super) use fast::conv2d_with as conv2d;
+/// The same with a rectifier, or an add and a rectifier, in the convolution's epilogue.
+pub(super) use fast::{conv2d_act_with as conv2d_act, conv2d_add_act_with as conv2d_add_act};
 
 /// Max pooling with symmetric padding, dilation 1 and floor rounding.
 pub(super) fn max_pool2d(

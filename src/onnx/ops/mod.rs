@@ -25,6 +25,8 @@ use super::error::{OpResult, op_bail};
 use super::value::{Float, Ints, MAX_RANK, Value};
 use burn::tensor::Tensor;
 
+pub(crate) use crate::kernels::Activation;
+
 /// A built operator: runs on its node's input values (`None` for an absent optional input).
 pub(crate) trait Op: Send + Sync + std::fmt::Debug {
     /// The node's outputs.
@@ -46,6 +48,18 @@ pub(crate) trait Op: Send + Sync + std::fmt::Debug {
     /// Whether this is a constant-mode `Pad`.
     fn is_constant_pad(&self) -> bool {
         false
+    }
+
+    /// `act(output + residual)` in one kernel, the add and the rectifier in its epilogue
+    /// (`Conv`, with the `Add` and `Relu` / ReLU6 `Clip` nodes that alone read its output);
+    /// `None` for an operator without such an epilogue.
+    fn run_with_epilogue(
+        &self,
+        _inputs: &[Option<&Value>],
+        _residual: Option<Tensor<4>>,
+        _act: Activation,
+    ) -> Option<OpResult<Vec<Value>>> {
+        None
     }
 }
 
