@@ -73,6 +73,21 @@ pub(super) fn depthwise_conv2d_f32(
                 // `(y + top) % sh`; the same along the columns.
                 for (y, input_row) in plane.chunks(w).enumerate() {
                     let (a, i) = ((y + top) % sh, (y + top) / sh);
+                    if sw == 2 {
+                        // Column `x` is phase column `(x + left) / 2` of phase `(x + left) % 2`.
+                        let start = |b: usize| (a * 2 + b) * phase_len + i * wq;
+                        let (even, odd) = (
+                            start(left % 2) + left / 2,
+                            start((left + 1) % 2) + left.div_ceil(2),
+                        );
+                        let (low, high) = phases.split_at_mut(even.max(odd));
+                        let (even, odd) = match even < odd {
+                            true => (&mut low[even..], &mut high[..]),
+                            false => (&mut high[..], &mut low[odd..]),
+                        };
+                        deinterleave(input_row, even, odd);
+                        continue;
+                    }
                     for b in 0..sw {
                         // The first input column of phase column `b`, and where it lands.
                         let x0 = (b + sw - left % sw) % sw;
@@ -158,6 +173,19 @@ pub(super) fn input_gradient<B: LayerOps>(
         channels,
     );
     B::layer_conv2d_unbiased(spread, flipped, options)
+}
+
+/// `row`'s values at even positions to the start of `even`, those at odd positions to the start
+/// of `odd`: a stride-2 plane's two column phases, in one pass that vectorises.
+fn deinterleave(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let pairs = row.chunks_exact(2);
+    if let [.., last] = pairs.remainder() {
+        even[row.len() / 2] = *last;
+    }
+    for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+        *e = pair[0];
+        *o = pair[1];
+    }
 }
 
 /// `acc += factor * values`, with AVX2 where the CPU has it (the crate builds for baseline
