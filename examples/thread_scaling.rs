@@ -1,8 +1,9 @@
-//! Per-convolution wall time of ResNet-50's distinct convolutions at batch 1 on one thread and
-//! on two, and the ratio: where a batch of one loses the second core.
+//! Wall time of ResNet-50's convolutions at batch 1 (the stem's, the repeated blocks' and
+//! layer2's first block's) inside a pool of one thread and of two, and the ratio: where a
+//! batch of one loses the second core. The sums weigh each by how often the network has it.
 //!
 //! ```text
-//! cargo run --release --example thread_scaling [REPS]
+//! cargo run --release --example thread_scaling [REPS] [NAME_PART]
 //! ```
 
 use burn::nn::PaddingConfig2d;
