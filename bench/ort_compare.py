@@ -7,8 +7,9 @@ Run it through bench/ort_compare.sh, which builds the binary first:
     bench/ort_compare.sh --rounds 7 --cases resnet50 --batches 8
 
 Models: EfficientNet-Lite0 with its real ImageNet weights (the file gradcam caches, through
-../shared/tools/lite0_torch.py) and torchvision's ResNet-50 with random weights
-(torch.manual_seed(0), the .pth compare.py makes and shares), exported once with torch's
+../shared/tools/lite0_torch.py), torchvision's ResNet-50 with random weights
+(torch.manual_seed(0), the .pth compare.py makes and shares) and, with `--cases vgg16`,
+VGG-16 the same way, exported once with torch's
 legacy exporter (opset 17, dynamic batch) into --cache. Input: compare.py's fixed-seed normal
 [8, 3, 224, 224] float32 array; batch 1 uses its first image.
 
@@ -20,7 +21,7 @@ between rounds:
 - `onnx`: `gradcam bench --model FILE.onnx --input X.npy` (our ONNX interpreter), the median of
   its ITERS forward passes after WARMUP; it also times Grad-CAM at the default layer;
 - `builtin`: the same for our built-in model with the same weights (`--model
-  efficientnet_lite0` / `--model resnet50 --weights the.pth`).
+  efficientnet_lite0` / `--model resnet50 --weights the.pth`, the same for vgg16).
 The table gives the median over rounds of each side's medians, in ms per image, and the ratios
 ours / ONNX Runtime (at most 1: as fast). Before each round the harness waits for other
 processes to use under --clean of the CPU (see compare.py), and says how much they used during.
@@ -45,11 +46,14 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from compare import cpu_sample, loadavg, median, others_cpu, wait_quiet  # noqa: E402
 
-MODELS = {"lite0": "efficientnet_lite0", "resnet50": "resnet50"}
+MODELS = {"lite0": "efficientnet_lite0", "resnet50": "resnet50", "vgg16": "vgg16"}
+# The torchvision models, with random weights (torch.manual_seed(0)) in a legacy-format .pth.
+TORCHVISION = ("resnet50", "vgg16")
 
 
-def prepare(cache, shared, gradcam):
-    """The ONNX exports, the ResNet-50 checkpoint and the input, made once into `cache`."""
+def prepare(cache, shared, gradcam, cases):
+    """The ONNX exports, the torchvision checkpoints and the input of `cases`, made once into
+    `cache`."""
     import numpy as np
     import torch
     import torchvision
@@ -58,31 +62,34 @@ def prepare(cache, shared, gradcam):
     inp = cache / "input-8x3x224x224-seed0.npy"
     if not inp.exists():
         np.save(inp, np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32))
-    resnet_pth = cache / "resnet50-random-seed0.legacy.pth"
-    if not resnet_pth.exists():
+    pth = {name: cache / f"{name}-random-seed0.legacy.pth" for name in TORCHVISION}
+    for name in TORCHVISION:
+        if name not in cases or pth[name].exists():
+            continue
         torch.manual_seed(0)
-        tmp = resnet_pth.with_suffix(".tmp")
+        tmp = pth[name].with_suffix(".tmp")
         # The legacy (pre-zip) format, as compare.py writes it (burn's reader needs it).
-        torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp,
+        torch.save(getattr(torchvision.models, name)(weights=None).state_dict(), tmp,
                    _use_new_zipfile_serialization=False)
-        tmp.rename(resnet_pth)
+        tmp.rename(pth[name])
     # The Lite0 weights gradcam caches (downloaded on first use by `gradcam bench`).
     subprocess.run([str(gradcam), "bench", "--model", "efficientnet_lite0", "--forward-only",
                     "-n", "1", "--warmup", "0"], check=True, capture_output=True)
     lite0_pth = Path(os.environ.get("GRADCAM_LITE0_WEIGHTS",
                                     Path.home() / ".cache/gradcam/efficientnet-lite0-57934424.pth"))
-    onnx = {"lite0": cache / "lite0.legacy.onnx", "resnet50": cache / "resnet50-random-seed0.legacy.onnx"}
+    onnx = {"lite0": cache / "lite0.legacy.onnx",
+            **{name: cache / f"{name}-random-seed0.legacy.onnx" for name in TORCHVISION}}
     x = torch.from_numpy(np.load(inp)[:2])
     for short, path in onnx.items():
-        if path.exists():
+        if short not in cases or path.exists():
             continue
         if short == "lite0":
             sys.path.insert(0, str(shared / "tools"))
             from lite0_torch import load_effnet_lite0
             model = load_effnet_lite0(str(lite0_pth)).eval()
         else:
-            model = torchvision.models.resnet50(weights=None)
-            model.load_state_dict(torch.load(resnet_pth, weights_only=True))
+            model = getattr(torchvision.models, short)(weights=None)
+            model.load_state_dict(torch.load(pth[short], weights_only=True))
             model.eval()
         tmp = path.with_suffix(".tmp.onnx")
         with torch.no_grad():
@@ -90,9 +97,9 @@ def prepare(cache, shared, gradcam):
                               input_names=["input"], output_names=["logits"],
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         tmp.rename(path)
-    return {"input": inp, "onnx": onnx,
-            "builtin": {"lite0": ["--model", "efficientnet_lite0"],
-                        "resnet50": ["--model", "resnet50", "--weights", str(resnet_pth)]}}
+    builtin = {"lite0": ["--model", "efficientnet_lite0"],
+               **{name: ["--model", name, "--weights", str(pth[name])] for name in TORCHVISION}}
+    return {"input": inp, "onnx": onnx, "builtin": builtin}
 
 
 class OrtSide:
@@ -221,7 +228,8 @@ def main():
     ap.add_argument("--iters", type=int, default=10, help="timed passes per side and round (default 10)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed passes first (default 2)")
     ap.add_argument("--threads", type=int, default=2, help="threads per side (default 2)")
-    ap.add_argument("--cases", default="lite0,resnet50", help="comma list of lite0, resnet50")
+    ap.add_argument("--cases", default="lite0,resnet50",
+                    help="comma list of lite0, resnet50, vgg16 (default lite0,resnet50)")
     ap.add_argument("--batches", default="1,8", help="comma list of batch sizes (at most 8)")
     ap.add_argument("--forward-only", action="store_true", help="do not time our Grad-CAM")
     ap.add_argument("--cpu-time", action="store_true",
@@ -234,16 +242,19 @@ def main():
     ap.add_argument("--shared", type=Path, default=Path(os.environ.get("GRADCAM_SHARED", REPO.parent / "shared")))
     ap.add_argument("--json", type=Path, help="also write every sample here")
     args = ap.parse_args()
+    cases = args.cases.split(",")
+    if unknown := [c for c in cases if c not in MODELS]:
+        ap.error(f"unknown case {', '.join(unknown)}: the cases are {', '.join(MODELS)}")
     if args.cpu_time and args.threads != 1:
         ap.error("--cpu-time measures one thread's work: add --threads 1")
 
     import onnxruntime
-    ctx = prepare(args.cache, args.shared, args.gradcam)
+    ctx = prepare(args.cache, args.shared, args.gradcam, cases)
     ctx["gradcam"] = args.gradcam
     ctx["ort"] = OrtSide(args.threads)
     print(f"onnxruntime {onnxruntime.__version__}, {args.threads} threads per side, load before: {loadavg():.2f}",
           file=sys.stderr)
-    rows = [run_case(short, int(b), ctx, args) for short in args.cases.split(",") for b in args.batches.split(",")]
+    rows = [run_case(short, int(b), ctx, args) for short in cases for b in args.batches.split(",")]
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "onnxruntime": onnxruntime.__version__,
