@@ -10,6 +10,7 @@ use burn::backend::TensorData;
 use burn::backend::flex::FlexTensor;
 use rayon::prelude::*;
 
+use super::depthwise::deinterleave;
 use super::epilogue::Activation;
 use super::im2col::ConvGeometry;
 use super::matmul::{Matrix, matmul};
@@ -220,16 +221,26 @@ fn transform_input_rows(
             b2[x] = d2[x] - d1[x];
             b3[x] = d1[x] - d3[x];
         }
-        // Then B along each row, tile by tile.
-        let first = row_in_block * tiles.width;
+        // Then B along each row, tile by tile: tile `tx` reads `line[2 tx..2 tx + 4]`, which
+        // is `even[tx], odd[tx], even[tx + 1], odd[tx + 1]` of the line's two column phases
+        // (in `d`'s room, free now), so each output row is one loop over contiguous values.
+        let (first, w) = (row_in_block * tiles.width, tiles.width);
+        let (even, odd) = d[..padded].split_at_mut(padded / 2);
         for (i, line) in bd.chunks_exact(padded).enumerate() {
-            let [v0, v1, v2, v3] = [0, 1, 2, 3].map(|j| (i * 4 + j) * n + first);
-            for tx in 0..tiles.width {
-                let a = &line[2 * tx..2 * tx + 4];
-                v[v0 + tx] = a[0] - a[2];
-                v[v1 + tx] = a[1] + a[2];
-                v[v2 + tx] = a[2] - a[1];
-                v[v3 + tx] = a[1] - a[3];
+            deinterleave(line, even, odd);
+            let (e0, e1, o0, o1) = (&even[..w], &even[1..=w], &odd[..w], &odd[1..=w]);
+            let row = |j: usize| (i * 4 + j) * n + first;
+            for (o, (a, b)) in v[row(0)..][..w].iter_mut().zip(e0.iter().zip(e1)) {
+                *o = a - b;
+            }
+            for (o, (a, b)) in v[row(1)..][..w].iter_mut().zip(o0.iter().zip(e1)) {
+                *o = a + b;
+            }
+            for (o, (a, b)) in v[row(2)..][..w].iter_mut().zip(e1.iter().zip(o0)) {
+                *o = a - b;
+            }
+            for (o, (a, b)) in v[row(3)..][..w].iter_mut().zip(o0.iter().zip(o1)) {
+                *o = a - b;
             }
         }
     }
