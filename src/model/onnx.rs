@@ -599,6 +599,22 @@ impl Layout {
     }
 }
 
+/// What the ONNX model's body left for its head in a cut.
+fn cut_state(context: &CutContext) -> Result<&CutState> {
+    context
+        .graph
+        .as_deref()
+        .ok_or_else(|| Error::Invalid("this cut was not made by the ONNX model's body".to_string()))
+}
+
+/// Row `i` of a graph tensor's batch, as a batch of one (a fixed-batch graph's head input).
+fn batch_row(value: &Float, i: usize) -> Result<Float> {
+    let mut shape = value.shape().to_vec();
+    shape[0] = 1;
+    let one = value.padded().clone().narrow(value.padded_axis(0), i, 1);
+    Float::from_padded(one, shape).map_err(|e| invalid(e.0))
+}
+
 /// Rows `rows` of `t` (all of them when `None`).
 fn select_rows(t: Tensor<3>, rows: Option<&[usize]>) -> Tensor<3> {
     match rows {
@@ -651,9 +667,7 @@ impl Forward for OnnxModel {
         rows: Option<&[usize]>,
     ) -> Result<Tensor<2>> {
         let layer = context.layer;
-        let state = context.graph.as_deref().ok_or_else(|| {
-            Error::Invalid("this cut was not made by the ONNX model's body".to_string())
-        })?;
+        let state = cut_state(context)?;
         let split = self.split(layer)?;
         let layout = self.cuts[layer].layout;
         let prefix = state.prefix.clone().map(|p| select_rows(p, rows));
@@ -665,10 +679,7 @@ impl Forward for OnnxModel {
         let mut logits = vec![];
         for i in 0..n {
             let image = rows.map_or(i, |r| r[i]);
-            let mut shape = value.shape().to_vec();
-            shape[0] = 1;
-            let one = value.padded().clone().narrow(value.padded_axis(0), i, 1);
-            let row = Float::from_padded(one, shape).map_err(|e| invalid(e.0))?;
+            let row = batch_row(&value, i)?;
             let context = state
                 .contexts
                 .get(image)
@@ -687,9 +698,7 @@ impl Forward for OnnxModel {
         until: usize,
     ) -> Result<Tensor<2>> {
         let layer = context.layer;
-        let state = context.graph.as_deref().ok_or_else(|| {
-            Error::Invalid("this cut was not made by the ONNX model's body".to_string())
-        })?;
+        let state = cut_state(context)?;
         let split = self.split(layer)?;
         let prefix = state.prefix.clone();
         let value = self.cuts[layer].layout.graph_tensor(activations, prefix);
@@ -704,13 +713,7 @@ impl Forward for OnnxModel {
         }
         let mut rows = vec![];
         for (i, context) in state.contexts.iter().enumerate() {
-            let mut shape = value.shape().to_vec();
-            shape[0] = 1;
-            let one = value.padded().clone().narrow(value.padded_axis(0), i, 1);
-            rows.push(pooled(
-                Float::from_padded(one, shape).map_err(|e| invalid(e.0))?,
-                context,
-            )?);
+            rows.push(pooled(batch_row(&value, i)?, context)?);
         }
         Ok(Tensor::cat(rows, 0))
     }
