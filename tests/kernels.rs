@@ -461,7 +461,8 @@ fn fused_activation_over_several_tiles_equals_the_unfused_chain() {
 /// F(2x2, 3x3): values against burn's direct convolution over odd and even sizes (partial
 /// edge tiles), paddings 0, 1, 2 and asymmetric, sizes of one tile and below, batch 1 (split
 /// over threads) and 3, several blocks of tiles per image (64 and 128 channels at 58x58 and
-/// 100x100), with and without bias, every fused activation; the convolution's input gradient
+/// 100x100), wide ones of few tiles (ResNet's last stages), with and without bias, every
+/// fused activation; the convolution's input gradient
 /// (the dense kernel's, unchanged) too. Reusing a weight (its transform is kept) gives the same values.
 #[test]
 fn winograd_conv3x3_matches_burn_over_a_grid_of_shapes() {
@@ -484,6 +485,9 @@ fn winograd_conv3x3_matches_burn_over_a_grid_of_shapes() {
     }
     cases.push((64, 64, [58, 58], [(1, 1), (1, 1)], 1));
     cases.push((128, 32, [100, 100], [(1, 1), (1, 1)], 2));
+    // Wide convolutions of few tiles, as in ResNet's last stages.
+    cases.push((256, 96, [7, 7], [(1, 1), (1, 1)], 1));
+    cases.push((96, 160, [14, 14], [(1, 1), (1, 1)], 2));
     for (i, (cin, cout, [h, w], padding, batch)) in cases.into_iter().enumerate() {
         if h + padding[0].0 + padding[0].1 < 3 || w + padding[1].0 + padding[1].1 < 3 {
             continue;

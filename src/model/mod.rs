@@ -19,8 +19,10 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::kernels::on_worker;
 use crate::labels::ClassNames;
 
 pub use attention::AttentionForward;
@@ -275,6 +277,32 @@ impl CutContext {
     }
 }
 
+/// `f(x)` for a batch `x` without autodiff, one image at a time on each of rayon's threads,
+/// the results stacked in order; `f(x)` itself for one image, on one thread or with autodiff
+/// (a graph must stay one).
+///
+/// A pass over the whole batch layer by layer keeps every image's outputs of a layer until
+/// the next reads them, more than the caches hold; an image at a time keeps one image's
+/// activations in cache, and the threads share each layer's weights in the common cache
+/// (docs/benchmarks.md, section 11).
+fn image_by_image<const D: usize>(
+    x: Tensor<4>,
+    f: impl Fn(Tensor<4>) -> Result<Tensor<D>> + Sync,
+) -> Result<Tensor<D>> {
+    let batch = x.dims()[0];
+    if batch < 2 || rayon::current_num_threads() < 2 || x.is_autodiff() {
+        return f(x);
+    }
+    let outputs = on_worker(|| {
+        (0..batch)
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|i| f(x.clone().narrow(0, i, 1)))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Ok(Tensor::cat(outputs, 0))
+}
+
 /// A model made of stages run in sequence, then a classifier: the built-in architectures.
 /// Cutting after stage `i` runs stages `0..=i` as the body, the rest and the classifier as
 /// the head.
@@ -287,12 +315,15 @@ pub trait Staged: Send + Sync {
 
 impl<T: Staged + CamModel> Forward for T {
     fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
-        Ok(self.classify(self.forward_stages(x, 0..self.layers().len())))
+        let stages = 0..self.layers().len();
+        image_by_image(x, |x| {
+            Ok(self.classify(self.forward_stages(x, stages.clone())))
+        })
     }
 
     fn forward_to(&self, x: Tensor<4>, layer: usize) -> Result<Cut> {
         Ok(Cut {
-            activations: self.forward_stages(x, 0..layer + 1),
+            activations: image_by_image(x, |x| Ok(self.forward_stages(x, 0..layer + 1)))?,
             context: CutContext::at(layer),
         })
     }

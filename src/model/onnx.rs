@@ -632,11 +632,15 @@ fn select_rows(t: Tensor<3>, rows: Option<&[usize]>) -> Tensor<3> {
 
 impl Forward for OnnxModel {
     fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
-        let mut logits = vec![];
-        for batch in self.batches(x) {
-            logits.push(self.logits(self.graph.run(self.graph_input(batch))?)?);
-        }
-        Ok(Tensor::cat(logits, 0))
+        // Without autodiff the images go to the threads, each in a batch of one (which a graph
+        // with a dynamic batch takes as well).
+        super::image_by_image(x, |x| {
+            let mut logits = vec![];
+            for batch in self.batches(x) {
+                logits.push(self.logits(self.graph.run(self.graph_input(batch))?)?);
+            }
+            Ok(Tensor::cat(logits, 0))
+        })
     }
 
     fn forward_to(&self, x: Tensor<4>, layer: usize) -> Result<Cut> {

@@ -79,3 +79,56 @@ pub const MAP_TOLERANCE: f32 = 1e-4;
 /// Largest allowed difference of logits from PyTorch's: measured 4.6e-6 on Lite0 (logits up to
 /// about 20) and 1.4e-6 on the small models.
 pub const LOGIT_TOLERANCE: f32 = 1e-5;
+
+/// Without autodiff a batch runs image by image on the threads: asserts that the logits and
+/// the activations at `layer` of a batch of `x` equal those of each image alone, and that the
+/// logits are within rounding of the batch run as one graph (with autodiff: layer by layer).
+/// Returns that last difference, relative to the largest logit.
+/// Runs in a pool of two threads, so that there is a split to check on any machine.
+pub fn assert_batch_runs_image_by_image(
+    model: &dyn gradcam::model::CamModel,
+    x: Tensor<4>,
+    layer: &str,
+) -> f32 {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| batch_against_images(model, x, layer))
+}
+
+fn batch_against_images(model: &dyn gradcam::model::CamModel, x: Tensor<4>, layer: &str) -> f32 {
+    let values = |t: Tensor<2>| -> Vec<f32> { t.into_data().iter::<f32>().collect() };
+    let maps = |t: Tensor<4>| -> Vec<f32> { t.into_data().iter::<f32>().collect() };
+    let batch = x.dims()[0];
+    assert!(batch > 1, "one image has nothing to split");
+    let one = |i| x.clone().narrow(0, i, 1);
+    let logits = values(model.forward(x.clone()).unwrap());
+    let alone: Vec<f32> = (0..batch)
+        .flat_map(|i| values(model.forward(one(i)).unwrap()))
+        .collect();
+    assert_eq!(logits, alone, "logits");
+    let layer = model.layer_index(layer).unwrap();
+    let cut = maps(model.forward_to(x.clone(), layer).unwrap().activations);
+    let cut_alone: Vec<f32> = (0..batch)
+        .flat_map(|i| maps(model.forward_to(one(i), layer).unwrap().activations))
+        .collect();
+    assert_eq!(cut, cut_alone, "activations");
+    let graph = values(
+        model
+            .forward(x.autodiff())
+            .unwrap()
+            .detach()
+            .without_autodiff(),
+    );
+    max_abs_diff(&logits, &graph) / max_abs(&logits)
+}
+
+/// A fixed input of values spread over [-1, 1] (a stride through them, so neighbours differ).
+pub fn patterned(shape: [usize; 4]) -> Tensor<4> {
+    let len = shape.iter().product::<usize>();
+    let values = (0..len)
+        .map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0)
+        .collect::<Vec<_>>();
+    Tensor::from_data(TensorData::new(values, shape), &Device::flex())
+}
