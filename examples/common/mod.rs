@@ -34,5 +34,8 @@ pub fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
             start.elapsed().as_secs_f64() * 1e3
         })
         .collect();
+    if std::env::var_os("TIME_MIN").is_some() {
+        return samples.iter().cloned().fold(f64::INFINITY, f64::min);
+    }
     median(&samples)
 }

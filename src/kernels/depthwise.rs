@@ -176,7 +176,9 @@ pub(super) fn input_gradient<B: LayerOps>(
 }
 
 /// `row`'s values at even positions to the start of `even`, those at odd positions to the start
-/// of `odd`: a stride-2 plane's two column phases, in one pass that vectorises.
+/// of `odd`: a stride-2 plane's two column phases, in one pass that vectorises (inlined, so
+/// that it takes its caller's instruction set).
+#[inline(always)]
 pub(super) fn deinterleave(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
     let pairs = row.chunks_exact(2);
     if let [.., last] = pairs.remainder() {

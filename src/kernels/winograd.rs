@@ -180,11 +180,31 @@ fn transform_input(
 ) {
     let padded = 2 * tiles.width + 2;
     with_lines(8 * padded, |lines| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { transform_input_avx2(g, tiles, plane, v, rows, lines) };
+        }
         transform_input_rows(g, tiles, plane, v, rows, lines)
     })
 }
 
+/// [`transform_input_rows`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn transform_input_avx2(
+    g: &ConvGeometry,
+    tiles: &Tiles,
+    plane: &[f32],
+    v: &mut [f32],
+    rows: std::ops::Range<usize>,
+    lines: &mut [f32],
+) {
+    transform_input_rows(g, tiles, plane, v, rows, lines)
+}
+
 /// [`transform_input`] with `lines`, room for 8 rows of `2 * tiles.width + 2` floats.
+#[inline(always)]
 fn transform_input_rows(
     g: &ConvGeometry,
     tiles: &Tiles,
@@ -256,10 +276,31 @@ struct Epilogue {
 }
 
 impl Epilogue {
+    /// `row[2 x] = even[x]` and `row[2 x + 1] = odd[x]` through the epilogue; the choices made
+    /// once for the row, so that each loop is one straight sequence.
     #[inline(always)]
-    fn write(self, slot: &mut f32, v: f32) {
-        let v = v + self.bias;
-        *slot = self.act.on(if self.add_residual { v + *slot } else { v });
+    fn write_row(self, row: &mut [f32], even: &[f32], odd: &[f32]) {
+        #[inline(always)]
+        fn each(row: &mut [f32], even: &[f32], odd: &[f32], f: impl Fn(&mut f32, f32)) {
+            let half = row.len() / 2;
+            let mut pairs = row.chunks_exact_mut(2);
+            for ((pair, &e), &o) in (&mut pairs).zip(even).zip(odd) {
+                f(&mut pair[0], e);
+                f(&mut pair[1], o);
+            }
+            if let [last] = pairs.into_remainder() {
+                f(last, even[half]);
+            }
+        }
+        let Epilogue { bias, act, .. } = self;
+        match (self.add_residual, act) {
+            (false, Activation::Identity) => each(row, even, odd, |o, v| *o = v + bias),
+            (false, Activation::Relu) => each(row, even, odd, |o, v| *o = act.on(v + bias)),
+            (false, Activation::Relu6) => each(row, even, odd, |o, v| *o = act.on(v + bias)),
+            (true, Activation::Identity) => each(row, even, odd, |o, v| *o += v + bias),
+            (true, Activation::Relu) => each(row, even, odd, |o, v| *o = act.on(v + bias + *o)),
+            (true, Activation::Relu6) => each(row, even, odd, |o, v| *o = act.on(v + bias + *o)),
+        }
     }
 }
 
@@ -275,11 +316,53 @@ fn transform_output<'m>(
     plane: &mut [f32],
     rows: std::ops::Range<usize>,
 ) {
-    let [oh, ow] = g.out_size;
     let m: [&[f32]; 16] = std::array::from_fn(m);
-    let out = |slot: &mut f32, v: f32| epilogue.write(slot, v);
+    with_lines(4 * tiles.width, |lines| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { transform_output_avx2(g, tiles, &m, epilogue, plane, rows, lines) };
+        }
+        transform_output_rows(g, tiles, &m, epilogue, plane, rows, lines)
+    })
+}
+
+/// [`transform_output_rows`] compiled for AVX2 (the crate builds for baseline x86-64, whose
+/// vectors hold 4 floats).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn transform_output_avx2(
+    g: &ConvGeometry,
+    tiles: &Tiles,
+    m: &[&[f32]; 16],
+    epilogue: Epilogue,
+    plane: &mut [f32],
+    rows: std::ops::Range<usize>,
+    lines: &mut [f32],
+) {
+    transform_output_rows(g, tiles, m, epilogue, plane, rows, lines)
+}
+
+/// [`transform_output`] with `lines`, room for 4 rows of `tiles.width` floats: per tile row,
+/// the even and odd columns of its two output rows, each one loop over the tiles, then each
+/// output row written from its two column phases.
+#[inline(always)]
+fn transform_output_rows(
+    g: &ConvGeometry,
+    tiles: &Tiles,
+    m: &[&[f32]; 16],
+    epilogue: Epilogue,
+    plane: &mut [f32],
+    rows: std::ops::Range<usize>,
+    lines: &mut [f32],
+) {
+    let [oh, ow] = g.out_size;
+    let w = tiles.width;
+    let (top, bottom) = lines.split_at_mut(2 * w);
+    let (top_even, top_odd) = top.split_at_mut(w);
+    let (bottom_even, bottom_odd) = bottom.split_at_mut(w);
     for (row_in_block, ty) in rows.enumerate() {
-        let t = row_in_block * tiles.width..(row_in_block + 1) * tiles.width;
+        let t = row_in_block * w..(row_in_block + 1) * w;
         let [
             m00,
             m01,
@@ -298,9 +381,7 @@ fn transform_output<'m>(
             m32,
             m33,
         ] = m.map(|m_e| &m_e[t.clone()]);
-        let (top, rest) = plane[2 * ty * ow..].split_at_mut(ow);
-        let mut bottom = (2 * ty + 1 < oh).then(|| &mut rest[..ow]);
-        for tx in 0..tiles.width {
+        for tx in 0..w {
             // A^T M: two rows of four; then A along each row.
             let s00 = m00[tx] + m10[tx] + m20[tx];
             let s01 = m01[tx] + m11[tx] + m21[tx];
@@ -310,18 +391,16 @@ fn transform_output<'m>(
             let s11 = m11[tx] - m21[tx] - m31[tx];
             let s12 = m12[tx] - m22[tx] - m32[tx];
             let s13 = m13[tx] - m23[tx] - m33[tx];
-            let x = 2 * tx;
-            out(&mut top[x], s00 + s01 + s02);
-            if let Some(bottom) = bottom.as_deref_mut() {
-                out(&mut bottom[x], s10 + s11 + s12);
-            }
-            // The right tile of an odd width drops its second column.
-            if x + 1 < ow {
-                out(&mut top[x + 1], s01 - s02 - s03);
-                if let Some(bottom) = bottom.as_deref_mut() {
-                    out(&mut bottom[x + 1], s11 - s12 - s13);
-                }
-            }
+            top_even[tx] = s00 + s01 + s02;
+            top_odd[tx] = s01 - s02 - s03;
+            bottom_even[tx] = s10 + s11 + s12;
+            bottom_odd[tx] = s11 - s12 - s13;
+        }
+        // The right tile of an odd width drops its second column (the row's length says so).
+        let (top_row, rest) = plane[2 * ty * ow..].split_at_mut(ow);
+        epilogue.write_row(top_row, top_even, top_odd);
+        if 2 * ty + 1 < oh {
+            epilogue.write_row(&mut rest[..ow], bottom_even, bottom_odd);
         }
     }
 }
