@@ -169,6 +169,7 @@ impl ResNetConfig {
             layer3,
             layer4,
             fc: LinearConfig::new(cin, self.num_classes).init(device),
+            stem: None,
             name: self.name.clone(),
             layers,
         }
@@ -187,6 +188,10 @@ pub struct ResNet {
     layer3: Vec<Block>,
     layer4: Vec<Block>,
     fc: Linear,
+    /// `conv1` with `bn1` folded in, set by [`ResNet::fold_batch_norms`]: the stem of a pass
+    /// that runs `conv1`, `bn1` and `relu` together, the ReLU in its epilogue.
+    #[module(skip)]
+    stem: Option<Conv2d>,
     #[module(skip)]
     name: String,
     #[module(skip)]
@@ -196,8 +201,12 @@ pub struct ResNet {
 impl ResNet {
     /// Merges the batch norm of every block into the convolution before it, for inference
     /// once the weights are loaded (see [`super::layers::fold_batch_norm`]);
-    /// [`crate::model::load`] does it. The stem's `bn1` stays, as it is a layer of its own.
+    /// [`crate::model::load`] does it. The stem's `bn1` stays, as it is a layer of its own,
+    /// and a folded copy of `conv1` serves the passes that run through `relu`.
     pub fn fold_batch_norms(mut self) -> Self {
+        let mut stem = self.conv1.clone();
+        fold_batch_norm(&mut stem, &mut Some(self.bn1.clone()));
+        self.stem = Some(stem);
         for stage in [
             &mut self.layer1,
             &mut self.layer2,
@@ -271,7 +280,11 @@ impl CamModel for ResNet {
 }
 
 impl Staged for ResNet {
-    fn forward_stages(&self, mut x: Tensor<4>, range: Range<usize>) -> Tensor<4> {
+    fn forward_stages(&self, mut x: Tensor<4>, mut range: Range<usize>) -> Tensor<4> {
+        if let (Some(stem), 0, 3..) = (&self.stem, range.start, range.end) {
+            x = ops::conv2d_act(stem, x, Activation::Relu);
+            range.start = 3;
+        }
         for stage in range {
             x = match stage {
                 0 => ops::conv2d(&self.conv1, x),
