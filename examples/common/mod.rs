@@ -22,7 +22,8 @@ pub fn median(values: &[f64]) -> f64 {
     (v[(n - 1) / 2] + v[n / 2]) / 2.0
 }
 
-/// Median ms of `reps` runs of `f` after two warm-up runs.
+/// Median ms of `reps` runs of `f` after two warm-up runs; the minimum instead with `TIME_MIN`
+/// set in the environment (what a busy host disturbs least).
 pub fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
     for _ in 0..2 {
         std::hint::black_box(f());
