@@ -108,9 +108,9 @@ fn layers_are_read_as_maps() {
         let tensor = resnet.tensor_of(i).to_string();
         assert_eq!(resnet.layer_index(&tensor).unwrap(), i);
         assert_eq!(resnet.num_classes(), 5);
-        // Depthwise convolutions batch poorly on the CPU: one image per pass.
+        // Batches of 8, depthwise convolutions too (the images go to the threads).
         assert_eq!(resnet.default_batch_size(), 8);
-        assert_eq!(load("depthwise_se", export, None).default_batch_size(), 1);
+        assert_eq!(load("depthwise_se", export, None).default_batch_size(), 8);
         // `--reshape none` leaves the transformer without token layers.
         let plain = load("tiny_vit", export, Some(Reshape::None));
         assert!(plain.layer_index("blocks.0.norm1").is_err());

@@ -107,8 +107,8 @@ pub struct ExplainArgs {
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = MAX_PIXELS)]
     pub max_pixels: u64,
-    /// Images per forward and backward pass (default: the model's fastest, 1 for
-    /// EfficientNet-Lite0, 8 for ResNet and VGG).
+    /// Images per forward and backward pass (default: the model's fastest, 8; 1 for an ONNX
+    /// graph exported for batches of one).
     #[arg(long, short = 'b', value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub batch_size: Option<u64>,
     /// Worker threads that decode and write images, 1 to 64 (default: half the cores, at

@@ -241,13 +241,6 @@ impl CamModel for EfficientNetLite {
         Ok(self.forward_probed(x))
     }
 
-    /// Its depthwise convolutions run best one image at a time: over imagenet-val-1300,
-    /// `gradcam explain` does 30.2 images/s at batch 1 and 27.8 at batch 8
-    /// (`bench/dataset.sh`).
-    fn default_batch_size(&self) -> usize {
-        1
-    }
-
     /// Google's preprocessing for the Lite models: `(x * 255 - 127) / 128`.
     fn preprocess(&self) -> Preprocess {
         Preprocess {

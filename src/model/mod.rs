@@ -145,8 +145,8 @@ pub trait CamModel: Forward {
     fn default_layer(&self) -> &str;
     /// Images per pass that explain the most images per second on the CPU backend, for
     /// callers that batch a stream of images (`gradcam explain` without `--batch-size`).
-    /// Batching pays for plain convolutions; EfficientNet-Lite0 overrides it with 1 (see
-    /// docs/benchmarks.md).
+    /// A batch's images go to the threads, so batches pay for every architecture
+    /// (docs/benchmarks.md, section 11).
     fn default_batch_size(&self) -> usize {
         8
     }
@@ -289,10 +289,10 @@ fn image_by_image<const D: usize>(
     x: Tensor<4>,
     f: impl Fn(Tensor<4>) -> Result<Tensor<D>> + Sync,
 ) -> Result<Tensor<D>> {
-    let batch = x.dims()[0];
-    if batch < 2 || rayon::current_num_threads() < 2 || x.is_autodiff() {
+    if !splits_into_images(&x) {
         return f(x);
     }
+    let batch = x.dims()[0];
     let outputs = on_worker(|| {
         (0..batch)
             .into_par_iter()
@@ -301,6 +301,11 @@ fn image_by_image<const D: usize>(
             .collect::<Result<Vec<_>>>()
     })?;
     Ok(Tensor::cat(outputs, 0))
+}
+
+/// Whether [`image_by_image`] splits `x`: several images, several threads, no autodiff.
+fn splits_into_images(x: &Tensor<4>) -> bool {
+    x.dims()[0] > 1 && rayon::current_num_threads() > 1 && !x.is_autodiff()
 }
 
 /// A model made of stages run in sequence, then a classifier: the built-in architectures.

@@ -14,11 +14,13 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
 
 use super::{
     AttentionForward, BiasProbe, CamModel, Cut, CutContext, Forward, Grid, Layer, Preprocess,
 };
 use crate::error::{Error, Result};
+use crate::kernels::on_worker;
 use crate::onnx::{self, Float, Graph, OnnxError, Split};
 
 /// How the token tensors of a transformer are read as maps (`--reshape`).
@@ -103,8 +105,6 @@ pub struct OnnxModel {
     input_layout: InputLayout,
     /// The graph was exported for batches of one: it runs image by image.
     single_image: bool,
-    /// Some convolution has groups (a weight `[M, C / groups, kh, kw]` with `C / groups < C`).
-    grouped_convolutions: bool,
     /// Index of the logits among the graph's outputs.
     output: usize,
     /// `[classes, height, width]` for a segmentation output (B, K, H, W), read flattened.
@@ -127,6 +127,15 @@ pub(crate) struct CutState {
     contexts: Vec<onnx::Context>,
     /// The leading tokens of a token layer, `[batch, prefix, channels]`.
     prefix: Option<Tensor<3>>,
+}
+
+impl CutState {
+    /// Whether the body ran image by image, so the head must too: always for a graph of a
+    /// fixed batch of one (whose head takes one row at a time, also several copies of one
+    /// image), else when there is a context per image.
+    fn per_image(&self, single_image: bool) -> bool {
+        single_image || self.contexts.len() > 1
+    }
 }
 
 fn invalid(message: String) -> Error {
@@ -207,7 +216,6 @@ impl OnnxModel {
             .as_deref()
             .map(|p| read_labels(p, num_classes))
             .transpose()?;
-        let grouped_convolutions = has_grouped_convolutions(&graph, &tensors);
         let attention = onnx::Attention::find(&graph, &tensors).map_err(|e| e.to_string());
         let mut model = OnnxModel {
             name: path
@@ -216,7 +224,6 @@ impl OnnxModel {
             graph,
             input_layout,
             single_image,
-            grouped_convolutions,
             output,
             output_map,
             layers,
@@ -403,19 +410,6 @@ fn read_layers(
         });
     }
     (layers, cuts, names)
-}
-
-/// Whether some convolution has groups (depthwise or grouped).
-fn has_grouped_convolutions(graph: &Graph, tensors: &[onnx::Layer]) -> bool {
-    // A convolution's input channels against its weight's `[M, C / groups, kh, kw]`.
-    let channels_of = |t: &str| tensors.iter().find(|l| l.tensor == t).map(|l| l.shape[1]);
-    graph.nodes().iter().any(|n| {
-        let inputs = graph.node_inputs(n);
-        let weight = inputs.get(1).and_then(|w| graph.constant_shape(w));
-        n.op_type == "Conv"
-            && matches!((inputs.first().and_then(|x| channels_of(x)), weight),
-                (Some(c), Some(&[_, per_group, _, _])) if per_group < c)
-    })
 }
 
 /// The index of the logits output, its number of classes and, for a segmentation output
@@ -643,13 +637,33 @@ impl Forward for OnnxModel {
         })
     }
 
+    /// A batch without autodiff runs image by image on rayon's threads (as
+    /// [`Forward::forward`]), with a context per image for the head.
     fn forward_to(&self, x: Tensor<4>, layer: usize) -> Result<Cut> {
         let split = self.split(layer)?;
         let layout = self.cuts[layer].layout;
-        let (mut maps, mut prefixes, mut contexts) = (vec![], vec![], vec![]);
-        for batch in self.batches(x) {
+        let body = |batch: Tensor<4>| {
             let (mut cuts, context) = split.body(self.graph_input(batch))?;
             let (map, prefix) = layout.to_map(&cuts.swap_remove(0))?;
+            Ok((map, prefix, context))
+        };
+        let bodies = if super::splits_into_images(&x) {
+            let n = x.dims()[0];
+            on_worker(|| {
+                (0..n)
+                    .into_par_iter()
+                    .with_max_len(1)
+                    .map(|i| body(x.clone().narrow(0, i, 1)))
+                    .collect::<Result<Vec<_>>>()
+            })?
+        } else {
+            self.batches(x)
+                .into_iter()
+                .map(body)
+                .collect::<Result<Vec<_>>>()?
+        };
+        let (mut maps, mut prefixes, mut contexts) = (vec![], vec![], vec![]);
+        for (map, prefix, context) in bodies {
             maps.push(map);
             prefixes.extend(prefix);
             contexts.push(context);
@@ -676,7 +690,7 @@ impl Forward for OnnxModel {
         let layout = self.cuts[layer].layout;
         let prefix = state.prefix.clone().map(|p| select_rows(p, rows));
         let value = layout.graph_tensor(activations, prefix);
-        if !self.single_image {
+        if !state.per_image(self.single_image) {
             return self.logits(split.head(vec![value], &state.contexts[0], rows)?);
         }
         let n = value.shape()[0];
@@ -712,7 +726,7 @@ impl Forward for OnnxModel {
             let (map, _) = self.cuts[until].layout.to_map(&inner)?;
             Ok(map.mean_dims(&[2, 3]).flatten(1, 3))
         };
-        if !self.single_image {
+        if !state.per_image(self.single_image) {
             return pooled(value, &state.contexts[0]);
         }
         let mut rows = vec![];
@@ -736,14 +750,10 @@ impl CamModel for OnnxModel {
         &self.default_layer
     }
 
-    /// One image per pass for graphs with grouped or depthwise convolutions, which do not
-    /// batch well on the CPU (as the built-in EfficientNet-Lite0: docs/benchmarks.md), else 8.
+    /// One image per pass for a graph exported for batches of one, else 8 (the images of a
+    /// batch go to the threads: docs/benchmarks.md, section 11).
     fn default_batch_size(&self) -> usize {
-        if self.single_image || self.grouped_convolutions {
-            1
-        } else {
-            8
-        }
+        if self.single_image { 1 } else { 8 }
     }
 
     fn preprocess(&self) -> Preprocess {
