@@ -292,20 +292,25 @@ fn image_by_image<const D: usize>(
     if !splits_into_images(&x) {
         return f(x);
     }
-    let batch = x.dims()[0];
-    let outputs = on_worker(|| {
-        (0..batch)
-            .into_par_iter()
-            .with_max_len(1)
-            .map(|i| f(x.clone().narrow(0, i, 1)))
-            .collect::<Result<Vec<_>>>()
-    })?;
-    Ok(Tensor::cat(outputs, 0))
+    Ok(Tensor::cat(each_image(&x, f)?, 0))
 }
 
 /// Whether [`image_by_image`] splits `x`: several images, several threads, no autodiff.
 fn splits_into_images(x: &Tensor<4>) -> bool {
     x.dims()[0] > 1 && rayon::current_num_threads() > 1 && !x.is_autodiff()
+}
+
+/// `f` on each image of `x` as a batch of one, an image per task on rayon's threads; the
+/// results in the images' order.
+fn each_image<T: Send>(x: &Tensor<4>, f: impl Fn(Tensor<4>) -> Result<T> + Sync) -> Result<Vec<T>> {
+    let batch = x.dims()[0];
+    on_worker(|| {
+        (0..batch)
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|i| f(x.clone().narrow(0, i, 1)))
+            .collect()
+    })
 }
 
 /// A model made of stages run in sequence, then a classifier: the built-in architectures.

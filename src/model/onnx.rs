@@ -14,13 +14,11 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use burn::tensor::{Tensor, TensorData};
-use rayon::prelude::*;
 
 use super::{
     AttentionForward, BiasProbe, CamModel, Cut, CutContext, Forward, Grid, Layer, Preprocess,
 };
 use crate::error::{Error, Result};
-use crate::kernels::on_worker;
 use crate::onnx::{self, Float, Graph, OnnxError, Split};
 
 /// How the token tensors of a transformer are read as maps (`--reshape`).
@@ -648,14 +646,7 @@ impl Forward for OnnxModel {
             Ok((map, prefix, context))
         };
         let bodies = if super::splits_into_images(&x) {
-            let n = x.dims()[0];
-            on_worker(|| {
-                (0..n)
-                    .into_par_iter()
-                    .with_max_len(1)
-                    .map(|i| body(x.clone().narrow(0, i, 1)))
-                    .collect::<Result<Vec<_>>>()
-            })?
+            super::each_image(&x, body)?
         } else {
             self.batches(x)
                 .into_iter()

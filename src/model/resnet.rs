@@ -281,6 +281,7 @@ impl CamModel for ResNet {
 
 impl Staged for ResNet {
     fn forward_stages(&self, mut x: Tensor<4>, mut range: Range<usize>) -> Tensor<4> {
+        // Stages 0, 1 and 2 are conv1, bn1 and relu.
         if let (Some(stem), 0, 3..) = (&self.stem, range.start, range.end) {
             x = ops::conv2d_act(stem, x, Activation::Relu);
             range.start = 3;
