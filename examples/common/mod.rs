@@ -23,13 +23,21 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// Median ms of `reps` runs of `f` after two warm-up runs; the minimum instead with `TIME_MIN`
-/// set in the environment (what a busy host disturbs least).
+/// set in the environment (what a busy host disturbs least). With `COLD` set, 96 MB are
+/// read before each run, so that `f` finds its operands in memory rather than in cache, as
+/// a layer does inside a network's pass.
 pub fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
     for _ in 0..2 {
         std::hint::black_box(f());
     }
+    // Read, not written, between the runs: written lines would be written back during `f`.
+    let evict = match std::env::var_os("COLD") {
+        Some(_) => vec![1u64; 12 << 20],
+        None => Vec::new(),
+    };
     let samples: Vec<f64> = (0..reps)
         .map(|_| {
+            std::hint::black_box(evict.iter().sum::<u64>());
             let start = Instant::now();
             std::hint::black_box(f());
             start.elapsed().as_secs_f64() * 1e3

@@ -14,8 +14,10 @@ use burn::backend::flex::FlexTensor;
 /// How a weight was rearranged; one weight can have an entry per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Packing {
-    /// [`winograd`](super::winograd)'s transformed 3x3 weight.
+    /// [`winograd`](super::winograd)'s transformed 3x3 weight for F(2x2, 3x3).
     Winograd2x2,
+    /// The same for F(4x4, 3x3).
+    Winograd4x4,
 }
 
 /// One rearranged weight and what identifies its source.
