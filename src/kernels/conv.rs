@@ -55,7 +55,7 @@ pub(super) fn dense_conv2d_f32(
             if has_residual && bias.is_some() {
                 return act.apply_biased(out, positions, bias_of, split);
             }
-            return act.apply(out);
+            return for_each_chunk(out, positions, split, |_, channel| act.apply(channel));
         }
         let tile_len = patch * g.tile_rows() * ow;
         with_tile(tile_len, |tile| {

@@ -54,6 +54,10 @@ pub(super) fn matmul(
         m * n == 0 || (m - 1) * dst_stride + n <= dst.len(),
         "output out of its slice"
     );
+    let threads = rayon::current_num_threads();
+    if split && m * n * k >= 192 * 192 * 192 && threads > 1 && m >= 32 * threads {
+        return matmul_by_row_bands(dst, dst_stride, lhs, rhs, accumulate, threads);
+    }
     let parallelism = if split && m * n * k >= 192 * 192 * 192 {
         gemm::Parallelism::Rayon(0)
     } else {
@@ -84,6 +88,34 @@ pub(super) fn matmul(
             parallelism,
         );
     }
+}
+
+/// [`matmul`] as one serial product per band of output rows, a band per thread. gemm's own
+/// split leaves the second core idle on shapes such as ResNet-50's `layer3` reductions (256
+/// output rows, 1024 deep, 196 columns: 0.41 ms on two threads against 0.43 on one, 0.23 by
+/// bands; docs/benchmarks.md, section 12).
+fn matmul_by_row_bands(
+    dst: &mut [f32],
+    dst_stride: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    accumulate: bool,
+    threads: usize,
+) {
+    use rayon::prelude::*;
+    let (m, n) = (lhs.rows, rhs.cols);
+    let band = m.div_ceil(threads);
+    dst[..(m - 1) * dst_stride + n]
+        .par_chunks_mut(band * dst_stride)
+        .enumerate()
+        .for_each(|(i, dst)| {
+            let lhs = Matrix {
+                data: &lhs.data[i * band * lhs.strides[0]..],
+                rows: band.min(m - i * band),
+                ..lhs
+            };
+            matmul(dst, dst_stride, lhs, rhs, accumulate, false)
+        });
 }
 
 #[cfg(test)]
