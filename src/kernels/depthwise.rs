@@ -35,9 +35,10 @@ pub(super) fn is_depthwise_f32(
 /// into `sh x sw` phases (phase `(a, b)` holds the padded values at rows `a, a + sh, ...` and
 /// columns `b, b + sw, ...`; one phase at stride 1), each `wq` wide. Tap `(ky, kx)` then reads
 /// phase `(ky % sh, kx % sw)` at a fixed offset, so that the output is computed `wq` wide (its
-/// last columns discarded) and each tap is one multiply-add over a contiguous run of `oh * wq`
-/// values instead of `oh` short, strided rows (Lite0's planes are 7 to 112 wide). `padding` is
-/// `[(top, bottom), (left, right)]`; `act` runs on each plane once it is written out.
+/// last columns discarded) and each tap reads a contiguous run of `oh * wq` values instead of
+/// `oh` short, strided rows (Lite0's planes are 7 to 112 wide); the taps' sums are taken a
+/// chunk of outputs at a time in registers. `padding` is `[(top, bottom), (left, right)]`;
+/// the bias and `act` are applied as each output is written out.
 pub(super) fn depthwise_conv2d_f32(
     x: FlexTensor,
     weight: FlexTensor,
@@ -57,7 +58,24 @@ pub(super) fn depthwise_conv2d_f32(
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
     // The wide output's last taps read up to `(kw - 1) / sw` values past their phase.
     let phase_len = hq * wq + (kw - 1) / sw;
-    let (phases_len, wide_len) = (sh * sw * phase_len, oh * wq);
+    let planes = Planes {
+        width: w,
+        top_left: [top, left],
+        stride: [sh, sw],
+        out_width: ow,
+        wq,
+        phase_len,
+        // Where tap `(ky, kx)` starts reading: in phase `(ky % sh, kx % sw)`, row `ky / sh`,
+        // column `kx / sw`.
+        starts: (0..kh * kw)
+            .map(|tap| {
+                let (ky, kx) = (tap / kw, tap % kw);
+                (ky % sh * sw + kx % sw) * phase_len + (ky / sh) * wq + kx / sw
+            })
+            .collect(),
+        act,
+    };
+    let buffer_len = sh * sw * phase_len + CHUNK + oh * wq;
     let mut output = vec![0.0f32; n * channels * oh * ow];
     output
         .par_chunks_mut(oh * ow)
@@ -66,59 +84,9 @@ pub(super) fn depthwise_conv2d_f32(
         .for_each(|(plane_index, (out, plane))| {
             let channel = plane_index % channels;
             let taps = &weight[channel * kh * kw..][..kh * kw];
-            with_tile(phases_len + wide_len, |buffer| {
-                let (phases, wide) = buffer.split_at_mut(phases_len);
-                phases.fill(0.0);
-                // Input row `y` is padded row `y + top`: phase row `(y + top) / sh` of phase
-                // `(y + top) % sh`; the same along the columns.
-                for (y, input_row) in plane.chunks(w).enumerate() {
-                    let (a, i) = ((y + top) % sh, (y + top) / sh);
-                    if sw == 2 {
-                        // Column `x` is phase column `(x + left) / 2` of phase `(x + left) % 2`.
-                        let start = |b: usize| (a * 2 + b) * phase_len + i * wq;
-                        let (even, odd) = (
-                            start(left % 2) + left / 2,
-                            start((left + 1) % 2) + left.div_ceil(2),
-                        );
-                        let (low, high) = phases.split_at_mut(even.max(odd));
-                        let (even, odd) = match even < odd {
-                            true => (&mut low[even..], &mut high[..]),
-                            false => (&mut high[..], &mut low[odd..]),
-                        };
-                        deinterleave(input_row, even, odd);
-                        continue;
-                    }
-                    for b in 0..sw {
-                        // The first input column of phase column `b`, and where it lands.
-                        let x0 = (b + sw - left % sw) % sw;
-                        let row = (a * sw + b) * phase_len + i * wq + (x0 + left) / sw;
-                        let values = input_row.get(x0..).unwrap_or(&[]);
-                        if sw == 1 {
-                            phases[row..row + values.len()].copy_from_slice(values);
-                            continue;
-                        }
-                        for (p, &v) in phases[row..].iter_mut().zip(values.iter().step_by(sw)) {
-                            *p = v;
-                        }
-                    }
-                }
-                wide.fill(0.0);
-                for (tap, &t) in taps.iter().enumerate() {
-                    let (ky, kx) = (tap / kw, tap % kw);
-                    let phase = (ky % sh * sw + kx % sw) * phase_len;
-                    let start = phase + (ky / sh) * wq + kx / sw;
-                    multiply_add(wide, &phases[start..start + wide_len], t);
-                }
-                // The bias last, as flex and PyTorch add it: starting from it rounds
-                // differently, and a ReLU6 downstream can turn one ulp into a different mask.
-                let b = bias.map_or(0.0, |b| b[channel]);
-                for (out_row, wide_row) in out.chunks_mut(ow).zip(wide.chunks(wq)) {
-                    for (o, &v) in out_row.iter_mut().zip(&wide_row[..ow]) {
-                        *o = v + b;
-                    }
-                }
-                // A pass of its own over the plane (in cache), which vectorises.
-                act.apply(out);
+            let bias = bias.map_or(0.0, |b| b[channel]);
+            with_tile(buffer_len, |buffer| {
+                planes.conv(plane, taps, bias, out, buffer)
             })
         });
     FlexTensor::from_data(TensorData::new(output, [n, channels, oh, ow]))
@@ -190,25 +158,131 @@ pub(super) fn deinterleave(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
     }
 }
 
-/// `acc += factor * values`, with AVX2 where the CPU has it (the crate builds for baseline
-/// x86-64, whose vectors hold 4 floats).
-fn multiply_add(acc: &mut [f32], values: &[f32], factor: f32) {
+/// What the planes of one depthwise convolution share: the input plane's width, padding,
+/// stride and output width, the phases' width `wq` and length, each tap's start in them.
+struct Planes {
+    width: usize,
+    top_left: [usize; 2],
+    stride: [usize; 2],
+    out_width: usize,
+    wq: usize,
+    phase_len: usize,
+    starts: Vec<usize>,
+    act: Activation,
+}
+
+impl Planes {
+    /// One plane's convolution with its `taps` and `bias` into `out`, through `buffer` (the
+    /// phases, then the wide output); with AVX2 where the CPU has it (the crate builds for
+    /// baseline x86-64, whose vectors hold 4 floats).
+    fn conv(&self, plane: &[f32], taps: &[f32], bias: f32, out: &mut [f32], buffer: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2")]
+            fn avx2(
+                planes: &Planes,
+                plane: &[f32],
+                taps: &[f32],
+                bias: f32,
+                out: &mut [f32],
+                buffer: &mut [f32],
+            ) {
+                planes.conv_here(plane, taps, bias, out, buffer)
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { avx2(self, plane, taps, bias, out, buffer) };
+            }
+        }
+        self.conv_here(plane, taps, bias, out, buffer)
+    }
+
     #[inline(always)]
-    fn plain(acc: &mut [f32], values: &[f32], factor: f32) {
-        for (a, &v) in acc.iter_mut().zip(values) {
-            *a += factor * v;
+    fn conv_here(
+        &self,
+        plane: &[f32],
+        taps: &[f32],
+        bias: f32,
+        out: &mut [f32],
+        buffer: &mut [f32],
+    ) {
+        let ([top, left], [sh, sw], wq) = (self.top_left, self.stride, self.wq);
+        let phase_len = self.phase_len;
+        // The phases, with room for the last chunk of the taps' sums to read whole.
+        let (phases, wide) = buffer.split_at_mut(sh * sw * phase_len + CHUNK);
+        phases.fill(0.0);
+        // Input row `y` is padded row `y + top`: phase row `(y + top) / sh` of phase
+        // `(y + top) % sh`; the same along the columns.
+        for (y, input_row) in plane.chunks(self.width).enumerate() {
+            let (a, i) = ((y + top) % sh, (y + top) / sh);
+            if sw == 2 {
+                // Column `x` is phase column `(x + left) / 2` of phase `(x + left) % 2`.
+                let start = |b: usize| (a * 2 + b) * phase_len + i * wq;
+                let (even, odd) = (
+                    start(left % 2) + left / 2,
+                    start((left + 1) % 2) + left.div_ceil(2),
+                );
+                let (low, high) = phases.split_at_mut(even.max(odd));
+                let (even, odd) = match even < odd {
+                    true => (&mut low[even..], &mut high[..]),
+                    false => (&mut high[..], &mut low[odd..]),
+                };
+                deinterleave(input_row, even, odd);
+                continue;
+            }
+            for b in 0..sw {
+                // The first input column of phase column `b`, and where it lands.
+                let x0 = (b + sw - left % sw) % sw;
+                let row = (a * sw + b) * phase_len + i * wq + (x0 + left) / sw;
+                let values = input_row.get(x0..).unwrap_or(&[]);
+                if sw == 1 {
+                    phases[row..row + values.len()].copy_from_slice(values);
+                    continue;
+                }
+                for (p, &v) in phases[row..].iter_mut().zip(values.iter().step_by(sw)) {
+                    *p = v;
+                }
+            }
+        }
+        sum_of_taps(wide, phases, &self.starts, taps);
+        // The bias last, as flex and PyTorch add it: starting from it rounds differently, and
+        // a ReLU6 downstream can turn one ulp into a different mask.
+        #[inline(always)]
+        fn finish(out: &mut [f32], wide: &[f32], [ow, wq]: [usize; 2], f: impl Fn(f32) -> f32) {
+            for (out_row, wide_row) in out.chunks_mut(ow).zip(wide.chunks(wq)) {
+                for (o, &v) in out_row.iter_mut().zip(wide_row) {
+                    *o = f(v);
+                }
+            }
+        }
+        let widths = [self.out_width, wq];
+        match self.act {
+            Activation::Identity => finish(out, wide, widths, |v| v + bias),
+            Activation::Relu => finish(out, wide, widths, |v| Activation::Relu.on(v + bias)),
+            Activation::Relu6 => finish(out, wide, widths, |v| Activation::Relu6.on(v + bias)),
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        fn avx2(acc: &mut [f32], values: &[f32], factor: f32) {
-            plain(acc, values, factor)
+}
+
+/// Outputs of [`sum_of_taps`] at a time: eight AVX2 registers of accumulators.
+const CHUNK: usize = 64;
+
+/// `out[i] = sum over taps t of factors[t] * values[starts[t] + i]`, the taps added in order
+/// from zero, [`CHUNK`] outputs at a time in registers: a pass over `out` per tap would read
+/// and write it 9 or 25 times. `values` holds whole chunks from every start (the last one's
+/// extra values are read, then dropped).
+#[inline(always)]
+fn sum_of_taps(out: &mut [f32], values: &[f32], starts: &[usize], factors: &[f32]) {
+    for (index, chunk) in out.chunks_mut(CHUNK).enumerate() {
+        let mut acc = [0.0f32; CHUNK];
+        for (&start, &factor) in starts.iter().zip(factors) {
+            let run: &[f32; CHUNK] = values[start + index * CHUNK..][..CHUNK]
+                .try_into()
+                .expect("CHUNK values");
+            for (a, &v) in acc.iter_mut().zip(run) {
+                *a += factor * v;
+            }
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { avx2(acc, values, factor) };
-        }
+        chunk.copy_from_slice(&acc[..chunk.len()]);
     }
-    plain(acc, values, factor)
 }
