@@ -14,8 +14,8 @@ use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{
-    Activation, batch_norm, conv_bn, conv_bn_act, conv_bn_add_act, conv2d, fold_batch_norm,
-    pad_same,
+    Activation, batch_norm, conv_bn, conv_bn_act, conv_bn_add_act, conv_same_act, conv2d,
+    fold_batch_norm,
 };
 use super::{CamModel, Layer, Preprocess, Rounding, Staged};
 use crate::error::Result;
@@ -95,8 +95,8 @@ impl MBConv {
         device: &Device,
     ) -> Self {
         let mid = cin * expand;
-        // TF "SAME" padding is symmetric at stride 1: there the convolution pads by itself,
-        // without the padded copy that `pad_same` makes.
+        // TF "SAME" padding is symmetric at stride 1, so the convolution keeps it; at stride 2
+        // it depends on the input size, and `forward` gives it to the convolution.
         let same = if stride == 1 { (kernel - 1) / 2 } else { 0 };
         let (expand_conv, bn0) = if expand != 1 {
             (
@@ -124,10 +124,10 @@ impl MBConv {
         if let Some(conv) = &self.expand_conv {
             y = conv_bn_act(conv, &self.bn0, y, Activation::Relu6);
         }
-        if self.stride != 1 {
-            y = pad_same(y, self.kernel, self.stride);
-        }
-        let y = conv_bn_act(&self.depthwise_conv, &self.bn1, y, Activation::Relu6);
+        let y = match self.stride {
+            1 => conv_bn_act(&self.depthwise_conv, &self.bn1, y, Activation::Relu6),
+            _ => conv_same_act(&self.depthwise_conv, &self.bn1, y, Activation::Relu6),
+        };
         if self.residual {
             // The sum in the projection's epilogue, written into `x`'s buffer when it is free.
             conv_bn_add_act(&self.project_conv, &self.bn2, y, x, Activation::Identity)
@@ -265,12 +265,7 @@ impl Staged for EfficientNetLite {
         let head = self.layers.len() - 1;
         for stage in range {
             x = match stage {
-                0 => conv_bn_act(
-                    &self.conv_stem,
-                    &self.bn0,
-                    pad_same(x, 3, 2),
-                    Activation::Relu6,
-                ),
+                0 => conv_same_act(&self.conv_stem, &self.bn0, x, Activation::Relu6),
                 s if s == head => conv_bn_act(&self.conv_head, &self.bn1, x, Activation::Relu6),
                 s => self.blocks[s - 1].forward(x),
             };

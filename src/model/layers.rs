@@ -97,19 +97,44 @@ pub(crate) fn fold_batch_norm(conv: &mut Conv2d, bn: &mut Option<BatchNorm>) {
     conv.bias = Some(Param::from_tensor(bias));
 }
 
-/// TensorFlow's "SAME" padding, which depends on the input size: total
-/// `max((ceil(n/s) - 1) * s + k - n, 0)`, the smaller half before.
+/// TensorFlow's "SAME" padding of an axis of `n` values, which depends on the input size:
+/// `(before, after)`, total `max((ceil(n/s) - 1) * s + k - n, 0)`, the smaller half before.
+fn same_padding(n: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let total = ((n.div_ceil(stride) - 1) * stride + kernel).saturating_sub(n);
+    (total / 2, total - total / 2)
+}
+
+/// `x` zero-padded as TensorFlow's "SAME" padding does it (see [`conv_same_act`], which pads
+/// without the copy).
 pub(crate) fn pad_same(x: Tensor<4>, kernel: usize, stride: usize) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
-    let total = |n: usize| ((n.div_ceil(stride) - 1) * stride + kernel).saturating_sub(n);
-    let (ph, pw) = (total(h), total(w));
-    if ph == 0 && pw == 0 {
+    let ((top, bottom), (left, right)) = (
+        same_padding(h, kernel, stride),
+        same_padding(w, kernel, stride),
+    );
+    if top + bottom + left + right == 0 {
         return x;
     }
-    x.pad(
-        (pw / 2, pw - pw / 2, ph / 2, ph - ph / 2),
-        PadMode::Constant(0.0),
-    )
+    x.pad((left, right, top, bottom), PadMode::Constant(0.0))
+}
+
+/// `conv_bn_act(conv, bn, pad_same(x), act)` for an unpadded square `conv`, the padding done
+/// by the convolution itself (no padded copy of `x`).
+pub(crate) fn conv_same_act(
+    conv: &Conv2d,
+    bn: &Option<BatchNorm>,
+    x: Tensor<4>,
+    act: Activation,
+) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let (kernel, stride) = (conv.kernel_size[0], conv.stride[0]);
+    let ((top, bottom), (left, right)) = (
+        same_padding(h, kernel, stride),
+        same_padding(w, kernel, stride),
+    );
+    let mut padded = conv.clone();
+    padded.padding = PaddingConfig2d::Explicit(top, left, bottom, right);
+    conv_bn_act(&padded, bn, x, act)
 }
 
 pub(crate) use crate::kernels::Activation;
