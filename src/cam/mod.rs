@@ -47,6 +47,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::Tensor;
+use rayon::prelude::*;
 
 pub use ablation_cam::AblationCam;
 pub use cancel::{Cancel, CancelOnDrop};
@@ -419,19 +420,16 @@ impl<'a> Cam<'a> {
         }
         for out in &mut outputs {
             let start = Instant::now();
-            let per_layer: Vec<Vec<Vec<f32>>> = out
-                .layers
-                .iter()
-                .map(|l| {
-                    l.maps
-                        .iter()
-                        .map(|m| scale_map(m, (l.height, l.width), Some((height, width))))
-                        .collect()
-                })
-                .collect();
+            // Image by image on rayon's threads: the head and its backward ran as one graph.
+            let layers = &out.layers;
             out.maps = (0..batch)
+                .into_par_iter()
                 .map(|b| {
-                    let maps: Vec<&[f32]> = per_layer.iter().map(|m| m[b].as_slice()).collect();
+                    let maps: Vec<Vec<f32>> = layers
+                        .iter()
+                        .map(|l| scale_map(&l.maps[b], (l.height, l.width), Some((height, width))))
+                        .collect();
+                    let maps: Vec<&[f32]> = maps.iter().map(Vec::as_slice).collect();
                     self.method.fuse(&maps)
                 })
                 .collect();
