@@ -457,6 +457,14 @@ fn fused_activation_over_several_tiles_equals_the_unfused_chain() {
     worst.check(|_| 0.0);
 }
 
+/// The paddings of the Winograd grid: 1, 0, 2 and asymmetric.
+const WINOGRAD_PADDINGS: [[(usize, usize); 2]; 4] = [
+    [(1, 1), (1, 1)],
+    [(0, 0), (0, 0)],
+    [(2, 2), (2, 2)],
+    [(0, 1), (1, 0)],
+];
+
 /// Stride-1 3x3 convolutions with at least 16 channels each way, which go through Winograd's
 /// F(2x2, 3x3) or, from 28 outputs each way, F(4x4, 3x3): values against burn's direct
 /// convolution over odd and even sizes (partial edge tiles), paddings 0, 1, 2 and asymmetric, sizes of one tile and below, batch 1 (split
@@ -471,12 +479,7 @@ fn winograd_conv3x3_matches_burn_over_a_grid_of_shapes() {
     let mut cases = Vec::new();
     for (cin, cout) in [(16, 16), (24, 40), (64, 16)] {
         for [h, w] in [[7, 9], [8, 8], [13, 11], [2, 2], [1, 3], [4, 5]] {
-            for pad in [
-                [(1, 1), (1, 1)],
-                [(0, 0), (0, 0)],
-                [(2, 2), (2, 2)],
-                [(0, 1), (1, 0)],
-            ] {
+            for pad in WINOGRAD_PADDINGS {
                 for batch in [1, 3] {
                     cases.push((cin, cout, [h, w], pad, batch));
                 }
@@ -486,12 +489,7 @@ fn winograd_conv3x3_matches_burn_over_a_grid_of_shapes() {
     // F(4x4, 3x3) from 28 outputs each way: partial edge tiles, every padding, batches of one
     // and of three, several blocks of tiles.
     for (cin, cout, [h, w]) in [(16, 24, [29, 31]), (24, 16, [28, 28]), (32, 32, [33, 46])] {
-        for pad in [
-            [(1, 1), (1, 1)],
-            [(0, 0), (0, 0)],
-            [(2, 2), (2, 2)],
-            [(0, 1), (1, 0)],
-        ] {
+        for pad in WINOGRAD_PADDINGS {
             for batch in [1, 3] {
                 cases.push((cin, cout, [h + 2, w + 2], pad, batch));
             }

@@ -97,21 +97,21 @@ pub(crate) fn fold_batch_norm(conv: &mut Conv2d, bn: &mut Option<BatchNorm>) {
     conv.bias = Some(Param::from_tensor(bias));
 }
 
-/// TensorFlow's "SAME" padding of an axis of `n` values, which depends on the input size:
-/// `(before, after)`, total `max((ceil(n/s) - 1) * s + k - n, 0)`, the smaller half before.
-fn same_padding(n: usize, kernel: usize, stride: usize) -> (usize, usize) {
-    let total = ((n.div_ceil(stride) - 1) * stride + kernel).saturating_sub(n);
-    (total / 2, total - total / 2)
+/// TensorFlow's "SAME" padding of a `[h, w]` input, which depends on its size: `[(top,
+/// bottom), (left, right)]`, each axis's total `max((ceil(n/s) - 1) * s + k - n, 0)`, the
+/// smaller half before.
+fn same_padding(size: [usize; 2], kernel: usize, stride: usize) -> [(usize, usize); 2] {
+    size.map(|n| {
+        let total = ((n.div_ceil(stride) - 1) * stride + kernel).saturating_sub(n);
+        (total / 2, total - total / 2)
+    })
 }
 
 /// `x` zero-padded as TensorFlow's "SAME" padding does it (see [`conv_same_act`], which pads
 /// without the copy).
 pub(crate) fn pad_same(x: Tensor<4>, kernel: usize, stride: usize) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
-    let ((top, bottom), (left, right)) = (
-        same_padding(h, kernel, stride),
-        same_padding(w, kernel, stride),
-    );
+    let [(top, bottom), (left, right)] = same_padding([h, w], kernel, stride);
     if top + bottom + left + right == 0 {
         return x;
     }
@@ -127,11 +127,7 @@ pub(crate) fn conv_same_act(
     act: Activation,
 ) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
-    let (kernel, stride) = (conv.kernel_size[0], conv.stride[0]);
-    let ((top, bottom), (left, right)) = (
-        same_padding(h, kernel, stride),
-        same_padding(w, kernel, stride),
-    );
+    let [(top, bottom), (left, right)] = same_padding([h, w], conv.kernel_size[0], conv.stride[0]);
     let mut padded = conv.clone();
     padded.padding = PaddingConfig2d::Explicit(top, left, bottom, right);
     conv_bn_act(&padded, bn, x, act)
