@@ -269,6 +269,25 @@ fn transform_input(
     })
 }
 
+/// The input rows from padded row `first` on into `lines` (rows of `padded` floats, as many
+/// as it holds), each row's input at column `left` and zeros around it: a tile row's input
+/// block, zero outside the plane (the padding).
+#[inline(always)]
+fn input_lines(g: &ConvGeometry, plane: &[f32], lines: &mut [f32], padded: usize, first: usize) {
+    let [top, left] = g.padding;
+    for (i, line) in lines.chunks_exact_mut(padded).enumerate() {
+        line.fill(0.0);
+        let Some(y) = (first + i).checked_sub(top).filter(|&y| y < g.height) else {
+            continue;
+        };
+        let source = &plane[y * g.width..][..g.width];
+        if left < padded {
+            let len = (padded - left).min(g.width);
+            line[left..left + len].copy_from_slice(&source[..len]);
+        }
+    }
+}
+
 /// [`transform_input_rows`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
@@ -295,21 +314,10 @@ fn transform_input_rows(
 ) {
     let n = rows.len() * tiles.width;
     let padded = 2 * tiles.width + 2;
-    let [top, left] = g.padding;
     let (d, bd) = lines.split_at_mut(4 * padded);
     for (row_in_block, ty) in rows.enumerate() {
         // The block's 4 input rows, zero-padded to whole tiles.
-        for (i, line) in d.chunks_exact_mut(padded).enumerate() {
-            line.fill(0.0);
-            let Some(y) = (2 * ty + i).checked_sub(top).filter(|&y| y < g.height) else {
-                continue;
-            };
-            let source = &plane[y * g.width..][..g.width];
-            if left < padded {
-                let len = (padded - left).min(g.width);
-                line[left..left + len].copy_from_slice(&source[..len]);
-            }
-        }
+        input_lines(g, plane, d, padded, 2 * ty);
         // B^T d down the columns, all of the row at once.
         let [d0, d1, d2, d3] = [0, 1, 2, 3].map(|i| &d[i * padded..][..padded]);
         let (b0, rest) = bd.split_at_mut(padded);
@@ -571,21 +579,10 @@ fn transform_input_4x4_rows(
 ) {
     let n = rows.len() * tiles.width;
     let (w, padded) = (tiles.width, 4 * tiles.width + 2);
-    let [top, left] = g.padding;
     let (d, rest) = lines.split_at_mut(6 * padded);
     let (bd, phases) = rest.split_at_mut(6 * padded);
     for (row_in_block, ty) in rows.enumerate() {
-        for (i, line) in d.chunks_exact_mut(padded).enumerate() {
-            line.fill(0.0);
-            let Some(y) = (4 * ty + i).checked_sub(top).filter(|&y| y < g.height) else {
-                continue;
-            };
-            let source = &plane[y * g.width..][..g.width];
-            if left < padded {
-                let len = (padded - left).min(g.width);
-                line[left..left + len].copy_from_slice(&source[..len]);
-            }
-        }
+        input_lines(g, plane, d, padded, 4 * ty);
         let mut b = bd.chunks_exact_mut(padded);
         lanes::<InputTransform, 6, 6>(
             std::array::from_fn(|i| &d[i * padded..][..padded]),
