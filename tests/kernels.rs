@@ -469,7 +469,8 @@ const WINOGRAD_PADDINGS: [[(usize, usize); 2]; 4] = [
 /// F(2x2, 3x3) or, from 28 outputs each way, F(4x4, 3x3): values against burn's direct
 /// convolution over odd and even sizes (partial edge tiles), paddings 0, 1, 2 and asymmetric, sizes of one tile and below, batch 1 (split
 /// over threads) and 3, several blocks of tiles per image (64 and 128 channels at 58x58 and
-/// 100x100), wide ones of few tiles (ResNet's last stages), with and without bias, every
+/// 100x100), wide ones of few tiles (ResNet's last stages; under 32 tiles, as 7x7 and 8x8
+/// maps have, the products run transposed), with and without bias, every
 /// fused activation; the convolution's input gradient
 /// (the dense kernel's, unchanged) too. Reusing a weight (its transform is kept) gives the same values.
 #[test]

@@ -18,6 +18,9 @@ pub(super) enum Packing {
     Winograd2x2,
     /// The same for F(4x4, 3x3).
     Winograd4x4,
+    /// [`Winograd2x2`](Self::Winograd2x2)'s matrices transposed, `[e][c][k]`: for maps with
+    /// too few tiles for the products' usual orientation.
+    Winograd2x2ByChannel,
 }
 
 /// One rearranged weight and what identifies its source.

@@ -49,16 +49,24 @@ pub(super) fn conv3x3_f32(
     let (channels, out_channels) = (g.channels, g.out_channels);
     let variant = Variant::of(&g);
     let points = variant.points();
-    let u = prepacked(&weight, variant.packing(), |w| match variant {
-        Variant::F2x2 => transform_weight(w, out_channels, channels),
-        Variant::F4x4 => transform_weight_4x4(w, out_channels, channels),
+    let tiles = Tiles::of(&g, variant);
+    // One block of few tiles (F(4x4, 3x3) takes maps of at least 7 x 7 tiles, never these).
+    let by_channel = variant == Variant::F2x2 && tiles.height * tiles.width < NARROW_TILES;
+    let u = prepacked(&weight, variant.packing(by_channel), |w| {
+        let u = match variant {
+            Variant::F2x2 => transform_weight(w, out_channels, channels),
+            Variant::F4x4 => transform_weight_4x4(w, out_channels, channels),
+        };
+        match by_channel {
+            true => transpose_each(&u, out_channels, channels),
+            false => u,
+        }
     });
     let x = x.to_contiguous();
     let input: &[f32] = x.storage();
     let bias = bias.map(|b| b.to_contiguous());
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
     let [oh, ow] = g.out_size;
-    let tiles = Tiles::of(&g, variant);
     let add_residual = residual.is_some();
     let mut output = residual.unwrap_or_else(|| vec![0.0f32; g.batch * out_channels * oh * ow]);
     let image = |input: &[f32], out: &mut [f32], split: bool| {
@@ -77,13 +85,19 @@ pub(super) fn conv3x3_f32(
                 );
                 let v: &[f32] = v;
                 let product = |e: usize, m_e: &mut [f32]| {
-                    let u_e = Matrix::new(
-                        &u[e * channels * out_channels..],
-                        [out_channels, channels],
-                        [channels, 1],
-                    );
+                    let u_e = &u[e * channels * out_channels..];
                     let v_e = Matrix::new(&v[e * n..], [channels, n], [points * n, 1]);
-                    matmul(m_e, n, u_e, v_e, false, false);
+                    if by_channel {
+                        // M_e^T = V_e^T U_e^T, then back to M_e.
+                        let u_e = Matrix::new(u_e, [channels, out_channels], [out_channels, 1]);
+                        with_lines(n * out_channels, |m_t| {
+                            matmul(m_t, out_channels, v_e.t(), u_e, false, false);
+                            transpose_into(m_t, out_channels, m_e);
+                        })
+                    } else {
+                        let u_e = Matrix::new(u_e, [out_channels, channels], [channels, 1]);
+                        matmul(m_e, n, u_e, v_e, false, false);
+                    }
                 };
                 if split {
                     m.par_chunks_mut(out_channels * n)
@@ -178,10 +192,42 @@ impl Variant {
         }
     }
 
-    fn packing(self) -> Packing {
-        match self {
-            Variant::F2x2 => Packing::Winograd2x2,
-            Variant::F4x4 => Packing::Winograd4x4,
+    fn packing(self, by_channel: bool) -> Packing {
+        match (self, by_channel) {
+            (Variant::F2x2, false) => Packing::Winograd2x2,
+            (Variant::F2x2, true) => Packing::Winograd2x2ByChannel,
+            (Variant::F4x4, _) => Packing::Winograd4x4,
+        }
+    }
+}
+
+/// Tiles of an image below which its products run transposed, `M_e^T = V_e^T U_e^T`, and
+/// `M_e^T` is transposed back: gemm lays the 64 rows of its AVX-512 kernel along our
+/// products' columns, so a block of 16 tiles (ResNet-50's layer4 at batch 1) takes its 16-row
+/// kernel at half the speed; transposed, the rows run along the output channels (512 x 512 x
+/// 16: 0.069 ms against 0.040). At 49 tiles (layer3) the products gain less than the transpose
+/// costs (docs/benchmarks.md, section 14).
+const NARROW_TILES: usize = 32;
+
+/// `u`'s `out_channels x channels` matrices, one after the other, each transposed.
+fn transpose_each(u: &[f32], out_channels: usize, channels: usize) -> Vec<f32> {
+    let mut t = vec![0.0; u.len()];
+    for (u_e, t_e) in u
+        .chunks_exact(out_channels * channels)
+        .zip(t.chunks_exact_mut(out_channels * channels))
+    {
+        transpose_into(u_e, channels, t_e);
+    }
+    t
+}
+
+/// `dst` = the transpose of `src`, a row-major matrix of `columns` columns filling `dst`.
+fn transpose_into(src: &[f32], columns: usize, dst: &mut [f32]) {
+    let rows = dst.len() / columns;
+    // Row by row of `dst`: the column of `src` it reads stays in a few cache lines.
+    for (c, dst_row) in dst.chunks_exact_mut(rows).enumerate() {
+        for (d, s) in dst_row.iter_mut().zip(src[c..].iter().step_by(columns)) {
+            *d = *s;
         }
     }
 }
