@@ -16,6 +16,7 @@ mod epilogue;
 pub mod guided_relu;
 mod im2col;
 mod matmul;
+mod packed_matmul;
 mod parallel;
 mod pool;
 mod prepacked;

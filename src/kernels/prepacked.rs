@@ -21,6 +21,11 @@ pub(super) enum Packing {
     /// [`Winograd2x2`](Self::Winograd2x2)'s matrices transposed, `[e][c][k]`: for maps with
     /// too few tiles for the products' usual orientation.
     Winograd2x2ByChannel,
+    /// [`Winograd2x2`](Self::Winograd2x2)'s matrices, each in the panels of
+    /// [`pack_rows`](super::packed_matmul::pack_rows).
+    Winograd2x2Panels,
+    /// [`Winograd4x4`](Self::Winograd4x4)'s matrices in the same panels.
+    Winograd4x4Panels,
 }
 
 /// One rearranged weight and what identifies its source.

@@ -10,6 +10,8 @@ thread_local! {
     static TILE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Each thread's few rows of a kernel's own (Winograd's padded input rows).
     static LINES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's block of a matrix product's right side, packed for its register tiles.
+    static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's tile buffer, at least `len` floats of arbitrary values (a fresh
@@ -22,6 +24,12 @@ pub(super) fn with_tile<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 /// [`with_tile`] for a second, small buffer, which a kernel can hold while it holds the tile.
 pub(super) fn with_lines<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     with_buffer(&LINES, len, f)
+}
+
+/// [`with_tile`] for the packed block of [`matmul_packed`](super::packed_matmul::matmul_packed),
+/// which runs while the caller holds the other two.
+pub(super) fn with_packed<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_buffer(&PACKED, len, f)
 }
 
 fn with_buffer<R>(

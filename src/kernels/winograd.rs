@@ -17,6 +17,7 @@ use super::depthwise::deinterleave;
 use super::epilogue::Activation;
 use super::im2col::ConvGeometry;
 use super::matmul::{Matrix, matmul};
+use super::packed_matmul::{self, PackedRows, matmul_packed, pack_rows};
 use super::parallel::for_each_chunk_pair;
 use super::prepacked::{Packing, prepacked};
 use super::scratch::{with_lines, with_tile};
@@ -50,18 +51,29 @@ pub(super) fn conv3x3_f32(
     let variant = Variant::of(&g);
     let points = variant.points();
     let tiles = Tiles::of(&g, variant);
-    // One block of few tiles (F(4x4, 3x3) takes maps of at least 7 x 7 tiles, never these).
-    let by_channel = variant == Variant::F2x2 && tiles.height * tiles.width < NARROW_TILES;
-    let u = prepacked(&weight, variant.packing(by_channel), |w| {
+    let layout = if packed_matmul::preferred() {
+        Layout::Panels
+    } else if variant == Variant::F2x2 && tiles.height * tiles.width < NARROW_TILES {
+        // One block of few tiles (F(4x4, 3x3) takes maps of at least 7 x 7 tiles, never these).
+        Layout::ByChannel
+    } else {
+        Layout::Rows
+    };
+    let u = prepacked(&weight, variant.packing(layout), |w| {
         let u = match variant {
             Variant::F2x2 => transform_weight(w, out_channels, channels),
             Variant::F4x4 => transform_weight_4x4(w, out_channels, channels),
         };
-        match by_channel {
-            true => transpose_each(&u, out_channels, channels),
-            false => u,
+        match layout {
+            Layout::Rows => u,
+            Layout::ByChannel => transpose_each(&u, out_channels, channels),
+            Layout::Panels => u
+                .chunks_exact(out_channels * channels)
+                .flat_map(|u_e| pack_rows(u_e, out_channels, channels))
+                .collect(),
         }
     });
+    let u_len = u.len() / points;
     let x = x.to_contiguous();
     let input: &[f32] = x.storage();
     let bias = bias.map(|b| b.to_contiguous());
@@ -85,9 +97,18 @@ pub(super) fn conv3x3_f32(
                 );
                 let v: &[f32] = v;
                 let product = |e: usize, m_e: &mut [f32]| {
-                    let u_e = &u[e * channels * out_channels..];
+                    let u_e = &u[e * u_len..][..u_len];
+                    if layout == Layout::Panels {
+                        let u_e = PackedRows {
+                            values: u_e,
+                            rows: out_channels,
+                            depth: channels,
+                        };
+                        let v_e = (&v[e * n..], points * n, n);
+                        return matmul_packed(m_e, n, u_e, v_e);
+                    }
                     let v_e = Matrix::new(&v[e * n..], [channels, n], [points * n, 1]);
-                    if by_channel {
+                    if layout == Layout::ByChannel {
                         // M_e^T = V_e^T U_e^T, then back to M_e.
                         let u_e = Matrix::new(u_e, [channels, out_channels], [out_channels, 1]);
                         with_lines(n * out_channels, |m_t| {
@@ -192,13 +213,27 @@ impl Variant {
         }
     }
 
-    fn packing(self, by_channel: bool) -> Packing {
-        match (self, by_channel) {
-            (Variant::F2x2, false) => Packing::Winograd2x2,
-            (Variant::F2x2, true) => Packing::Winograd2x2ByChannel,
+    fn packing(self, layout: Layout) -> Packing {
+        match (self, layout) {
+            (Variant::F2x2, Layout::Rows) => Packing::Winograd2x2,
+            (Variant::F2x2, Layout::ByChannel) => Packing::Winograd2x2ByChannel,
+            (Variant::F2x2, Layout::Panels) => Packing::Winograd2x2Panels,
+            (Variant::F4x4, Layout::Panels) => Packing::Winograd4x4Panels,
             (Variant::F4x4, _) => Packing::Winograd4x4,
         }
     }
+}
+
+/// How the transformed weight's matrices `U_e` are stored for the products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `[e][k][c]`, for gemm.
+    Rows,
+    /// `[e][c][k]`, for gemm's transposed products of narrow maps ([`NARROW_TILES`]).
+    ByChannel,
+    /// Each `U_e` in [`pack_rows`]' panels, for [`matmul_packed`] (any width: its register
+    /// tile is 16 columns wide).
+    Panels,
 }
 
 /// Tiles of an image below which its products run transposed, `M_e^T = V_e^T U_e^T`, and
