@@ -81,8 +81,9 @@ pub(super) fn matmul_packed(
     (rhs, rhs_stride, cols): (&[f32], usize, usize),
 ) {
     let (rows, depth) = (lhs.rows, lhs.depth);
+    let panels = rows.div_ceil(ROWS);
     assert!(supported(), "matmul_packed needs AVX2 and FMA");
-    assert!(lhs.values.len() >= rows.div_ceil(ROWS) * ROWS * depth);
+    assert!(lhs.values.len() >= panels * ROWS * depth);
     if rows * cols == 0 {
         return;
     }
@@ -110,8 +111,8 @@ pub(super) fn matmul_packed(
                 );
                 // The first depth block writes the output, the later ones add to it.
                 let add_old = k0 > 0;
-                for p0 in (0..rows.div_ceil(ROWS)).step_by(ROW_BLOCK / ROWS) {
-                    let p1 = (p0 + ROW_BLOCK / ROWS).min(rows.div_ceil(ROWS));
+                for p0 in (0..panels).step_by(ROW_BLOCK / ROWS) {
+                    let p1 = (p0 + ROW_BLOCK / ROWS).min(panels);
                     for j in 0..col_tiles {
                         let b = &packed[j * kc * COLS..][..kc * COLS];
                         let col = c0 + j * COLS;
