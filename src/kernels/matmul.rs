@@ -37,6 +37,9 @@ impl<'a> Matrix<'a> {
     }
 }
 
+/// Fewest columns of a band of [`matmul_by_column_bands`]: the height of gemm's AVX-512 tile.
+const BAND_COLUMNS: usize = 64;
+
 /// `dst = lhs x rhs` (`dst += lhs x rhs` when `accumulate`) with gemm; `dst` is row-major with
 /// row stride `dst_stride`. Parallel over rayon's threads when `split` and the product is large
 /// (flex's threshold).
@@ -55,22 +58,54 @@ pub(super) fn matmul(
         "output out of its slice"
     );
     let threads = rayon::current_num_threads();
-    if split && m * n * k >= 192 * 192 * 192 && threads > 1 && m >= 32 * threads {
-        return matmul_by_row_bands(dst, dst_stride, lhs, rhs, accumulate, threads);
+    if split && m * n * k >= 192 * 192 * 192 && threads > 1 {
+        if n > m && n >= BAND_COLUMNS * threads {
+            return matmul_by_column_bands(dst, dst_stride, lhs, rhs, accumulate, threads);
+        }
+        if m >= 32 * threads {
+            return matmul_by_row_bands(dst, dst_stride, lhs, rhs, accumulate, threads);
+        }
     }
     let parallelism = if split && m * n * k >= 192 * 192 * 192 {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above keep every element gemm touches inside the three slices, and
-    // `dst` is borrowed mutably, so it does not alias the others.
+    // SAFETY: the asserts above keep every element gemm writes inside `dst`, borrowed
+    // mutably.
+    unsafe {
+        gemm_into(
+            dst.as_mut_ptr(),
+            dst_stride,
+            lhs,
+            rhs,
+            accumulate,
+            parallelism,
+        )
+    }
+}
+
+/// gemm's `dst = lhs x rhs` (or `+=`) into the row-major `dst` at row stride `dst_stride`.
+///
+/// # Safety
+/// The `lhs.rows x rhs.cols` elements from `dst` at that stride are writable and nothing else
+/// reads or writes them meanwhile.
+unsafe fn gemm_into(
+    dst: *mut f32,
+    dst_stride: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: `lhs` and `rhs` hold every element they view (`Matrix::new`); `dst` is the
+    // caller's.
     unsafe {
         gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
+            lhs.rows,
+            rhs.cols,
+            lhs.cols,
+            dst,
             1,
             dst_stride as isize,
             accumulate,
@@ -88,6 +123,49 @@ pub(super) fn matmul(
             parallelism,
         );
     }
+}
+
+/// [`matmul`] as one serial product per band of output columns, a band per thread: where the
+/// right side is wider than the left is tall, each thread then packs its part of the right
+/// side and all of the smaller left, where row bands have every thread pack all of the right
+/// (ResNet-50 batch 1 on two threads 2-6% faster, Lite0 2-4%; docs/benchmarks.md, section 17).
+fn matmul_by_column_bands(
+    dst: &mut [f32],
+    dst_stride: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    accumulate: bool,
+    threads: usize,
+) {
+    use rayon::prelude::*;
+    /// The output, written by every band at its own columns.
+    struct Output(*mut f32);
+    // SAFETY: the bands write disjoint columns.
+    unsafe impl Sync for Output {}
+    let n = rhs.cols;
+    let band = n.div_ceil(threads).next_multiple_of(16);
+    let out = Output(dst.as_mut_ptr());
+    (0..n.div_ceil(band)).into_par_iter().for_each(|i| {
+        let c0 = i * band;
+        let rhs = Matrix {
+            data: &rhs.data[c0 * rhs.strides[1]..],
+            cols: band.min(n - c0),
+            ..rhs
+        };
+        let out = &out;
+        // SAFETY: the band's columns `c0..` of every row lie in `dst` (asserted by `matmul`)
+        // and no other band writes them.
+        unsafe {
+            gemm_into(
+                out.0.add(c0),
+                dst_stride,
+                lhs,
+                rhs,
+                accumulate,
+                gemm::Parallelism::None,
+            )
+        }
+    });
 }
 
 /// [`matmul`] as one serial product per band of output rows, a band per thread. gemm's own
@@ -134,13 +212,21 @@ mod tests {
     /// wider destination, accumulating, and large enough to split over threads.
     #[test]
     fn matmul_matches_burn() {
+        // Two threads on any machine: the split products of 200 and 201 rows take row bands,
+        // the last two (wider than tall) column bands.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         for (m, k, n, transposed, accumulate, split) in [
             (5, 7, 3, false, false, false),
             (1, 9, 13, true, false, false),
             (6, 4, 11, false, true, false),
             (8, 1, 5, true, true, true),
             (200, 200, 200, false, true, true),
+            (201, 193, 197, true, false, true),
             (193, 201, 197, true, false, true),
+            (64, 160, 803, false, true, true),
         ] {
             let (a, a_values) = random(if transposed { [k, m] } else { [m, k] });
             let (b, b_values) = random([k, n]);
@@ -152,7 +238,7 @@ mod tests {
             };
             let rhs = Matrix::new(&b_values, [k, n], [n, 1]);
             let mut dst = c_values.clone();
-            matmul(&mut dst, n + 2, lhs, rhs, accumulate, split);
+            pool.install(|| matmul(&mut dst, n + 2, lhs, rhs, accumulate, split));
             let a = if transposed { a.transpose() } else { a };
             let product = a.matmul(b);
             let start = if accumulate {

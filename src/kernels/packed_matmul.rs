@@ -30,8 +30,8 @@ pub(super) fn supported() -> bool {
 }
 
 /// Whether the Winograd products take [`matmul_packed`] over gemm: where it is [`supported`]
-/// and AVX-512 is not, gemm's AVX-512 kernel having twice the lanes of this tile (measured
-/// only on an AVX2 machine, docs/benchmarks.md, section 15).
+/// and AVX-512 is not. With AVX-512, gemm's 64 x 6 kernel beat this tile and a 12 x 32
+/// AVX-512 version of it in whole passes (docs/benchmarks.md, sections 15 and 17).
 pub(super) fn preferred() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
