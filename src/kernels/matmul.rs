@@ -147,11 +147,12 @@ fn matmul_by_column_bands(
     let out = Output(dst.as_mut_ptr());
     (0..n.div_ceil(band)).into_par_iter().for_each(|i| {
         let c0 = i * band;
-        let rhs = Matrix {
-            data: &rhs.data[c0 * rhs.strides[1]..],
-            cols: band.min(n - c0),
-            ..rhs
-        };
+        let cols = band.min(n - c0);
+        let rhs = Matrix::new(
+            &rhs.data[c0 * rhs.strides[1]..],
+            [rhs.rows, cols],
+            rhs.strides,
+        );
         let out = &out;
         // SAFETY: the band's columns `c0..` of every row lie in `dst` (asserted by `matmul`)
         // and no other band writes them.
