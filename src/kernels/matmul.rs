@@ -58,7 +58,8 @@ pub(super) fn matmul(
         "output out of its slice"
     );
     let threads = rayon::current_num_threads();
-    if split && m * n * k >= 192 * 192 * 192 && threads > 1 {
+    let large = split && m * n * k >= 192 * 192 * 192;
+    if large && threads > 1 {
         if n > m && n >= BAND_COLUMNS * threads {
             return matmul_by_column_bands(dst, dst_stride, lhs, rhs, accumulate, threads);
         }
@@ -66,7 +67,7 @@ pub(super) fn matmul(
             return matmul_by_row_bands(dst, dst_stride, lhs, rhs, accumulate, threads);
         }
     }
-    let parallelism = if split && m * n * k >= 192 * 192 * 192 {
+    let parallelism = if large {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
@@ -143,6 +144,8 @@ fn matmul_by_column_bands(
     // SAFETY: the bands write disjoint columns.
     unsafe impl Sync for Output {}
     let n = rhs.cols;
+    // Band edges at multiples of 16 floats: on a row aligned to 64 bytes, no cache line is
+    // written by two bands.
     let band = n.div_ceil(threads).next_multiple_of(16);
     let out = Output(dst.as_mut_ptr());
     (0..n.div_ceil(band)).into_par_iter().for_each(|i| {
